@@ -1,0 +1,5 @@
+"""``python -m wpl`` is the ``wpl`` command."""
+
+from .cli import main
+
+raise SystemExit(main())

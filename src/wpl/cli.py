@@ -1,0 +1,167 @@
+"""The ``wpl`` command: ``wpl two-models``, ``wpl demo``."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .errors import WplError
+from .flags import StrictParser, str2bool
+
+
+def _common(p: StrictParser) -> None:
+    p.add_argument("--seed", "--random_seed", dest="seed", type=int, default=0, help="seed for python, numpy, torch")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
+
+
+def _two_models_parser(prog: str, output_default: str) -> StrictParser:
+    p = StrictParser(prog=prog, description="Train model A, then model B sharing A's first blocks; "
+                     "measure A's forgetting without and with WPL.")
+    p.add_argument("--data_dir", default=None, help="folder with the four MNIST idx .gz files "
+                   "(default: the embedded real-MNIST subset)")
+    p.add_argument("--convergence", choices=["strict", "loose", "both"], default="both")
+    p.add_argument("--shared_blocks", type=int, default=3, help="blocks of A that B shares (1-4)")
+    p.add_argument("--b_iters", type=int, default=1500, help="training iterations of B")
+    p.add_argument("--alpha", type=float, default=None, help="WPL strength α (default 3000)")
+    p.add_argument("--fisher_samples", type=int, default=200, help="validation images for the Fisher")
+    p.add_argument("--estimator", choices=["empirical", "true", "batch_sq"], default="empirical")
+    p.add_argument("--fisher_clip_by_norm", type=float, default=0.0, help="per-tensor Fisher norm clip (0 = none)")
+    p.add_argument("--with_l2", type=str2bool, default=False, help="also run the L2-to-anchor baseline (F = 1)")
+    p.add_argument("--valid_size", type=int, default=None,
+                   help="training images held out for validation (default 5000; 1000 for the embedded subset)")
+    p.add_argument("--output_dir", default=output_default)
+    _common(p)
+    return p
+
+
+def _config_from(args) -> object:
+    from .two_models import TwoModelsConfig
+
+    kwargs = dict(
+        shared_blocks=args.shared_blocks,
+        b_iters=args.b_iters,
+        fisher_samples=args.fisher_samples,
+        estimator=args.estimator,
+        fisher_clip_by_norm=args.fisher_clip_by_norm,
+        methods=("plain", "wpl", "l2") if args.with_l2 else ("plain", "wpl"),
+        seed=args.seed,
+    )
+    if args.alpha is not None:
+        kwargs["alpha"] = args.alpha
+    try:
+        return TwoModelsConfig(**kwargs)
+    except ValueError as exc:
+        raise WplError(str(exc)) from exc
+
+
+def run_two_models_cli(args) -> dict:
+    """Run the two-model experiment from parsed flags; write JSON + PNG; print a table."""
+    from .data.mnist import load_mnist
+    from .fileio import ensure_writable_dir, write_json
+    from .plots import plot_two_models
+    from .runtime import resolve_device, seed_everything
+    from .two_models import SETTINGS, run_two_models
+
+    cfg = _config_from(args)
+    device = resolve_device(args.device)
+    out = ensure_writable_dir(args.output_dir)
+    valid_size = args.valid_size if args.valid_size is not None else (5000 if args.data_dir else 1000)
+    data = load_mnist(args.data_dir, valid_size=valid_size, seed=args.seed)
+    if cfg.fisher_samples > len(data.valid_y):
+        raise WplError(f"--fisher_samples {cfg.fisher_samples} exceeds the {len(data.valid_y)} validation images")
+    for name in ("train_x", "train_y", "valid_x", "valid_y", "test_x", "test_y"):
+        setattr(data, name, getattr(data, name).to(device))
+    seed_everything(args.seed)
+    settings = SETTINGS if args.convergence == "both" else (args.convergence,)
+    start = time.time()
+    result = run_two_models(cfg, data, settings)
+    result["device"] = str(device)
+    result["seconds"] = round(time.time() - start, 1)
+    png = plot_two_models(result, out / "two_models.png")
+    js = write_json(out / "two_models.json", result)
+    print(format_table(result))
+    print(f"wrote {js} and {png} ({result['seconds']:.0f} s on {device})")
+    return result
+
+
+def format_table(result: dict) -> str:
+    """A short text table of the runs."""
+    head = f"{'setting':<8} {'A before':>8} {'A plain':>8} {'A WPL':>8} {'B plain':>8} {'B WPL':>8} {'forget plain':>12} {'forget WPL':>10} {'cut':>6}"
+    lines = [f"dataset: {result['dataset']}", head]
+    for r in result["runs"]:
+        red = r.get("forgetting_reduction")
+        lines.append(
+            f"{r['convergence']:<8} {r['a_acc_before']:>8.3f} {r['plain']['a_acc_after']:>8.3f} "
+            f"{r['wpl']['a_acc_after']:>8.3f} {r['plain']['b_acc']:>8.3f} {r['wpl']['b_acc']:>8.3f} "
+            f"{r['forgetting_plain']:>12.3f} {r['forgetting_wpl']:>10.3f} "
+            f"{'n/a' if red is None else f'{100 * red:.0f}%':>6}"
+        )
+        if "l2" in r:
+            lines.append(f"{'':<8} L2-to-anchor baseline: A {r['l2']['a_acc_after']:.3f}, B {r['l2']['b_acc']:.3f}")
+    return "\n".join(lines)
+
+
+def cmd_two_models(argv: Sequence[str]) -> int:
+    """``wpl two-models``."""
+    args = _two_models_parser("wpl two-models", "two_models_out").parse_args(argv)
+    run_two_models_cli(args)
+    return 0
+
+
+def cmd_demo(argv: Sequence[str]) -> int:
+    """``wpl demo``: the two-model experiment, both settings, on the embedded MNIST subset."""
+    p = StrictParser(prog="wpl demo", description="The main job on embedded data: outputs under ./demo_out/")
+    p.add_argument("--output_dir", default="demo_out")
+    _common(p)
+    args = p.parse_args(argv)
+    two = _two_models_parser("wpl demo", str(Path(args.output_dir) / "two_models")).parse_args(
+        ["--output_dir", str(Path(args.output_dir) / "two_models"), "--seed", str(args.seed), "--device", args.device]
+    )
+    print("== wpl demo: two models sharing 3 blocks, on the embedded real-MNIST subset ==")
+    run_two_models_cli(two)
+    print(f"demo outputs are in {Path(args.output_dir).resolve()}")
+    return 0
+
+
+COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
+    "two-models": (cmd_two_models, "the two-model forgetting experiment (MNIST)"),
+    "demo": (cmd_demo, "the main job on embedded data (what `make demo` runs)"),
+}
+
+
+def _usage() -> str:
+    rows = "\n".join(f"  {name:<12} {help_}" for name, (_, help_) in COMMANDS.items())
+    return f"usage: wpl COMMAND [flags]   (wpl COMMAND --help for its flags)\n\ncommands:\n{rows}\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``wpl`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        sys.stdout.write(_usage())
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(COMMANDS), n=1)
+        hint = f"; did you mean {close[0]}?" if close else f"; choose one of {', '.join(COMMANDS)}"
+        sys.stderr.write(f"wpl: error: unknown command {name!r}{hint}\n")
+        return 2
+    try:
+        return COMMANDS[name][0](rest)
+    except WplError as exc:
+        sys.stderr.write(f"wpl {name}: error: {exc}\n")
+        return 1
+    except FloatingPointError as exc:
+        sys.stderr.write(f"wpl {name}: error: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write(f"wpl {name}: interrupted; no output was marked complete\n")
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

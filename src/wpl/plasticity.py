@@ -1,0 +1,332 @@
+"""Weight Plasticity Loss: ``(α/2)·Σ F_i (θ_i − θ̂_i)²`` over the shared parameters a model uses."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import fisher as _fisher
+from .schedule import AlphaSchedule
+
+NamedParams = nn.Module | Mapping[str, Tensor] | Iterable[tuple[str, Tensor]]
+Importance = Literal["fisher", "uniform"]
+
+
+class _Penalty(torch.autograd.Function):
+    """Forward: Σ F·d² with d = θ − θ̂ (fused foreach); backward: the closed form 2·F·d·g."""
+
+    @staticmethod
+    def forward(ctx, anchors, fishers, *params):  # type: ignore[override]
+        diffs = torch._foreach_sub(list(params), anchors)
+        weighted = torch._foreach_mul(diffs, fishers)
+        parts = torch._foreach_mul(weighted, diffs)
+        ctx.save_for_backward(*weighted)
+        return torch.stack(torch._foreach_norm(parts, 1)).sum()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):  # type: ignore[override]
+        grads = torch._foreach_mul(list(ctx.saved_tensors), 2.0 * grad_out)
+        return (None, None, *grads)
+
+
+def _as_named(named_params: NamedParams) -> dict[str, Tensor]:
+    if isinstance(named_params, nn.Module):
+        items = list(named_params.named_parameters())
+    elif isinstance(named_params, Mapping):
+        items = list(named_params.items())
+    else:
+        items = list(named_params)
+    out: dict[str, Tensor] = {}
+    for item in items:
+        if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], Tensor)):
+            raise TypeError(
+                "named_params must be an nn.Module, a mapping name -> Parameter, or an iterable of "
+                f"(name, Parameter) pairs; got an item {item!r}"
+            )
+        name, p = item
+        if name in out:
+            raise ValueError(f"parameter name {name!r} appears twice in named_params")
+        if not p.is_floating_point():
+            raise TypeError(f"parameter {name!r} is not floating point ({p.dtype})")
+        out[name] = p
+    if not out:
+        raise ValueError("WeightPlasticity needs at least one parameter to track")
+    return out
+
+
+class WeightPlasticity:
+    """Fisher-weighted pull of shared weights toward their anchors (Benyahia, Yu et al., ICML 2019).
+
+    ``named_params`` is an ``nn.Module`` or ``(name, parameter)`` pairs: the shared parameters to
+    protect. State (Fisher ``F`` and anchors ``θ̂``) is keyed by name and lives on each parameter's
+    device. ``alpha`` (alias ``alpha_fisher``) is α₀; the schedule options keep the original flag
+    names. ``importance="uniform"`` gives the L2-to-anchor baseline (F ≡ 1, Fisher updates ignored).
+    ``legacy_compound_alpha=True`` reproduces the original code, which stores α·F after every update
+    (so α compounds) and applies no α in the penalty; it exists only to compare against that code.
+    """
+
+    def __init__(
+        self,
+        named_params: NamedParams,
+        alpha: float | None = None,
+        *,
+        alpha_fisher: float | None = None,
+        lambda_fisher: float = 0.9,
+        momentum: bool = True,
+        fisher_clip_by_norm: float = 0.0,
+        alpha_decay: float = 0.0,
+        alpha_decay_after: float = math.inf,
+        alpha_decay_mode: int = 1,
+        alpha_small_scale: float = 0.0,
+        set_fisher_zero_per_iter: int = -1,
+        importance: Importance = "fisher",
+        legacy_compound_alpha: bool = False,
+    ) -> None:
+        if alpha is not None and alpha_fisher is not None and alpha != alpha_fisher:
+            raise ValueError(f"alpha={alpha} and alpha_fisher={alpha_fisher} disagree; give one of them")
+        alpha0 = alpha if alpha is not None else (alpha_fisher if alpha_fisher is not None else 1.0)
+        if not 0.0 < lambda_fisher <= 1.0:
+            raise ValueError(f"lambda_fisher must be in (0, 1], got {lambda_fisher}")
+        if fisher_clip_by_norm < 0:
+            raise ValueError(f"fisher_clip_by_norm must be >= 0 (0 = no clip), got {fisher_clip_by_norm}")
+        if importance not in ("fisher", "uniform"):
+            raise ValueError(f"importance must be 'fisher' or 'uniform', got {importance!r}")
+        self.schedule = AlphaSchedule(
+            alpha_fisher=float(alpha0),
+            alpha_decay=float(alpha_decay),
+            alpha_decay_after=float(alpha_decay_after),
+            alpha_decay_mode=int(alpha_decay_mode),
+            alpha_small_scale=float(alpha_small_scale),
+        )
+        self.lambda_fisher = float(lambda_fisher)
+        self.momentum = bool(momentum)
+        self.fisher_clip_by_norm = float(fisher_clip_by_norm)
+        self.set_fisher_zero_per_iter = int(set_fisher_zero_per_iter)
+        self.importance = importance
+        self.legacy_compound_alpha = bool(legacy_compound_alpha)
+        self.params = _as_named(named_params)
+        fill = 1.0 if importance == "uniform" else 0.0
+        self.fisher = {n: torch.full_like(p, fill).detach() for n, p in self.params.items()}
+        self.anchor = {n: p.detach().clone() for n, p in self.params.items()}
+        self.alpha = self.schedule(0)
+        self.epoch = 0
+        self._last_reset_epoch: int | None = None
+
+    # ---- selection -------------------------------------------------------------------------
+    def _names(self, names: Iterable[str] | None) -> list[str]:
+        if names is None:
+            return list(self.params)
+        if isinstance(names, str):
+            names = [names]
+        out = list(dict.fromkeys(names))
+        unknown = [n for n in out if n not in self.params]
+        if unknown:
+            raise KeyError(
+                f"WeightPlasticity does not track {unknown[0]!r}"
+                + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else "")
+                + f"; it tracks {len(self.params)} parameters, e.g. {next(iter(self.params))!r}"
+            )
+        return out
+
+    # ---- the penalty -----------------------------------------------------------------------
+    @property
+    def penalty_scale(self) -> float:
+        """The factor in front of Σ F·(θ−θ̂)²: α/2 (1/2 in legacy mode, where α lives in F)."""
+        return 0.5 if self.legacy_compound_alpha else 0.5 * self.alpha
+
+    def penalty(self, names: Iterable[str] | None = None) -> Tensor:
+        """``(α/2)·Σ F (θ − θ̂)²`` over ``names`` (default all); its gradient is ``α·F·(θ − θ̂)``."""
+        sel = self._names(names)
+        if not sel:
+            any_p = next(iter(self.params.values()))
+            return torch.zeros((), device=any_p.device, dtype=any_p.dtype)
+        total = None
+        for group in self._by_device(sel):
+            value = _Penalty.apply(
+                [self.anchor[n] for n in group],
+                [self.fisher[n] for n in group],
+                *[self.params[n] for n in group],
+            )
+            total = value if total is None else total + value.to(total.device)
+        return self.penalty_scale * total
+
+    def add_penalty_grad_(self, names: Iterable[str] | None = None, with_value: bool = False) -> Tensor | None:
+        """Add the penalty's gradient ``α·F·(θ − θ̂)`` straight into ``.grad`` (no autograd graph).
+
+        Returns the penalty value when ``with_value`` (one extra reduction), else ``None``.
+        """
+        sel = self._names(names)
+        scale = 2.0 * self.penalty_scale
+        value = None
+        with torch.no_grad():
+            for group in self._by_device(sel):
+                params = [self.params[n] for n in group]
+                fishers = [self.fisher[n] for n in group]
+                diffs = torch._foreach_sub(params, [self.anchor[n] for n in group])
+                if with_value:
+                    parts = torch._foreach_norm(torch._foreach_mul(torch._foreach_mul(diffs, diffs), fishers), 1)
+                    v = torch.stack(parts).sum().cpu()
+                    value = v if value is None else value + v
+                missing = [i for i, p in enumerate(params) if p.grad is None]
+                for i in missing:
+                    params[i].grad = torch.zeros_like(params[i])
+                torch._foreach_addcmul_([p.grad for p in params], fishers, diffs, value=scale)
+        if with_value:
+            return (self.penalty_scale * value) if value is not None else torch.zeros(())
+        return None
+
+    def _by_device(self, names: list[str]) -> list[list[str]]:
+        groups: dict[tuple, list[str]] = {}
+        for n in names:
+            p = self.params[n]
+            groups.setdefault((p.device, p.dtype), []).append(n)
+        return list(groups.values())
+
+    # ---- Fisher and anchors ----------------------------------------------------------------
+    def update_fisher(self, names: Iterable[str] | None = None) -> None:
+        """Fold the current ``.grad``² (the paper code's squared batch gradient) into F.
+
+        Parameters whose ``.grad`` is None received no gradient and keep their Fisher.
+        """
+        sel = [n for n in self._names(names) if self.params[n].grad is not None]
+        with torch.no_grad():
+            self._fold({n: self.params[n].grad.pow(2) for n in sel})
+
+    def estimate_fisher(
+        self,
+        model_fn: Callable[[Tensor], Tensor],
+        batches: Iterable[tuple[Tensor, Tensor]],
+        names: Iterable[str] | None = None,
+        estimator: str = "empirical",
+        *,
+        loss_fn: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy,
+        generator: torch.Generator | None = None,
+        mode: _fisher.Mode = "eval",
+    ) -> dict[str, Tensor]:
+        """Estimate the Fisher of ``names`` on ``batches`` of ``(x, y)``, fold it into F, return it.
+
+        ``estimator`` is ``"batch_sq"``, ``"empirical"`` (per-sample, torch.func) or ``"true"``
+        (labels sampled from the model); see :mod:`wpl.fisher`. ``mode`` sets train/eval during it.
+        """
+        sel = self._names(names)
+        est = _fisher.estimate(
+            estimator,
+            model_fn,
+            {n: self.params[n] for n in sel},
+            batches,
+            loss_fn=loss_fn,
+            generator=generator,
+            mode=mode,
+        )
+        with torch.no_grad():
+            self._fold(est)
+        return est
+
+    def _fold(self, estimate: Mapping[str, Tensor]) -> None:
+        """F ← (1−λ)F + λ·est (momentum) or F + λ·est; per-tensor norm clip; legacy: F ← α·F."""
+        if self.importance == "uniform" or not estimate:
+            return
+        names = list(estimate)
+        fs = [self.fisher[n] for n in names]
+        new = [estimate[n].to(self.fisher[n].device, self.fisher[n].dtype) for n in names]
+        if self.momentum:
+            torch._foreach_mul_(fs, 1.0 - self.lambda_fisher)
+        torch._foreach_add_(fs, new, alpha=self.lambda_fisher)
+        if self.fisher_clip_by_norm > 0:
+            norms = torch._foreach_norm(fs)
+            for f, norm in zip(fs, norms):
+                f.mul_(torch.clamp(self.fisher_clip_by_norm / (norm + 1e-12), max=1.0))
+        if self.legacy_compound_alpha:
+            torch._foreach_mul_(fs, self.alpha)
+
+    def update_anchors(self, names: Iterable[str] | None = None) -> None:
+        """θ̂ ← θ for ``names`` (default all)."""
+        sel = self._names(names)
+        with torch.no_grad():
+            torch._foreach_copy_([self.anchor[n] for n in sel], [self.params[n].detach() for n in sel])
+
+    def reset_fisher(self, names: Iterable[str] | None = None) -> None:
+        """F ← 0 (F ← 1 for the uniform baseline)."""
+        fill = 1.0 if self.importance == "uniform" else 0.0
+        for n in self._names(names):
+            self.fisher[n].fill_(fill)
+
+    def set_epoch(self, epoch: int) -> float:
+        """Start ``epoch``: α from the schedule; reset F every ``set_fisher_zero_per_iter`` epochs.
+
+        Calling it again for the same epoch does not reset twice. Returns the new α.
+        """
+        self.epoch = int(epoch)
+        self.alpha = self.schedule(self.epoch)
+        n = self.set_fisher_zero_per_iter
+        if n > 0 and self.epoch % n == 0 and self._last_reset_epoch != self.epoch:
+            self.reset_fisher()
+            self._last_reset_epoch = self.epoch
+        return self.alpha
+
+    # ---- persistence -----------------------------------------------------------------------
+    def config(self) -> dict:
+        """The constructor options, as plain data."""
+        return {
+            **self.schedule.to_dict(),
+            "lambda_fisher": self.lambda_fisher,
+            "momentum": self.momentum,
+            "fisher_clip_by_norm": self.fisher_clip_by_norm,
+            "set_fisher_zero_per_iter": self.set_fisher_zero_per_iter,
+            "importance": self.importance,
+            "legacy_compound_alpha": self.legacy_compound_alpha,
+        }
+
+    def state_dict(self) -> dict:
+        """Fisher, anchors, α, epoch and options; tensors are copies (safe to save)."""
+        return {
+            "version": 1,
+            "fisher": {n: t.detach().clone() for n, t in self.fisher.items()},
+            "anchor": {n: t.detach().clone() for n, t in self.anchor.items()},
+            "alpha": self.alpha,
+            "epoch": self.epoch,
+            "last_reset_epoch": self._last_reset_epoch,
+            "config": self.config(),
+        }
+
+    def load_state_dict(self, state: Mapping) -> None:
+        """Restore what :meth:`state_dict` saved; names and shapes must match the tracked parameters."""
+        for key in ("fisher", "anchor", "alpha", "epoch"):
+            if key not in state:
+                raise ValueError(f"WeightPlasticity state is missing {key!r}; was it saved by state_dict()?")
+        for part in ("fisher", "anchor"):
+            saved = state[part]
+            missing = sorted(set(self.params) - set(saved))
+            unexpected = sorted(set(saved) - set(self.params))
+            if missing or unexpected:
+                raise ValueError(
+                    f"WeightPlasticity state does not match the tracked parameters: "
+                    f"missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
+                    f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}"
+                )
+            for n, t in saved.items():
+                if tuple(t.shape) != tuple(self.params[n].shape):
+                    raise ValueError(
+                        f"WeightPlasticity state for {n!r} has shape {tuple(t.shape)}, "
+                        f"the parameter has {tuple(self.params[n].shape)}"
+                    )
+        with torch.no_grad():
+            for n in self.params:
+                self.fisher[n].copy_(state["fisher"][n])
+                self.anchor[n].copy_(state["anchor"][n])
+        self.alpha = float(state["alpha"])
+        self.epoch = int(state["epoch"])
+        self._last_reset_epoch = state.get("last_reset_epoch")
+
+    def __repr__(self) -> str:
+        numel = sum(p.numel() for p in self.params.values())
+        return (
+            f"WeightPlasticity({len(self.params)} tensors, {numel:,} weights, alpha={self.alpha:g}, "
+            f"importance={self.importance!r}, lambda_fisher={self.lambda_fisher}, momentum={self.momentum})"
+        )
