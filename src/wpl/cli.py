@@ -24,7 +24,15 @@ def _two_models_parser(prog: str, output_default: str) -> StrictParser:
     p.add_argument("--convergence", choices=["strict", "loose", "both"], default="both")
     p.add_argument("--shared_blocks", type=int, default=3, help="blocks of A that B shares (1-4)")
     p.add_argument("--b_iters", type=int, default=1500, help="training iterations of B")
+    p.add_argument("--a_iters_strict", type=int, default=2000, help="training iterations of A, strict setting")
+    p.add_argument("--a_iters_loose", type=int, default=600, help="training iterations of A, loose setting")
     p.add_argument("--alpha", type=float, default=None, help="WPL strength α (default 3000)")
+    p.add_argument("--a_activation", choices=["relu", "tanh", "sigmoid", "elu"], default="relu",
+                   help="operation A applies after each block")
+    p.add_argument("--b_activation", choices=["relu", "tanh", "sigmoid", "elu"], default="tanh",
+                   help="operation B applies after each shared block (a different one makes forgetting)")
+    p.add_argument("--b_width", type=int, default=64, help="width of B's private blocks")
+    p.add_argument("--b_lr", type=float, default=3e-3, help="Adam learning rate of B")
     p.add_argument("--fisher_samples", type=int, default=200, help="validation images for the Fisher")
     p.add_argument("--estimator", choices=["empirical", "true", "batch_sq"], default="empirical")
     p.add_argument("--fisher_clip_by_norm", type=float, default=0.0, help="per-tensor Fisher norm clip (0 = none)")
@@ -42,6 +50,11 @@ def _config_from(args) -> object:
     kwargs = dict(
         shared_blocks=args.shared_blocks,
         b_iters=args.b_iters,
+        a_activation=args.a_activation,
+        b_activation=args.b_activation,
+        b_lr=args.b_lr,
+        b_width=args.b_width,
+        a_iters={"strict": args.a_iters_strict, "loose": args.a_iters_loose},
         fisher_samples=args.fisher_samples,
         estimator=args.estimator,
         fisher_clip_by_norm=args.fisher_clip_by_norm,
@@ -88,7 +101,8 @@ def run_two_models_cli(args) -> dict:
 
 def format_table(result: dict) -> str:
     """A short text table of the runs."""
-    head = f"{'setting':<8} {'A before':>8} {'A plain':>8} {'A WPL':>8} {'B plain':>8} {'B WPL':>8} {'forget plain':>12} {'forget WPL':>10} {'cut':>6}"
+    head = (f"{'setting':<8} {'A before':>8} {'A plain':>8} {'A WPL':>8} {'B plain':>8} {'B WPL':>8} "
+            f"{'forget plain':>12} {'forget WPL':>10} {'cut':>6}")
     lines = [f"dataset: {result['dataset']}", head]
     for r in result["runs"]:
         red = r.get("forgetting_reduction")

@@ -34,12 +34,13 @@ class TwoModelsConfig:
     a_blocks: int = 4
     b_blocks: int = 6
     width: int = 64
+    b_width: int = 64
     a_activation: str = "relu"
     b_activation: str = "tanh"
     batch_size: int = 128
     a_lr: float = 1e-3
     b_lr: float = 3e-3
-    a_iters: dict = field(default_factory=lambda: {"strict": 2000, "loose": 150})
+    a_iters: dict = field(default_factory=lambda: {"strict": 2000, "loose": 600})
     b_iters: int = 1500
     alpha: float = 3000.0
     fisher_samples: int = 200
@@ -57,7 +58,9 @@ class TwoModelsConfig:
         for name in ("a_activation", "b_activation"):
             if getattr(self, name) not in ACTIVATIONS:
                 raise ValueError(f"{name} must be one of {', '.join(ACTIVATIONS)}")
-        for name in ("b_iters", "fisher_samples", "eval_every", "batch_size", "width"):
+        if set(self.a_iters) != set(SETTINGS) or min(self.a_iters.values()) < 1:
+            raise ValueError(f"a_iters needs a positive count for each of {SETTINGS}, got {self.a_iters}")
+        for name in ("b_iters", "fisher_samples", "eval_every", "batch_size", "width", "b_width"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
         if self.alpha < 0:
@@ -93,10 +96,11 @@ def build_models(cfg: TwoModelsConfig, in_dim: int, classes: int, seed: int) -> 
     a_layers = _linear_chain(cfg.a_blocks, in_dim, cfg.width)
     model_a = BlockChain(nn.ModuleList(a_layers), [cfg.a_activation] * cfg.a_blocks, nn.Linear(cfg.width, classes))
     torch.manual_seed(seed + 1)
-    private = [nn.Linear(cfg.width, cfg.width) for _ in range(cfg.b_blocks - cfg.shared_blocks)]
-    b_acts = [cfg.b_activation] * cfg.shared_blocks + [cfg.a_activation] * len(private)
+    n_private = cfg.b_blocks - cfg.shared_blocks
+    private = [nn.Linear(cfg.width if i == 0 else cfg.b_width, cfg.b_width) for i in range(n_private)]
+    b_acts = [cfg.b_activation] * cfg.shared_blocks + [cfg.a_activation] * n_private
     model_b = BlockChain(
-        nn.ModuleList(a_layers[: cfg.shared_blocks] + private), b_acts, nn.Linear(cfg.width, classes)
+        nn.ModuleList(a_layers[: cfg.shared_blocks] + private), b_acts, nn.Linear(cfg.b_width, classes)
     )
     return model_a, model_b
 
@@ -177,7 +181,8 @@ def run_setting(cfg: TwoModelsConfig, data: MnistSplits, setting: str, bar: tqdm
                 wpl.estimate_fisher(model_a, fisher_batch, estimator=cfg.estimator,
                                     generator=torch.Generator().manual_seed(cfg.seed))
             penalty = wpl.penalty
-        curve: dict[str, list] = {"iter": [0], "a_acc": [a_before], "b_acc": [accuracy(model_b, data.test_x, data.test_y)]}
+        b_start = accuracy(model_b, data.test_x, data.test_y)
+        curve: dict[str, list] = {"iter": [0], "a_acc": [a_before], "b_acc": [b_start]}
 
         def on_eval(it: int, curve: dict = curve) -> None:
             curve["iter"].append(it)
