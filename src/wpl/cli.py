@@ -27,9 +27,9 @@ def _two_models_parser(prog: str, output_default: str) -> StrictParser:
     p.add_argument("--a_iters_strict", type=int, default=2000, help="training iterations of A, strict setting")
     p.add_argument("--a_iters_loose", type=int, default=600, help="training iterations of A, loose setting")
     p.add_argument("--alpha", type=float, default=None, help="WPL strength α (default 3000)")
-    p.add_argument("--a_activation", choices=["relu", "tanh", "sigmoid", "elu"], default="relu",
+    p.add_argument("--a_activation", choices=["relu", "leaky_relu", "tanh", "sigmoid", "elu"], default="leaky_relu",
                    help="operation A applies after each block")
-    p.add_argument("--b_activation", choices=["relu", "tanh", "sigmoid", "elu"], default="tanh",
+    p.add_argument("--b_activation", choices=["relu", "leaky_relu", "tanh", "sigmoid", "elu"], default="tanh",
                    help="operation B applies after each shared block (a different one makes forgetting)")
     p.add_argument("--b_width", type=int, default=64, help="width of B's private blocks")
     p.add_argument("--b_lr", type=float, default=3e-3, help="Adam learning rate of B")

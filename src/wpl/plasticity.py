@@ -24,9 +24,8 @@ class _Penalty(torch.autograd.Function):
     def forward(ctx, anchors, fishers, *params):  # type: ignore[override]
         diffs = torch._foreach_sub(list(params), anchors)
         weighted = torch._foreach_mul(diffs, fishers)
-        parts = torch._foreach_mul(weighted, diffs)
         ctx.save_for_backward(*weighted)
-        return torch.stack(torch._foreach_norm(parts, 1)).sum()
+        return sum(torch.dot(w.reshape(-1), d.reshape(-1)) for w, d in zip(weighted, diffs))
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -117,6 +116,7 @@ class WeightPlasticity:
         self.alpha = self.schedule(0)
         self.epoch = 0
         self._last_reset_epoch: int | None = None
+        self._work: dict[str, Tensor] = {}
 
     # ---- selection -------------------------------------------------------------------------
     def _names(self, names: Iterable[str] | None) -> list[str]:
@@ -159,27 +159,32 @@ class WeightPlasticity:
     def add_penalty_grad_(self, names: Iterable[str] | None = None, with_value: bool = False) -> Tensor | None:
         """Add the penalty's gradient ``α·F·(θ − θ̂)`` straight into ``.grad`` (no autograd graph).
 
-        Returns the penalty value when ``with_value`` (one extra reduction), else ``None``.
+        The fastest path: one subtraction into a reused buffer and one fused multiply-add. Returns the penalty value when ``with_value`` (one extra reduction), else ``None``.
         """
         sel = self._names(names)
         scale = 2.0 * self.penalty_scale
         value = None
         with torch.no_grad():
-            for group in self._by_device(sel):
-                params = [self.params[n] for n in group]
-                fishers = [self.fisher[n] for n in group]
-                diffs = torch._foreach_sub(params, [self.anchor[n] for n in group])
+            for n in sel:
+                p, f, d = self.params[n], self.fisher[n], self._workspace(n)
+                torch.sub(p, self.anchor[n], out=d)
                 if with_value:
-                    parts = torch._foreach_norm(torch._foreach_mul(torch._foreach_mul(diffs, diffs), fishers), 1)
-                    v = torch.stack(parts).sum().cpu()
+                    v = torch.dot((f * d).reshape(-1), d.reshape(-1)).cpu()
                     value = v if value is None else value + v
-                missing = [i for i, p in enumerate(params) if p.grad is None]
-                for i in missing:
-                    params[i].grad = torch.zeros_like(params[i])
-                torch._foreach_addcmul_([p.grad for p in params], fishers, diffs, value=scale)
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+                p.grad.addcmul_(f, d, value=scale)
         if with_value:
             return (self.penalty_scale * value) if value is not None else torch.zeros(())
         return None
+
+    def _workspace(self, name: str) -> Tensor:
+        """A reusable buffer shaped like the parameter (fresh 40 MB allocations cost page faults)."""
+        buf = self._work.get(name)
+        p = self.params[name]
+        if buf is None or buf.shape != p.shape or buf.device != p.device or buf.dtype != p.dtype:
+            buf = self._work[name] = torch.empty_like(p, memory_format=torch.contiguous_format)
+        return buf
 
     def _by_device(self, names: list[str]) -> list[list[str]]:
         groups: dict[tuple, list[str]] = {}

@@ -1,6 +1,6 @@
 """The two-model experiment: train A, then B sharing A's first blocks, with and without WPL.
 
-Protocol (the README explains why): blocks are fully connected layers. A applies ReLU after each
+Protocol (the README explains why): blocks are fully connected layers. A applies leaky ReLU after each
 of its 4 blocks; B runs the shared blocks inside a *different* operation (tanh), as one edge weight
 is used by different operations in weight-sharing NAS, then 3 private blocks and its own classifier.
 A is trained first — to convergence (``strict``) or only briefly (``loose``) — then B is trained
@@ -21,7 +21,13 @@ from tqdm import tqdm
 from .data.mnist import MnistSplits
 from .plasticity import WeightPlasticity
 
-ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "elu": F.elu}
+ACTIVATIONS = {
+    "relu": F.relu,
+    "leaky_relu": lambda t: F.leaky_relu(t, 0.1),
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+    "elu": F.elu,
+}
 SETTINGS = ("strict", "loose")
 METHODS = ("plain", "wpl", "l2")
 
@@ -35,7 +41,7 @@ class TwoModelsConfig:
     b_blocks: int = 6
     width: int = 64
     b_width: int = 64
-    a_activation: str = "relu"
+    a_activation: str = "leaky_relu"
     b_activation: str = "tanh"
     batch_size: int = 128
     a_lr: float = 1e-3
