@@ -20,5 +20,5 @@ demo: .torch-stamp
 
 test: .torch-stamp
 	$(BIN)/python -m pip install -q -e ".[test]"
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
 	$(BIN)/python -m pytest

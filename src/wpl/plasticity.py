@@ -159,7 +159,8 @@ class WeightPlasticity:
     def add_penalty_grad_(self, names: Iterable[str] | None = None, with_value: bool = False) -> Tensor | None:
         """Add the penalty's gradient ``α·F·(θ − θ̂)`` straight into ``.grad`` (no autograd graph).
 
-        The fastest path: one subtraction into a reused buffer and one fused multiply-add. Returns the penalty value when ``with_value`` (one extra reduction), else ``None``.
+        The fastest path: one subtraction into a reused buffer and one fused multiply-add.
+        Returns the penalty value when ``with_value`` (one extra reduction), else ``None``.
         """
         sel = self._names(names)
         scale = 2.0 * self.penalty_scale
