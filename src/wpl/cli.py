@@ -17,6 +17,9 @@ def _common(p: StrictParser) -> None:
 
 
 def _two_models_parser(prog: str, output_default: str) -> StrictParser:
+    from .fisher import ESTIMATORS
+    from .two_models import ACTIVATIONS
+
     p = StrictParser(prog=prog, description="Train model A, then model B sharing A's first blocks; "
                      "measure A's forgetting without and with WPL.")
     p.add_argument("--data_dir", default=None, help="folder with the four MNIST idx .gz files "
@@ -27,14 +30,14 @@ def _two_models_parser(prog: str, output_default: str) -> StrictParser:
     p.add_argument("--a_iters_strict", type=int, default=2000, help="training iterations of A, strict setting")
     p.add_argument("--a_iters_loose", type=int, default=600, help="training iterations of A, loose setting")
     p.add_argument("--alpha", type=float, default=None, help="WPL strength α (default 3000)")
-    p.add_argument("--a_activation", choices=["relu", "leaky_relu", "tanh", "sigmoid", "elu"], default="leaky_relu",
+    p.add_argument("--a_activation", choices=list(ACTIVATIONS), default="leaky_relu",
                    help="operation A applies after each block")
-    p.add_argument("--b_activation", choices=["relu", "leaky_relu", "tanh", "sigmoid", "elu"], default="tanh",
+    p.add_argument("--b_activation", choices=list(ACTIVATIONS), default="tanh",
                    help="operation B applies after each shared block (a different one makes forgetting)")
     p.add_argument("--b_width", type=int, default=64, help="width of B's private blocks")
     p.add_argument("--b_lr", type=float, default=3e-3, help="Adam learning rate of B")
     p.add_argument("--fisher_samples", type=int, default=200, help="validation images for the Fisher")
-    p.add_argument("--estimator", choices=["empirical", "true", "batch_sq"], default="empirical")
+    p.add_argument("--estimator", choices=list(ESTIMATORS), default="empirical")
     p.add_argument("--fisher_clip_by_norm", type=float, default=0.0, help="per-tensor Fisher norm clip (0 = none)")
     p.add_argument("--with_l2", type=str2bool, default=False, help="also run the L2-to-anchor baseline (F = 1)")
     p.add_argument("--valid_size", type=int, default=None,
