@@ -142,7 +142,16 @@ def cmd_demo(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_search(argv: Sequence[str]) -> int:
+    """``wpl search``: ENAS search with WPL (the original ``main.py`` flags)."""
+    from .nas.run import run_search
+
+    run_search(argv)
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
+    "search": (cmd_search, "ENAS search with WPL (the original main.py flags)"),
     "two-models": (cmd_two_models, "the two-model forgetting experiment (MNIST)"),
     "demo": (cmd_demo, "the main job on embedded data (what `make demo` runs)"),
 }

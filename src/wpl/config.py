@@ -1,0 +1,221 @@
+"""The search command's flags: every flag of the original ``config.py`` with its name and default,
+the ones its README uses without defining, and ours. Parsed strictly (see :mod:`wpl.flags`)."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import warnings
+from collections.abc import Sequence
+
+from .flags import StrictParser, str2bool
+
+RNN_ACTIVATIONS = ["tanh", "ReLU", "identity", "sigmoid"]
+CNN_OPS = ["identity", "sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3", "max_pool_3x3"]
+
+
+def str_list(value: str) -> list[str]:
+    """A Python list literal (``"['tanh','ReLU']"``, as the original's eval) or ``a,b,c``."""
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            out = ast.literal_eval(text)
+        except (ValueError, SyntaxError) as exc:
+            raise argparse.ArgumentTypeError(f"expected a list like ['tanh','ReLU'], got {value!r}") from exc
+    else:
+        out = [s.strip() for s in text.split(",") if s.strip()]
+    if not isinstance(out, list) or not out or not all(isinstance(s, str) for s in out):
+        raise argparse.ArgumentTypeError(f"expected a non-empty list of names, got {value!r}")
+    return out
+
+
+# (flag, type, default, help). Types: int, float, str, bool (str2bool), list (str_list).
+FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
+    "WPL": [
+        ("start_using_fisher", int, 0, "first epoch with WPL on (penalty, Fisher and anchor updates)"),
+        ("num_batch_per_iter", int, 10, "consecutive training batches per sampled architecture (one shared step)"),
+        ("set_fisher_zero_per_iter", int, -1, "reset the Fisher every N epochs (N > 0)"),
+        ("lambda_fisher", float, 0.9, "weight of the new estimate in the Fisher EMA"),
+        ("fisher_clip_by_norm", float, 0.0, "clip each Fisher tensor to this L2 norm (0 = no clip)"),
+        ("alpha_fisher", float, 1.0, "WPL strength α"),
+        ("momentum", bool, True, "Fisher as EMA (True) or accumulated sum (False); not the optimizer's momentum"),
+        ("alpha_decay", float, 2.0, "α decay per epoch after --alpha_decay_after"),
+        ("alpha_decay_after", float, 15.0, "epoch at which α starts to decay"),
+        ("alpha_decay_mode", int, 1, "1 = linear decay, 2 = exponential (α·decay^k)"),
+        ("alpha_small_scale", float, 0.0, "floor α never decays below"),
+        ("shared_valid_fisher", bool, True, "Fisher from validation batches (False adds the step's last train batch)"),
+        ("shared_ce_fisher", bool, True, "Fisher from the cross-entropy only (accepted; always CE here)"),
+        ("controller_update_fisher", bool, False, "accepted for compatibility (unused in the original too)"),
+        ("train_controller", bool, False, "train the controller each epoch"),
+        ("start_training_controller", int, 0, "first epoch in which the controller trains"),
+        ("stop_training_controller", int, 1000, "the controller trains only while epoch < this"),
+        ("nb_batch_reward_controller", int, 1, "validation batches averaged for each reward"),
+        ("start_evaluate_diff", int, 0, "forgetting telemetry runs from this epoch on"),
+        ("forgetting_batches", int, 4, "validation batches of the fixed forgetting slice"),
+    ],
+    "CNN": [
+        ("search_mode", str, "micro", "micro (macro search is not implemented, as in the original)"),
+        ("output_classes", int, 10, "classes of the image dataset"),
+        ("cnn_height", int, 32, "input height (images are resized to it)"),
+        ("cnn_width", int, 32, "input width"),
+        ("cnn_input_channels", int, 3, "image channels"),
+        ("cnn_final_filter_size", int, 384, "channels of the last stage (halved per stage toward the input)"),
+        ("cnn_num_repeat_normal", int, 6, "normal cells per stage"),
+        ("cnn_num_modules", int, 3, "stages (reduction cells between them)"),
+        ("num_workers", int, 4, "accepted for compatibility (data stays in memory)"),
+        ("valid_size", int, 5000, "training images held out for validation (images only)"),
+        ("cutout", int, 0, "cutout size in pixels for training augmentation (0 = off)"),
+    ],
+    "Network": [
+        ("network_type", str, "rnn", "rnn or micro_cnn"),
+        ("num_blocks", int, 12, "RNN: nodes per cell; CNN: blocks per cell"),
+        ("tie_weights", bool, True, "tie decoder and embedding (needs shared_embed == shared_hid)"),
+        ("controller_hid", int, 100, "controller LSTM width"),
+        ("shared_wdrop", float, 0.5, "DropConnect on node 0's recurrent weights"),
+        ("shared_dropout", float, 0.4, "locked dropout on cell outputs"),
+        ("shared_dropoute", float, 0.1, "embedding (word-type) dropout"),
+        ("shared_dropouti", float, 0.65, "locked dropout on embeddings"),
+        ("shared_embed", int, 1000, "embedding size"),
+        ("shared_hid", int, 1000, "hidden size"),
+        ("shared_rnn_max_length", int, 35, "BPTT length"),
+        ("shared_rnn_activations", str_list, RNN_ACTIVATIONS, "activation vocabulary of the RNN cell"),
+        ("shared_cnn_types", str_list, CNN_OPS, "accepted for compatibility (unused in the original)"),
+        ("shared_cnn_normal_types", str_list, CNN_OPS, "op vocabulary of normal cells"),
+        ("shared_cnn_reduce_types", str_list, CNN_OPS, "op vocabulary of reduction cells"),
+        ("activation_regularization", bool, False, "AR on the dropped cell outputs"),
+        ("activation_regularization_amount", float, 2.0, "AR weight"),
+        ("temporal_activation_regularization", bool, False, "TAR on consecutive raw outputs"),
+        ("temporal_activation_regularization_amount", float, 1.0, "TAR weight"),
+        ("norm_stabilizer_regularization", bool, False, "penalise hidden norms away from a fixed point"),
+        ("norm_stabilizer_regularization_amount", float, 1.0, "NSR weight"),
+        ("norm_stabilizer_fixed_point", float, 5.0, "NSR target norm"),
+        ("cnn_hid", int, 64, "accepted for compatibility (unused in the original)"),
+        ("dataset", str, "ptb", "folder under --data_dir (text: train/valid/test.txt)"),
+    ],
+    "Learning": [
+        ("mode", str, "train", "train (search), derive (derive from a saved run) or test (test numbers of a run)"),
+        ("batch_size", int, 64, "text: parallel streams; images: batch size"),
+        ("test_batch_size", int, 1, "batch size of the full validation/test evaluations"),
+        ("max_epoch", int, 100, "epochs"),
+        ("entropy_mode", str, "reward", "reward (entropy bonus in the reward) or regularizer"),
+        ("policy_batch_size", int, 5, "architectures sampled per controller step"),
+        ("ppl_square", bool, False, "reward c/ppl² (RNN) or c·acc² (CNN)"),
+        ("reward_c", float, 80.0, "reward constant c"),
+        ("ema_baseline_decay", float, 0.95, "decay of the REINFORCE baseline"),
+        ("discount", float, 1.0, "reward discount over decisions (1 = none)"),
+        ("controller_max_step", int, 1500, "controller updates per epoch"),
+        ("controller_optim", str, "adam", "adam or sgd"),
+        ("controller_lr", float, 3.5e-4, "controller learning rate"),
+        ("controller_lr_cosine", bool, False, "accepted for compatibility (unused in the original)"),
+        ("controller_lr_max", float, 0.05, "accepted for compatibility"),
+        ("controller_lr_min", float, 0.001, "accepted for compatibility"),
+        ("controller_grad_clip", float, 0.0, "controller grad-norm clip (0 = none)"),
+        ("tanh_c", float, 2.5, "tanh constant of the controller logits"),
+        ("softmax_temperature", float, 5.0, "controller softmax temperature"),
+        ("entropy_coeff", float, 1e-4, "entropy weight"),
+        ("shared_initial_step", int, 0, "warm-up shared steps before epoch 0 (capped at shared_max_step)"),
+        ("shared_max_step", int, 50, "shared steps (sampled architectures) per epoch"),
+        ("shared_num_sample", int, 1, "architectures per shared step (only 1 is supported)"),
+        ("shared_optim", str, "sgd", "sgd or adam"),
+        ("shared_lr", float, 20.0, "shared learning rate"),
+        ("shared_decay", float, 0.96, "shared lr decay per epoch after --shared_decay_after"),
+        ("shared_decay_after", float, 15.0, "epoch after which the shared lr decays"),
+        ("shared_l2_reg", float, 1e-7, "shared weight decay"),
+        ("shared_grad_clip", float, 0.25, "shared grad-norm clip"),
+        ("derive_num_sample", int, 100, "architectures scored when deriving"),
+    ],
+    "Misc": [
+        ("load_path", str, "", "run to resume or derive from: a folder, or a model name under --log_dir"),
+        ("resume", bool, False, "continue the run named by --load_path, else the <dataset>_<comment> run"),
+        ("resume_with_new_params", bool, False, "on resume, take hyper-parameters from this command line"),
+        ("log_step", int, 50, "steps between log lines"),
+        ("save_epoch", int, 5, "derive, draw and keep a checkpoint copy every N epochs"),
+        ("max_save_num", int, 4, "checkpoint copies kept"),
+        ("log_level", str, "INFO", "DEBUG, INFO, WARNING or ERROR"),
+        ("log_dir", str, "logs", "output root"),
+        ("data_dir", str, "data", "input root (holds <dataset>/)"),
+        ("num_gpu", int, 1, "0 forces the CPU; otherwise CUDA when available"),
+        ("random_seed", int, 12345, "seed for python, numpy and torch (alias --seed)"),
+        ("use_tensorboard", bool, True, "write TensorBoard events"),
+        ("comment", str, None, "run name suffix: logs/<dataset>_<comment>"),
+        ("dag_path", str, "", "accepted for compatibility"),
+        ("device", str, "auto", "auto, cpu, cuda or cuda:N (overrides --num_gpu)"),
+    ],
+}
+ALIASES = {"random_seed": ["--seed"]}
+CHOICES = {
+    "network_type": ["rnn", "micro_cnn"],
+    "mode": ["train", "derive", "test"],
+    "entropy_mode": ["reward", "regularizer"],
+    "controller_optim": ["adam", "sgd"],
+    "shared_optim": ["sgd", "adam"],
+    "alpha_decay_mode": [1, 2],
+    "log_level": ["DEBUG", "INFO", "WARNING", "ERROR"],
+    "search_mode": ["micro"],
+}
+
+
+def defaults() -> dict:
+    """Every flag's default value."""
+    return {name: default for group in FLAGS.values() for name, _, default, _ in group}
+
+
+def build_parser(prog: str = "wpl search") -> StrictParser:
+    """The strict parser for ``python main.py`` / ``wpl search``."""
+    p = StrictParser(prog=prog, description="ENAS search with Weight Plasticity Loss (the original main.py flags)")
+    for group_name, flags in FLAGS.items():
+        g = p.add_argument_group(group_name)
+        for name, typ, default, help_ in flags:
+            kind = str2bool if typ is bool else typ
+            g.add_argument(f"--{name}", *ALIASES.get(name, []), dest=name, type=kind, default=default,
+                           choices=CHOICES.get(name), help=f"{help_} (default {default!r})",
+                           metavar=name.upper() if name not in CHOICES else None)
+    return p
+
+
+def parse_search_args(argv: Sequence[str], prog: str = "wpl search") -> argparse.Namespace:
+    """Parse and check the flags; the last of repeated flags wins."""
+    p = build_parser(prog)
+    args = p.parse_args(list(argv))
+    args.explicit = sorted(_explicit_flags(p, argv))
+    problems = check_args(args)
+    if problems:
+        p.error(problems[0])
+    if args.start_using_fisher >= args.max_epoch:
+        warnings.warn(
+            f"--start_using_fisher={args.start_using_fisher} >= --max_epoch={args.max_epoch}: WPL will never "
+            "activate in this run", stacklevel=2)
+    return args
+
+
+def _explicit_flags(p: StrictParser, argv: Sequence[str]) -> set[str]:
+    """Destinations given on the command line (for --resume_with_new_params)."""
+    by_flag = {s: a.dest for a in p._actions for s in a.option_strings}
+    return {by_flag[t.split("=", 1)[0]] for t in argv if t.split("=", 1)[0] in by_flag}
+
+
+def check_args(args: argparse.Namespace) -> list[str]:
+    """Flag values that cannot work, as one-line messages naming the flag."""
+    out = []
+    positive = ["num_batch_per_iter", "batch_size", "test_batch_size", "max_epoch", "policy_batch_size",
+                "controller_max_step", "shared_max_step", "derive_num_sample", "log_step", "save_epoch",
+                "max_save_num", "shared_embed", "shared_hid", "shared_rnn_max_length", "num_blocks",
+                "controller_hid", "nb_batch_reward_controller", "forgetting_batches"]
+    for name in positive:
+        if getattr(args, name) < 1:
+            out.append(f"--{name} must be >= 1, got {getattr(args, name)}")
+    for name in ("shared_wdrop", "shared_dropout", "shared_dropoute", "shared_dropouti"):
+        if not 0.0 <= getattr(args, name) < 1.0:
+            out.append(f"--{name} must be in [0, 1), got {getattr(args, name)}")
+    if not 0.0 < args.lambda_fisher <= 1.0:
+        out.append(f"--lambda_fisher must be in (0, 1], got {args.lambda_fisher}")
+    if not 0.0 <= args.ema_baseline_decay < 1.0:
+        out.append(f"--ema_baseline_decay must be in [0, 1), got {args.ema_baseline_decay}")
+    if args.shared_num_sample != 1:
+        out.append(f"--shared_num_sample={args.shared_num_sample}: only 1 architecture per shared step is supported "
+                   "(the original silently mis-handles more)")
+    if args.softmax_temperature <= 0:
+        out.append(f"--softmax_temperature must be > 0, got {args.softmax_temperature}")
+    if args.num_gpu < 0:
+        out.append(f"--num_gpu must be >= 0, got {args.num_gpu}")
+    return out

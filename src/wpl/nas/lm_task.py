@@ -1,0 +1,168 @@
+"""The recurrent-cell search task: a word-level language model on a text corpus.
+
+It owns the supernet and the data streams (with their positions and carried hidden states) and
+answers the search loop's questions: the next training loss, an architecture's score on a fixed
+validation slice, its reward on the moving validation stream, a Fisher batch, a full evaluation.
+"""
+
+from __future__ import annotations
+
+import math
+from argparse import Namespace
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..data.text import Corpus, batchify, get_batch
+from ..errors import WplError
+from .rnn import RnnArch, SharedRNN, activation_fn, decode_rnn, encode_rnn, rnn_decisions
+
+
+class LanguageModelTask:
+    """ENAS RNN search on ``corpus``; ``err`` is perplexity, rewards are ``c/ppl`` (or ``c/ppl²``)."""
+
+    kind = "rnn"
+    err_name = "ppl"
+
+    def __init__(self, corpus: Corpus, args: Namespace, device: torch.device) -> None:
+        self.args, self.device = args, device
+        self.bptt = args.shared_rnn_max_length
+        self.activations = [a.lower() for a in args.shared_rnn_activations]
+        self.train_data = batchify(corpus.train, args.batch_size).to(device)
+        self.valid_data = batchify(corpus.valid, args.batch_size).to(device)
+        self.valid_eval = batchify(corpus.valid, args.test_batch_size).to(device)
+        self.test_eval = batchify(corpus.test, args.test_batch_size).to(device)
+        n_valid = self._num_batches(self.valid_data)
+        if args.forgetting_batches > n_valid:
+            raise WplError(f"--forgetting_batches={args.forgetting_batches} exceeds the {n_valid} validation batches")
+        self.supernet = SharedRNN(
+            corpus.vocab_size, args.shared_embed, args.shared_hid, args.num_blocks, args.tie_weights,
+            args.shared_dropout, args.shared_dropoute, args.shared_dropouti, args.shared_wdrop,
+        ).to(device)
+        for a in self.activations:
+            activation_fn(a)
+        self.decisions = rnn_decisions(args.num_blocks, len(self.activations))
+        self.reset_at: tuple[int, ...] = ()
+        self.train_pos, self.valid_pos = 0, 0
+        self.train_hidden: Tensor | None = None
+
+    # ---- architectures -------------------------------------------------------------------------
+    def decode(self, actions: list[int]) -> RnnArch:
+        """Controller actions → architecture."""
+        return decode_rnn(actions, self.activations)
+
+    def encode(self, arch: RnnArch) -> list[int]:
+        """Architecture → controller actions."""
+        return encode_rnn(arch, self.activations)
+
+    def arch_from_json(self, text: str) -> RnnArch:
+        """Parse an architecture's JSON."""
+        return RnnArch.from_json(text)
+
+    def protected_names(self, arch: RnnArch) -> list[str]:
+        """The shared parameters WPL protects for ``arch``: its edges."""
+        return self.supernet.edge_names(arch)
+
+    def all_protected_names(self) -> list[str]:
+        """Every edge parameter."""
+        return self.supernet.edge_names()
+
+    # ---- data ----------------------------------------------------------------------------------
+    def _num_batches(self, data: Tensor) -> int:
+        return math.ceil((data.size(0) - 1) / self.bptt)
+
+    def _forward_loss(self, arch: RnnArch, x: Tensor, y: Tensor, hidden: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        logits, hidden, raw = self.supernet(x, hidden, arch)
+        return F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1)), hidden, raw
+
+    def train_loss(self, arch: RnnArch) -> tuple[Tensor, Tensor]:
+        """Loss to backpropagate (CE + AR/TAR/NSR if on) and the CE, on the next training batch."""
+        a = self.args
+        if self.train_pos >= self.train_data.size(0) - 1:
+            self.train_pos, self.train_hidden = 0, None
+        x, y = get_batch(self.train_data, self.train_pos, self.bptt)
+        self.train_pos += self.bptt
+        hidden = self.train_hidden if self.train_hidden is not None else self.supernet.init_hidden(x.size(1))
+        ce, hidden, raw = self._forward_loss(arch, x, y, hidden)
+        self.train_hidden = hidden.detach()
+        total = ce
+        if a.activation_regularization:
+            total = total + a.activation_regularization_amount * raw.pow(2).mean()
+        if a.temporal_activation_regularization and raw.size(0) > 1:
+            total = total + a.temporal_activation_regularization_amount * (raw[1:] - raw[:-1]).pow(2).mean()
+        if a.norm_stabilizer_regularization:
+            dev = raw.norm(dim=-1) - a.norm_stabilizer_fixed_point
+            total = total + a.norm_stabilizer_regularization_amount * dev.pow(2).mean()
+        return total, ce.detach()
+
+    @torch.no_grad()
+    def _mean_loss(self, arch: RnnArch, data: Tensor, start: int, n_batches: int | None) -> float:
+        """Token-weighted mean CE over ``n_batches`` batches from ``start`` (all when None), eval mode."""
+        was = self.supernet.training
+        self.supernet.eval()
+        hidden = self.supernet.init_hidden(data.size(1))
+        total, count, i, k = 0.0, 0, start, 0
+        while i < data.size(0) - 1 and (n_batches is None or k < n_batches):
+            x, y = get_batch(data, i, self.bptt)
+            ce, hidden, _ = self._forward_loss(arch, x, y, hidden)
+            total += ce.item() * y.numel()
+            count += y.numel()
+            i += self.bptt
+            k += 1
+        self.supernet.train(was)
+        loss = total / count
+        if not math.isfinite(loss):
+            return math.inf
+        return loss
+
+    def score(self, arch: RnnArch) -> tuple[float, float]:
+        """(perplexity, loss) on the fixed validation slice (the first ``--forgetting_batches`` batches)."""
+        loss = self._mean_loss(arch, self.valid_data, 0, self.args.forgetting_batches)
+        return _ppl(loss), loss
+
+    def reward(self, arch: RnnArch) -> tuple[float, float]:
+        """(reward, loss) on ``nb_batch_reward_controller`` batches at the moving validation position."""
+        loss = self._mean_loss(arch, self.valid_data, self.valid_pos, self.args.nb_batch_reward_controller)
+        ppl = _ppl(loss)
+        return self.args.reward_c / (ppl * ppl if self.args.ppl_square else ppl), loss
+
+    def advance_valid(self, n: int = 1) -> None:
+        """Move the validation stream on by ``n`` batches (wrapping)."""
+        self.valid_pos += n * self.bptt
+        if self.valid_pos >= self.valid_data.size(0) - 1:
+            self.valid_pos = 0
+
+    def fisher_batch(self, arch: RnnArch):
+        """``(model_fn, [(x, y)])`` for one validation batch at the moving position (then advance)."""
+        x, y = get_batch(self.valid_data, self.valid_pos, self.bptt)
+        self.advance_valid(1)
+        hidden = self.supernet.init_hidden(x.size(1))
+
+        def model_fn(inp: Tensor) -> Tensor:
+            logits, _, _ = self.supernet(inp, hidden, arch)
+            return logits.reshape(-1, logits.size(-1))
+
+        return model_fn, [(x, y.reshape(-1))]
+
+    def evaluate(self, arch: RnnArch, split: str) -> dict[str, float]:
+        """Full ``valid`` or ``test`` split at ``--test_batch_size``: loss and perplexity."""
+        data = self.valid_eval if split == "valid" else self.test_eval
+        loss = self._mean_loss(arch, data, 0, None)
+        return {"loss": loss, "ppl": _ppl(loss)}
+
+    # ---- state ---------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Stream positions and the carried training hidden state."""
+        return {"train_pos": self.train_pos, "valid_pos": self.valid_pos,
+                "train_hidden": None if self.train_hidden is None else self.train_hidden.cpu()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Inverse of :meth:`state_dict`."""
+        self.train_pos, self.valid_pos = int(state["train_pos"]), int(state["valid_pos"])
+        h = state["train_hidden"]
+        self.train_hidden = None if h is None else h.to(self.device)
+
+
+def _ppl(loss: float) -> float:
+    return math.exp(loss) if loss < 700 else math.inf

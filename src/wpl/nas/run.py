@@ -1,0 +1,136 @@
+"""``python main.py`` / ``wpl search``: parse the original flags, find or create the run folder,
+resume when asked, build the task and run the search."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from argparse import Namespace
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..config import defaults, parse_search_args
+from ..errors import WplError
+from ..fileio import ensure_writable_dir, write_json
+from ..runtime import resolve_device, seed_everything
+
+log = logging.getLogger("wpl")
+# Flags that describe how to run, not what: on resume they come from the command line.
+RUNTIME_FLAGS = ("resume", "resume_with_new_params", "load_path", "device", "num_gpu", "log_level",
+                 "use_tensorboard", "data_dir", "log_dir", "mode", "explicit")
+
+
+def setup_logging(level: str) -> None:
+    """The original's log format, at ``--log_level``, on stderr."""
+    logging.basicConfig(format="%(asctime)s:%(levelname)s::%(message)s", level=getattr(logging, level), force=True)
+    logging.getLogger("wpl").setLevel(getattr(logging, level))
+
+
+def run_dir_for(args: Namespace) -> Path:
+    """``log_dir/<model_name>``: from ``--load_path``, else ``<dataset>_<comment>``, else a timestamp."""
+    if args.load_path:
+        lp = Path(args.load_path)
+        if lp.is_dir() or lp.parts[:1] == Path(args.log_dir).parts[:1]:
+            return lp
+        name = args.load_path if args.load_path.startswith(args.dataset) else f"{args.dataset}_{args.load_path}"
+        return Path(args.log_dir) / name
+    if args.comment:
+        return Path(args.log_dir) / f"{args.dataset}_{args.comment}"
+    return Path(args.log_dir) / f"{args.dataset}_{time.strftime('%Y-%m-%d_%H-%M-%S')}"
+
+
+def pick_device(args: Namespace):
+    """``--device`` wins; else ``--num_gpu=0`` forces CPU; else CUDA when available."""
+    if args.device not in ("", "auto"):
+        return resolve_device(args.device)
+    return resolve_device("cpu" if args.num_gpu == 0 else "auto")
+
+
+def merge_saved_args(args: Namespace, saved: dict) -> Namespace:
+    """On resume: the saved hyper-parameters win (unless --resume_with_new_params); runtime flags don't."""
+    if args.resume_with_new_params:
+        return args
+    merged = {**defaults(), **saved}
+    for k in RUNTIME_FLAGS:
+        merged[k] = getattr(args, k)
+    ignored = [k for k in args.explicit if k not in RUNTIME_FLAGS and merged.get(k) != getattr(args, k)]
+    if ignored:
+        log.warning("resuming with the saved configuration; ignoring --%s from the command line (pass "
+                    "--resume_with_new_params=True to use them)", ", --".join(ignored))
+    return Namespace(**merged)
+
+
+def build_task(args: Namespace, device):
+    """The task for ``--network_type``."""
+    if args.network_type == "rnn":
+        from ..data.text import load_corpus
+        from .lm_task import LanguageModelTask
+
+        corpus = load_corpus(None if args.data_dir == "embedded" else args.data_dir, args.dataset)
+        log.info("corpus %s: %d/%d/%d tokens, vocabulary %d", corpus.source, corpus.train.numel(),
+                 corpus.valid.numel(), corpus.test.numel(), corpus.vocab_size)
+        return LanguageModelTask(corpus, args, device)
+    raise WplError(f"--network_type={args.network_type}: not available yet in this version (only rnn)")
+
+
+def run_search(argv: Sequence[str], prog: str = "wpl search") -> dict:
+    """The whole command; returns the summary."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        args = parse_search_args(argv, prog)
+    setup_logging(args.log_level)
+    for w in caught:
+        log.warning("%s", w.message)
+    if args.mode != "train":
+        raise WplError(f"--mode={args.mode}: only --mode=train is available in this version")
+    run_dir = run_dir_for(args)
+    ckpt = run_dir / "checkpoint.pt"
+    resume = args.resume or bool(args.load_path)
+    device = pick_device(args)
+    state = None
+    if resume and ckpt.exists():
+        from .search import load_search_checkpoint
+
+        state = load_search_checkpoint(ckpt, device)
+        args = merge_saved_args(args, state["args"])
+        log.info("resuming %s at epoch %d", run_dir, state["epoch"])
+    elif resume:
+        log.warning("--resume=True but %s holds no checkpoint: starting a new run there", run_dir)
+    elif ckpt.exists():
+        raise WplError(f"{run_dir} already holds a run; pass --resume=True to continue it, or choose another "
+                       "--comment / --log_dir")
+    ensure_writable_dir(run_dir, "--log_dir")
+    if state is None:
+        seed_everything(args.random_seed)
+    task = build_task(args, device)
+
+    from ..runlog import RunLog
+    from .search import Search
+
+    search = Search(args, task, run_dir)
+    purge = None if state is None else state["shared_step"] + state["controller_step"]
+    search.runlog = RunLog(run_dir, args.use_tensorboard, purge_step=purge)
+    if state is None:
+        for stale in ("summary.json", "metrics.jsonl", "forgetting.csv"):
+            (run_dir / stale).unlink(missing_ok=True)
+        write_json(run_dir / "config.json", {k: v for k, v in vars(args).items() if k != "explicit"})
+    else:
+        search.load_state_dict(state, ckpt)
+        (run_dir / "summary.json").unlink(missing_ok=True)
+    log.info("run folder %s on %s; %d supernet parameters, WPL from epoch %d", run_dir, device,
+             sum(p.numel() for p in task.supernet.parameters()), args.start_using_fisher)
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    try:
+        with logging_redirect_tqdm(loggers=[log]):
+            summary = search.run()
+    finally:
+        search.runlog.close()
+    log.info("done: best valid %s %s, test %s %s; outputs in %s", task.err_name, _fmt(summary["best_valid_ppl"]),
+             task.err_name, _fmt(summary["test_ppl"]), run_dir)
+    return summary
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None else f"{v:.2f}"

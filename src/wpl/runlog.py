@@ -1,0 +1,96 @@
+"""A run's plain-file and TensorBoard logs: ``metrics.jsonl``, ``forgetting.csv``, TB events.
+
+On resume, the files are cut back to their size at the checkpoint, so events logged after it
+(by the interrupted run) are not repeated, and TensorBoard events past its step are purged.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+from .forgetting import CSV_HEADER, ForgettingRecord
+
+
+def _clean(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return None if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    return v
+
+
+class RunLog:
+    """Append-only logs in ``run_dir``; ``sizes()`` / ``truncate()`` make them resumable."""
+
+    def __init__(self, run_dir: Path, tensorboard: bool, purge_step: int | None = None) -> None:
+        self.dir = run_dir
+        self.metrics = run_dir / "metrics.jsonl"
+        self.forgetting = run_dir / "forgetting.csv"
+        self.tb = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=purge_step)
+
+    def sizes(self) -> dict[str, int]:
+        """Current byte sizes of the plain logs (saved in checkpoints)."""
+        return {p.name: (p.stat().st_size if p.exists() else 0) for p in (self.metrics, self.forgetting)}
+
+    def truncate(self, sizes: dict[str, int]) -> None:
+        """Cut the plain logs back to ``sizes`` (what a checkpoint recorded)."""
+        for p in (self.metrics, self.forgetting):
+            if p.exists():
+                with open(p, "r+b") as fh:
+                    fh.truncate(sizes.get(p.name, 0))
+
+    def event(self, event: str, **fields) -> None:
+        """Append one JSON object with an ``"event"`` key to ``metrics.jsonl``."""
+        rec = {"event": event, **{k: _clean(v) for k, v in fields.items()}}
+        with open(self.metrics, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(rec, allow_nan=False) + "\n")
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        """TensorBoard scalars (finite ones) at ``step``."""
+        if self.tb is None:
+            return
+        for tag, v in values.items():
+            if v is not None and math.isfinite(float(v)):
+                self.tb.add_scalar(tag, float(v), step)
+
+    def image(self, tag: str, png: Path, step: int) -> None:
+        """A PNG file as a TensorBoard image."""
+        if self.tb is None:
+            return
+        import numpy as np
+        from PIL import Image
+
+        arr = np.asarray(Image.open(png).convert("RGB"))
+        self.tb.add_image(tag, arr, step, dataformats="HWC")
+
+    def forgetting_rows(self, records: list[ForgettingRecord]) -> None:
+        """Append one CSV row per architecture (header first if the file is new)."""
+        new = not self.forgetting.exists() or self.forgetting.stat().st_size == 0
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        if new:
+            w.writerow(CSV_HEADER)
+        for r in records:
+            w.writerow([_fmt(v) for v in r.row()])
+        with open(self.forgetting, "a", encoding="utf-8", newline="") as fh:
+            fh.write(buf.getvalue())
+
+    def flush(self) -> None:
+        """Flush TensorBoard."""
+        if self.tb is not None:
+            self.tb.flush()
+
+    def close(self) -> None:
+        """Close TensorBoard."""
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _fmt(v):
+    return f"{v:.6g}" if isinstance(v, float) else v
