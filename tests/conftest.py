@@ -34,3 +34,23 @@ def make_mnist(root: Path, n_train: int = 300, n_test: int = 100, seed: int = 0)
 @pytest.fixture
 def mnist_dir(tmp_path: Path) -> Path:
     return make_mnist(tmp_path / "mnist")
+
+
+def make_text(root: Path, name: str = "tiny", lines: tuple[int, int, int] = (300, 40, 40), seed: int = 0) -> Path:
+    """A tiny PTB-format corpus ``root/name/{train,valid,test}.txt`` from a 30-word grammar."""
+    rng = np.random.default_rng(seed)
+    words = [f"w{i}" for i in range(29)] + ["<unk>"]
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n in zip(("train", "valid", "test"), lines):
+        out = []
+        for _ in range(n):
+            start = int(rng.integers(0, 29))
+            out.append(" " + " ".join(words[(start + 3 * k) % 30] for k in range(int(rng.integers(4, 12)))) + " ")
+        (folder / f"{split}.txt").write_text("\n".join(out) + "\n", encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def text_root(tmp_path: Path) -> Path:
+    return make_text(tmp_path / "data")

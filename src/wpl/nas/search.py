@@ -185,7 +185,7 @@ class Search:
             self.ctrl_opt.step()
             self.controller_step += 1
             for k, v in (("reward", rewards.mean()), ("entropy", ent.sum(1).mean()), ("adv", adv.mean()),
-                         ("loss", loss)):
+                         ("loss", loss.detach())):
                 window[k].append(float(v))
             all_rewards.append(float(rewards.mean()))
             self._timed("controller", t0)

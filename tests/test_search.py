@@ -1,0 +1,134 @@
+"""The search command end to end on a tiny generated corpus: outputs, flags, resume, errors."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from wpl.config import parse_search_args
+from wpl.nas import search as search_mod
+from wpl.nas.run import run_search
+
+README_RNN = (
+    "--comment='rnn-train' --train_controller=True --start_training_controller=1 --start_using_fisher=5 "
+    "--max_epoch=150 --shared_max_step=60 --save_epoch=30 --fisher_clip_by_norm=10.0 --alpha_fisher=60.0 "
+    "--alpha_decay=1. --alpha_decay_after=15 --set_fisher_zero_per_iter=2 --policy_batch_size=1 "
+    "--controller_max_step=2000 --num_blocks=12 --num_batch_per_iter=7 --alpha_decay=1. --alpha_decay_after=15 "
+    "--alpha_small_scale=.0001 --reward_c=80"
+).replace("'", "").split()
+
+TINY = ["--shared_embed=8", "--shared_hid=8", "--num_blocks=3", "--batch_size=4", "--test_batch_size=4",
+        "--shared_max_step=3", "--num_batch_per_iter=2", "--controller_max_step=3", "--derive_num_sample=3",
+        "--shared_rnn_max_length=6", "--forgetting_batches=2", "--log_step=2", "--save_epoch=1",
+        "--controller_hid=8", "--use_tensorboard=False", "--log_level=WARNING", "--num_gpu=0"]
+
+
+def _argv(text_root: Path, tmp_path: Path, *extra: str) -> list[str]:
+    return [*README_RNN, "--dataset=tiny", f"--data_dir={text_root}", f"--log_dir={tmp_path / 'logs'}",
+            *TINY, "--max_epoch=2", "--start_using_fisher=1", "--start_training_controller=0", *extra]
+
+
+def test_readme_command_flags_parse() -> None:
+    args = parse_search_args(README_RNN)
+    assert args.comment == "rnn-train" and args.train_controller is True
+    assert args.alpha_decay == 1.0 and args.alpha_small_scale == pytest.approx(1e-4)
+    assert args.reward_c == 80.0 and args.controller_max_step == 2000 and args.num_blocks == 12
+    assert args.shared_lr == 20.0 and args.momentum is True  # untouched defaults are the original's
+
+
+def test_last_repeated_flag_wins_and_reward_c_is_float() -> None:
+    args = parse_search_args(["--controller_max_step=100", "--controller_max_step=1000", "--reward_c=1."])
+    assert args.controller_max_step == 1000 and args.reward_c == 1.0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--alpha_fishr=3"], "unknown flag --alpha_fishr; did you mean --alpha_fisher?"),
+    (["--train_controller=maybe"], "--train_controller"),
+    (["--shared_num_sample=2"], "--shared_num_sample"),
+])
+def test_bad_flags_are_one_line_errors(argv, message, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parse_search_args(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_warns_when_wpl_never_activates() -> None:
+    with pytest.warns(UserWarning, match="WPL will never activate"):
+        parse_search_args(["--start_using_fisher=50000", "--max_epoch=310"])
+
+
+def test_tiny_search_writes_every_output(text_root: Path, tmp_path: Path) -> None:
+    summary = run_search(_argv(text_root, tmp_path))
+    run = tmp_path / "logs" / "tiny_rnn-train"
+    for name in ("config.json", "checkpoint.pt", "checkpoint_epoch_000.pt", "checkpoint_epoch_001.pt",
+                 "metrics.jsonl", "forgetting.csv", "summary.json", "networks/epoch_001.json",
+                 "networks/epoch_001.dot", "networks/epoch_001.png"):
+        assert (run / name).is_file(), name
+    assert summary["epochs_done"] == 2 and summary["wpl_active"] is True
+    assert summary["best_valid_ppl"] > 1 and summary["test_ppl"] > 1
+    assert set(summary["seconds"]) >= {"shared", "controller", "derive", "eval"}
+    events = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    kinds = {e["event"] for e in events}
+    assert {"shared", "controller", "forgetting", "derive", "epoch", "done"} <= kinds
+    wpl_by_epoch = {e["epoch"]: e["wpl"] for e in events if e["event"] == "epoch"}
+    assert wpl_by_epoch[0] == 0.0 and wpl_by_epoch[1] > 0.0  # WPL from --start_using_fisher=1
+    rows = list(csv.DictReader((run / "forgetting.csv").open()))
+    assert len(rows) == 2 * 3  # every architecture of every epoch
+    r = rows[0]
+    assert float(r["diff"]) == pytest.approx(float(r["err2"]) - float(r["err1"]), rel=1e-4, abs=1e-3)
+    assert json.loads(r["arch"])["type"] == "rnn"
+
+
+def test_resume_is_bit_identical(text_root: Path, tmp_path: Path, monkeypatch) -> None:
+    full = tmp_path / "full"
+    run_search(_argv(text_root, full, "--max_epoch=3"))
+    part = tmp_path / "part"
+    real = search_mod.Search.run_epoch
+
+    def crash_at_2(self, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return real(self, epoch)
+
+    monkeypatch.setattr(search_mod.Search, "run_epoch", crash_at_2)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(_argv(text_root, part, "--max_epoch=3"))
+    monkeypatch.setattr(search_mod.Search, "run_epoch", real)
+    assert not (part / "logs" / "tiny_rnn-train" / "summary.json").exists()
+    run_search(_argv(text_root, part, "--max_epoch=3", "--resume=True"))
+    a = torch.load(full / "logs/tiny_rnn-train/checkpoint.pt", weights_only=False)
+    b = torch.load(part / "logs/tiny_rnn-train/checkpoint.pt", weights_only=False)
+    for key in ("supernet", "controller"):
+        for name, t in a[key].items():
+            assert torch.equal(t, b[key][name]), (key, name)
+    for name, t in a["wpl"]["fisher"].items():
+        assert torch.equal(t, b["wpl"]["fisher"][name])
+    for name in ("metrics.jsonl", "forgetting.csv"):
+        assert (full / "logs/tiny_rnn-train" / name).read_text() == (part / "logs/tiny_rnn-train" / name).read_text()
+
+
+def test_existing_run_is_not_overwritten(text_root: Path, tmp_path: Path) -> None:
+    run_search(_argv(text_root, tmp_path, "--max_epoch=1"))
+    from wpl.errors import WplError
+
+    with pytest.raises(WplError, match="--resume=True"):
+        run_search(_argv(text_root, tmp_path, "--max_epoch=1"))
+
+
+def test_corrupt_checkpoint_is_a_clear_error(text_root: Path, tmp_path: Path) -> None:
+    run_search(_argv(text_root, tmp_path, "--max_epoch=1"))
+    ckpt = tmp_path / "logs" / "tiny_rnn-train" / "checkpoint.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    from wpl.errors import WplError
+
+    with pytest.raises(WplError, match="checkpoint.pt: corrupt or truncated"):
+        run_search(_argv(text_root, tmp_path, "--max_epoch=2", "--resume=True"))
+
+
+def test_resume_with_nothing_to_resume_starts_new_run(text_root: Path, tmp_path: Path, caplog) -> None:
+    summary = run_search(_argv(text_root, tmp_path, "--max_epoch=1", "--resume=True"))
+    assert summary["epochs_done"] == 1
