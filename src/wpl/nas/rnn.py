@@ -223,19 +223,21 @@ class SharedRNN(nn.Module):
         }
         leaves = arch.leaves()
         outs = []
-        for t in range(x_proj.size(0)):
-            e = torch.addmm(x_proj[t], h, w_h0.t())
-            c = torch.sigmoid(e[:, :H])
+        # unbind/chunk/split (not indexing) so backward stacks the pieces instead of zero-filling
+        # a full-size gradient for every slice
+        for x_t in x_proj.unbind(0):
+            c_pre, h_pre = torch.addmm(x_t, h, w_h0.t()).chunk(2, dim=1)
+            c = torch.sigmoid(c_pre)
             nodes: list[Tensor | None] = [None] * self.num_blocks
-            nodes[0] = h + c * (acts[0](e[:, H:]) - h)
+            nodes[0] = h + c * (acts[0](h_pre) - h)
             for i, ch in enumerate(children):
                 if not ch:
                     continue
                 hi = nodes[i]
-                ei = hi @ grouped[i].t()
+                parts = (hi @ grouped[i].t()).split(H, dim=1)
                 for k, j in enumerate(ch):
-                    cj = torch.sigmoid(ei[:, 2 * k * H : (2 * k + 1) * H])
-                    nodes[j] = hi + cj * (acts[j](ei[:, (2 * k + 1) * H : (2 * k + 2) * H]) - hi)
+                    cj = torch.sigmoid(parts[2 * k])
+                    nodes[j] = hi + cj * (acts[j](parts[2 * k + 1]) - hi)
             out = nodes[leaves[0]] if len(leaves) == 1 else torch.stack([nodes[i] for i in leaves]).mean(0)
             norm = out.norm(dim=1, keepdim=True)
             h = out * torch.clamp(HIDDEN_NORM_CLIP / (norm + 1e-12), max=1.0)

@@ -135,7 +135,7 @@ class Search:
             if (step + 1) % a.log_step == 0 or step + 1 == steps:
                 self._log_shared(epoch, window, active)
                 window = {"loss": 0.0, "wpl": 0.0, "n": 0}
-            bar.set_postfix_str(f"loss {sums['loss'] / max(sums['n'], 1):.3f}")
+            bar.set_postfix_str(f"loss {sums['loss'] / max(sums['n'], 1):.3f}", refresh=False)
         n = max(sums["n"], 1)
         return {"loss": sums["loss"] / n, "ppl": _exp(sums["loss"] / n), "wpl": sums["wpl"] / n}
 
@@ -186,7 +186,7 @@ class Search:
             self.controller_step += 1
             for k, v in (("reward", rewards.mean()), ("entropy", ent.sum(1).mean()), ("adv", adv.mean()),
                          ("loss", loss.detach())):
-                window[k].append(float(v))
+                window[k].append(float(v.detach()))
             all_rewards.append(float(rewards.mean()))
             self._timed("controller", t0)
             if (step + 1) % a.log_step == 0 or step + 1 == steps:
@@ -196,7 +196,7 @@ class Search:
                 log.info("epoch %d controller step %d | reward %.4f entropy %.3f adv %.4f", epoch,
                          self.controller_step, vals["reward"], vals["entropy"], vals["adv"])
                 window = {k: [] for k in window}
-            bar.set_postfix_str(f"reward {all_rewards[-1]:.3f}")
+            bar.set_postfix_str(f"reward {all_rewards[-1]:.3f}", refresh=False)
         self.supernet.train()
         return {"reward": sum(all_rewards) / max(len(all_rewards), 1)}
 
