@@ -9,26 +9,25 @@ from wpl.data.text import batchify, get_batch, load_corpus
 from wpl.errors import WplError
 
 
-def test_vocabulary_from_train_and_unk(tmp_path: Path) -> None:
-    d = tmp_path / "c"
+def _corpus(root: Path, train: str, valid: str, test: str) -> Path:
+    """Write ``root/c/{train,valid,test}.txt``; return ``root``."""
+    d = root / "c"
     d.mkdir()
-    (d / "train.txt").write_text("a b <unk>\nb c\n")
-    (d / "valid.txt").write_text("a zz\n")
-    (d / "test.txt").write_text("c\n")
-    corpus = load_corpus(tmp_path, "c")
+    for name, text in (("train", train), ("valid", valid), ("test", test)):
+        (d / f"{name}.txt").write_text(text)
+    return root
+
+
+def test_vocabulary_from_train_and_unk(tmp_path: Path) -> None:
+    corpus = load_corpus(_corpus(tmp_path, "a b <unk>\nb c\n", "a zz\n", "c\n"), "c")
     assert corpus.words == ["a", "b", "<unk>", "<eos>", "c"]
     assert corpus.train.tolist() == [0, 1, 2, 3, 1, 4, 3]
     assert corpus.valid.tolist() == [0, 2, 3]  # zz is unseen in train -> <unk>
 
 
 def test_unseen_word_without_unk_names_it(tmp_path: Path) -> None:
-    d = tmp_path / "c"
-    d.mkdir()
-    (d / "train.txt").write_text("a b\n")
-    (d / "valid.txt").write_text("a zz\n")
-    (d / "test.txt").write_text("a\n")
     with pytest.raises(WplError, match="'zz'.*valid.txt|valid.txt.*'zz'"):
-        load_corpus(tmp_path, "c")
+        load_corpus(_corpus(tmp_path, "a b\n", "a zz\n", "a\n"), "c")
 
 
 @pytest.mark.parametrize("problem", ["missing", "empty", "binary"])
