@@ -16,6 +16,7 @@ from torch import Tensor
 
 from ..data.text import Corpus, batchify, get_batch
 from ..errors import WplError
+from .metrics import perplexity
 from .rnn import RnnArch, SharedRNN, activation_fn, decode_rnn, encode_rnn, rnn_decisions
 
 
@@ -119,12 +120,12 @@ class LanguageModelTask:
     def score(self, arch: RnnArch) -> tuple[float, float]:
         """(perplexity, loss) on the fixed validation slice (the first ``--forgetting_batches`` batches)."""
         loss = self._mean_loss(arch, self.valid_data, 0, self.args.forgetting_batches)
-        return _ppl(loss), loss
+        return perplexity(loss), loss
 
     def reward(self, arch: RnnArch) -> tuple[float, float]:
         """(reward, loss) on ``nb_batch_reward_controller`` batches at the moving validation position."""
         loss = self._mean_loss(arch, self.valid_data, self.valid_pos, self.args.nb_batch_reward_controller)
-        ppl = _ppl(loss)
+        ppl = perplexity(loss)
         return self.args.reward_c / (ppl * ppl if self.args.ppl_square else ppl), loss
 
     def advance_valid(self, n: int = 1) -> None:
@@ -149,7 +150,7 @@ class LanguageModelTask:
         """Full ``valid`` or ``test`` split at ``--test_batch_size``: loss and perplexity."""
         data = self.valid_eval if split == "valid" else self.test_eval
         loss = self._mean_loss(arch, data, 0, None)
-        return {"loss": loss, "ppl": _ppl(loss)}
+        return {"loss": loss, "ppl": perplexity(loss)}
 
     # ---- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -162,7 +163,3 @@ class LanguageModelTask:
         self.train_pos, self.valid_pos = int(state["train_pos"]), int(state["valid_pos"])
         h = state["train_hidden"]
         self.train_hidden = None if h is None else h.to(self.device)
-
-
-def _ppl(loss: float) -> float:
-    return math.exp(loss) if loss < 700 else math.inf

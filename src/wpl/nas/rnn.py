@@ -184,14 +184,6 @@ class SharedRNN(nn.Module):
             always.append("decoder_weight")
         return always + self.edge_names(arch)
 
-    def check_arch(self, arch: RnnArch) -> None:
-        """Raise a clear error when ``arch`` does not fit this supernet."""
-        if arch.num_blocks != self.num_blocks:
-            raise WplError(
-                f"architecture has {arch.num_blocks} nodes but the supernet --num_blocks is {self.num_blocks}")
-        for a in arch.activations:
-            activation_fn(a)
-
     # ---- forward -------------------------------------------------------------------------------
     def init_hidden(self, batch: int) -> Tensor:
         """Zero hidden state ``[batch, H]``."""

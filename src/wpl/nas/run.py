@@ -90,9 +90,9 @@ def run_search(argv: Sequence[str], prog: str = "wpl search") -> dict:
     device = pick_device(args)
     state = None
     if resume and ckpt.exists():
-        from .search import load_search_checkpoint
+        from ..checkpoint import load_checkpoint
 
-        state = load_search_checkpoint(ckpt, device)
+        state = load_checkpoint(ckpt, map_location=device)
         args = merge_saved_args(args, state["args"])
         log.info("resuming %s at epoch %d", run_dir, state["epoch"])
     elif resume:

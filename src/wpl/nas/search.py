@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from ..checkpoint import rng_state, save_checkpoint, set_rng_state
 from ..errors import WplError
 from ..fileio import write_json
 from ..forgetting import ForgettingMonitor
@@ -27,6 +27,7 @@ from ..plasticity import WeightPlasticity
 from ..runlog import RunLog
 from ..viz import rnn_graph, save_cell_drawing
 from .controller import Controller
+from .metrics import perplexity
 
 log = logging.getLogger("wpl")
 PHASES = ("shared", "controller", "derive", "eval", "forgetting")
@@ -137,13 +138,13 @@ class Search:
                 window = {"loss": 0.0, "wpl": 0.0, "n": 0}
             bar.set_postfix_str(f"loss {sums['loss'] / max(sums['n'], 1):.3f}", refresh=False)
         n = max(sums["n"], 1)
-        return {"loss": sums["loss"] / n, "ppl": _exp(sums["loss"] / n), "wpl": sums["wpl"] / n}
+        return {"loss": sums["loss"] / n, "ppl": perplexity(sums["loss"] / n), "wpl": sums["wpl"] / n}
 
     def _log_shared(self, epoch: int, window: dict, active: bool) -> None:
         n = max(window["n"], 1)
         loss = window["loss"] / n
-        vals = {"loss": loss, "ppl": _exp(loss), "wpl": window["wpl"] / n, "alpha": self.wpl.alpha if active else 0.0,
-                "lr": self.shared_opt.param_groups[0]["lr"]}
+        vals = {"loss": loss, "ppl": perplexity(loss), "wpl": window["wpl"] / n,
+                "alpha": self.wpl.alpha if active else 0.0, "lr": self.shared_opt.param_groups[0]["lr"]}
         self.runlog.event("shared", epoch=epoch, shared_step=self.shared_step, **vals)
         self.runlog.scalars(self.global_step, {f"shared/{k}": v for k, v in vals.items()})
         log.info("epoch %d shared step %d | loss %.3f ppl %.1f wpl %.4f α %.4g lr %.4g", epoch, self.shared_step,
@@ -222,17 +223,17 @@ class Search:
         """Sample ``derive_num_sample`` architectures, keep the best on the validation slice, draw it."""
         t0 = time.time()
         archs = {x.to_json(): x for x in self.sample_archs(self.args.derive_num_sample)}
-        scored = sorted((self.task.score(arch)[1], js) for js, arch in archs.items())
-        loss, best_js = scored[0]
+        scored = sorted((self.task.score(arch)[::-1], js) for js, arch in archs.items())
+        (loss, err), best_js = scored[0]
         arch = archs[best_js]
         nets = self.dir / "networks"
         nets.mkdir(exist_ok=True)
         stem = nets / f"epoch_{epoch:03d}"
         write_json(stem.with_suffix(".json"), {"epoch": epoch, "arch": arch.to_dict(), "slice_loss": loss,
-                                               "slice_" + self.task.err_name: _exp(loss),
+                                               "slice_" + self.task.err_name: err,
                                                "candidates": len(archs)})
         _, png = save_cell_drawing(*rnn_graph(arch), stem, title=f"epoch {epoch}: {self.task.err_name} "
-                                   f"{_exp(loss):.1f} on the validation slice")
+                                   f"{err:.1f} on the validation slice")
         self.runlog.image("derive/best", png, self.global_step)
         self._timed("derive", t0)
         t0 = time.time()
@@ -370,15 +371,6 @@ class Search:
         self.best, self.history = state["best"], list(state["history"])
         self.runlog.truncate(state["log_sizes"])
         set_rng_state(state["rng"])
-
-
-def load_search_checkpoint(path: Path, device: torch.device) -> dict:
-    """Load ``path`` onto ``device``."""
-    return load_checkpoint(path, map_location=device)
-
-
-def _exp(x: float) -> float:
-    return math.exp(x) if x < 700 else math.inf
 
 
 def _discount(r: torch.Tensor, gamma: float) -> torch.Tensor:
