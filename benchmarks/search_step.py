@@ -90,8 +90,9 @@ def main() -> None:
         search.ctrl_opt.step()
 
     def fisher_update() -> None:
-        model_fn, batches = task.fisher_batch(arch)
-        search.wpl.estimate_fisher(model_fn, batches, names=protect, estimator="batch_sq", mode="keep")
+        model_fn, batches, loss_fn = task.fisher_batch(arch)
+        search.wpl.estimate_fisher(model_fn, batches, names=protect, estimator="batch_sq",
+                                    loss_fn=loss_fn, mode="keep")
         search.wpl.update_anchors(protect)
 
     for _ in range(2):

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from wpl.forgetting import ForgettingMonitor
 from wpl.nas.controller import Controller
+from wpl.nas.linear_ce import linear_cross_entropy
 from wpl.nas.rnn import RnnArch, SharedRNN, decode_rnn, encode_rnn, rnn_decisions
 from wpl.plasticity import WeightPlasticity
 
@@ -28,6 +29,8 @@ def test_arch_json_round_trip_and_canonical_form() -> None:
 def test_invalid_arch_is_rejected() -> None:
     with pytest.raises(ValueError, match="parent"):
         RnnArch(("tanh", "tanh"), (1,))
+    with pytest.raises(ValueError, match="activation 'elu'"):
+        RnnArch(("tanh", "elu"), (0,))
 
 
 def _net() -> SharedRNN:
@@ -135,3 +138,26 @@ def test_forgetting_summary_arithmetic() -> None:
     assert s["diff_best2_mean"] == pytest.approx(3.0)  # a and b have the smallest err1
     assert s["loss_diff_mean"] == pytest.approx((0.5 + 0.0 - 0.25) / 3)
     assert mon.records == []
+
+
+def test_fused_linear_cross_entropy_matches_autograd_and_reuses_its_buffer() -> None:
+    torch.manual_seed(0)
+    h = torch.randn(6, 4, dtype=torch.double, requires_grad=True)
+    w = torch.randn(9, 4, dtype=torch.double, requires_grad=True)
+    b = torch.randn(9, dtype=torch.double, requires_grad=True)
+    t = torch.randint(0, 9, (6,))
+    got_loss = linear_cross_entropy(h, w, b, t)
+    got = torch.autograd.grad(got_loss * 3.0, (h, w, b))
+    want_loss = F.cross_entropy(F.linear(h, w, b), t)
+    want = torch.autograd.grad(want_loss * 3.0, (h, w, b))
+    torch.testing.assert_close(got_loss, want_loss)
+    for a, c in zip(got, want):
+        torch.testing.assert_close(a, c)
+    with torch.no_grad():  # a second call reuses the pooled buffer and must not see stale values
+        for rows in (6, 2, 6):  # buffers of other sizes come back from the pool
+            want_loss = F.cross_entropy(F.linear(h[:rows] * 2, w, b), t[:rows])
+            torch.testing.assert_close(linear_cross_entropy(h[:rows] * 2, w, b, t[:rows]), want_loss)
+    loss = linear_cross_entropy(h, w, b, t)
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="only once"):
+        loss.backward()

@@ -11,13 +11,12 @@ import math
 from argparse import Namespace
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..data.text import Corpus, batchify, get_batch
 from ..errors import WplError
 from .metrics import perplexity
-from .rnn import RnnArch, SharedRNN, activation_fn, decode_rnn, encode_rnn, rnn_decisions
+from .rnn import RnnArch, SharedRNN, check_activation, decode_rnn, encode_rnn, rnn_decisions
 
 
 class LanguageModelTask:
@@ -29,7 +28,7 @@ class LanguageModelTask:
     def __init__(self, corpus: Corpus, args: Namespace, device: torch.device) -> None:
         self.args, self.device = args, device
         self.bptt = args.shared_rnn_max_length
-        self.activations = [a.lower() for a in args.shared_rnn_activations]
+        self.activations = [check_activation(a) for a in args.shared_rnn_activations]
         self.train_data = batchify(corpus.train, args.batch_size).to(device)
         self.valid_data = batchify(corpus.valid, args.batch_size).to(device)
         self.valid_eval = batchify(corpus.valid, args.test_batch_size).to(device)
@@ -41,8 +40,6 @@ class LanguageModelTask:
             corpus.vocab_size, args.shared_embed, args.shared_hid, args.num_blocks, args.tie_weights,
             args.shared_dropout, args.shared_dropoute, args.shared_dropouti, args.shared_wdrop,
         ).to(device)
-        for a in self.activations:
-            activation_fn(a)
         self.decisions = rnn_decisions(args.num_blocks, len(self.activations))
         self.reset_at: tuple[int, ...] = ()
         self.train_pos, self.valid_pos = 0, 0
@@ -74,8 +71,7 @@ class LanguageModelTask:
         return math.ceil((data.size(0) - 1) / self.bptt)
 
     def _forward_loss(self, arch: RnnArch, x: Tensor, y: Tensor, hidden: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        logits, hidden, raw = self.supernet(x, hidden, arch)
-        return F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1)), hidden, raw
+        return self.supernet.loss(x, y, hidden, arch)
 
     def train_loss(self, arch: RnnArch) -> tuple[Tensor, Tensor]:
         """Loss to backpropagate (CE + AR/TAR/NSR if on) and the CE, on the next training batch."""
@@ -135,16 +131,18 @@ class LanguageModelTask:
             self.valid_pos = 0
 
     def fisher_batch(self, arch: RnnArch):
-        """``(model_fn, [(x, y)])`` for one validation batch at the moving position (then advance)."""
+        """``(model_fn, [(x, y)], loss_fn)`` for one validation batch at the moving position (then advance).
+
+        ``loss_fn(model_fn(x), y)`` is the batch's cross-entropy with gradients on the edges only.
+        """
         x, y = get_batch(self.valid_data, self.valid_pos, self.bptt)
         self.advance_valid(1)
         hidden = self.supernet.init_hidden(x.size(1))
 
-        def model_fn(inp: Tensor) -> Tensor:
-            logits, _, _ = self.supernet(inp, hidden, arch)
-            return logits.reshape(-1, logits.size(-1))
+        def loss_fn(inp: Tensor, target: Tensor) -> Tensor:
+            return self.supernet.loss(inp, target, hidden, arch, edges_only=True)[0]
 
-        return model_fn, [(x, y.reshape(-1))]
+        return (lambda inp: inp), [(x, y)], loss_fn
 
     def evaluate(self, arch: RnnArch, split: str) -> dict[str, float]:
         """Full ``valid`` or ``test`` split at ``--test_batch_size``: loss and perplexity."""

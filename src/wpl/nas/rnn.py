@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import WplError
+from .linear_ce import linear_cross_entropy
 
 ACTIVATIONS = {
     "tanh": torch.tanh,
@@ -31,13 +32,11 @@ ACTIVATIONS = {
 HIDDEN_NORM_CLIP = 25.0
 
 
-def activation_fn(name: str):
-    """The function for an activation name (case-insensitive: ``ReLU`` = ``relu``)."""
-    try:
-        return ACTIVATIONS[name.lower()]
-    except KeyError:
-        raise WplError(
-            f"unknown RNN activation {name!r}; --shared_rnn_activations may use {list(ACTIVATIONS)}") from None
+def check_activation(name: str) -> str:
+    """The canonical (lower-case) name of an activation; an error for unknown ones (``ReLU`` = ``relu``)."""
+    if name.lower() not in ACTIVATIONS:
+        raise WplError(f"unknown RNN activation {name!r}; --shared_rnn_activations may use {list(ACTIVATIONS)}")
+    return name.lower()
 
 
 @dataclass(frozen=True)
@@ -54,6 +53,9 @@ class RnnArch:
         for j, p in enumerate(self.parents, start=1):
             if not 0 <= p < j:
                 raise ValueError(f"node {j}'s parent must be in 0..{j - 1}, got {p}")
+        unknown = [a for a in self.activations if a not in ACTIVATIONS]
+        if unknown:
+            raise ValueError(f"unknown activation {unknown[0]!r} in the cell; known: {list(ACTIVATIONS)}")
 
     @property
     def num_blocks(self) -> int:
@@ -191,23 +193,50 @@ class SharedRNN(nn.Module):
 
     def forward(self, tokens: Tensor, hidden: Tensor, arch: RnnArch) -> tuple[Tensor, Tensor, Tensor]:
         """``tokens [T, N]`` → logits ``[T, N, V]``, next hidden ``[N, H]``, raw cell outputs ``[T, N, H]``."""
+        out, hidden, raw = self.features(tokens, hidden, arch)
+        dec_w, dec_b = self._decoder()
+        return F.linear(out, dec_w, dec_b), hidden, raw
+
+    def loss(
+        self, tokens: Tensor, targets: Tensor, hidden: Tensor, arch: RnnArch, edges_only: bool = False
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Mean cross-entropy of predicting ``targets [T, N]``, next hidden, raw cell outputs.
+
+        The decoder and softmax run fused (:mod:`.linear_ce`). ``edges_only`` gives gradients to the
+        edge weights alone (what the Fisher needs): the other parameters enter detached.
+        """
+        out, hidden, raw = self.features(tokens, hidden, arch, edges_only)
+        dec_w, dec_b = self._decoder(edges_only)
+        ce = linear_cross_entropy(out.reshape(-1, out.size(-1)), dec_w, dec_b, targets.reshape(-1))
+        return ce, hidden, raw
+
+    def _decoder(self, detach: bool = False) -> tuple[Tensor, Tensor]:
+        w = self.encoder.weight if self.tie_weights else self.decoder_weight
+        return (w.detach(), self.decoder_bias.detach()) if detach else (w, self.decoder_bias)
+
+    def features(
+        self, tokens: Tensor, hidden: Tensor, arch: RnnArch, edges_only: bool = False
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The decoder's input ``[T, N, H]`` (dropout applied), next hidden, raw cell outputs."""
         train = self.training
-        emb_w = self.encoder.weight
+        emb_w = self.encoder.weight.detach() if edges_only else self.encoder.weight
         if train and self.dropoute > 0:
             keep = emb_w.new_empty(emb_w.size(0), 1).bernoulli_(1 - self.dropoute).div_(1 - self.dropoute)
             emb_w = emb_w * keep
         x = _locked_dropout(F.embedding(tokens, emb_w), self.dropouti, train)
-        x_proj = self.w_x(x)  # all time steps at once: [T, N, 2H]
-        w_h0 = F.dropout(self.w_h0, self.wdrop, train) if self.wdrop > 0 else self.w_h0
+        if edges_only:
+            x_proj = F.linear(x, self.w_x.weight.detach(), self.w_x.bias.detach())
+            w_h0 = self.w_h0.detach()
+        else:
+            x_proj = self.w_x(x)  # all time steps at once: [T, N, 2H]
+            w_h0 = self.w_h0
+        w_h0 = F.dropout(w_h0, self.wdrop, train) if self.wdrop > 0 else w_h0
         raw = self._unroll(x_proj, hidden, w_h0, arch)
-        out = _locked_dropout(raw, self.dropout, train)
-        dec_w = self.encoder.weight if self.tie_weights else self.decoder_weight
-        logits = F.linear(out, dec_w, self.decoder_bias)
-        return logits, raw[-1], raw
+        return _locked_dropout(raw, self.dropout, train), raw[-1], raw
 
     def _unroll(self, x_proj: Tensor, h: Tensor, w_h0: Tensor, arch: RnnArch) -> Tensor:
         H = self.hid
-        acts = [activation_fn(a) for a in arch.activations]
+        acts = [ACTIVATIONS[a] for a in arch.activations]
         children = arch.children()
         grouped = {  # one weight per parent: its children's edges stacked
             i: torch.cat([self.edges[f"{i}_{j}"] for j in ch], 0) if len(ch) > 1 else self.edges[f"{i}_{ch[0]}"]

@@ -129,8 +129,9 @@ class Search:
             self._timed("forgetting", t0)
             if active:
                 t0 = time.time()
-                model_fn, batches = self.task.fisher_batch(arch)
-                self.wpl.estimate_fisher(model_fn, batches, names=protect, estimator="batch_sq", mode="keep")
+                model_fn, batches, loss_fn = self.task.fisher_batch(arch)
+                self.wpl.estimate_fisher(model_fn, batches, names=protect, estimator="batch_sq",
+                                     loss_fn=loss_fn, mode="keep")
                 self.wpl.update_anchors(protect)
                 self._timed("shared", t0)
             if (step + 1) % a.log_step == 0 or step + 1 == steps:
