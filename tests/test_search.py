@@ -132,3 +132,30 @@ def test_corrupt_checkpoint_is_a_clear_error(text_root: Path, tmp_path: Path) ->
 def test_resume_with_nothing_to_resume_starts_new_run(text_root: Path, tmp_path: Path, caplog) -> None:
     summary = run_search(_argv(text_root, tmp_path, "--max_epoch=1", "--resume=True"))
     assert summary["epochs_done"] == 1
+
+
+def test_use_wpl_false_is_the_plain_baseline(text_root: Path, tmp_path: Path) -> None:
+    summary = run_search(_argv(text_root, tmp_path, "--use_wpl=False", "--max_epoch=2"))
+    assert summary["wpl_active"] is False and summary["use_wpl"] is False
+    assert all(e["wpl"] == 0.0 for e in summary["epochs"])
+    state = torch.load(tmp_path / "logs/tiny_rnn-train/checkpoint.pt", weights_only=False)
+    assert all(not f.any() for f in state["wpl"]["fisher"].values())  # no Fisher was ever estimated
+
+
+def test_legacy_alpha_without_clip_is_refused(capsys) -> None:
+    with pytest.raises(SystemExit):
+        parse_search_args(["--alpha_fisher=60", "--fisher_clip_by_norm=0"])
+    assert "grows without bound" in capsys.readouterr().err
+    args = parse_search_args(["--alpha_fisher=60", "--fisher_clip_by_norm=0", "--legacy_compound_alpha=False"])
+    assert args.legacy_compound_alpha is False
+
+
+def test_demo_table_puts_the_runs_side_by_side() -> None:
+    from wpl.nas.demo import forgetting_table
+
+    epoch = {"forgetting_loss_diff_mean": 0.5, "forgetting_loss_diff_median": -0.25,
+             "forgetting_loss_diff_best5_mean": None, "forgetting_diff_median": 12.0}
+    runs = {n: {"epochs": [epoch], "best_valid_ppl": 100.0, "test_ppl": None} for n in ("no_wpl", "wpl")}
+    lines = forgetting_table(runs).splitlines()
+    assert lines[2] == "| 0 | +0.500 / -0.250 / — | +12.0 | +0.500 / -0.250 / — | +12.0 |"
+    assert "valid ppl 100.0, test ppl —" in lines[3]

@@ -128,7 +128,7 @@ def cmd_two_models(argv: Sequence[str]) -> int:
 
 
 def cmd_demo(argv: Sequence[str]) -> int:
-    """``wpl demo``: the two-model experiment, both settings, on the embedded MNIST subset."""
+    """``wpl demo``: the two-model experiment on embedded MNIST, then a tiny search without and with WPL."""
     p = StrictParser(prog="wpl demo", description="The main job on embedded data: outputs under ./demo_out/")
     p.add_argument("--output_dir", default="demo_out")
     _common(p)
@@ -138,6 +138,10 @@ def cmd_demo(argv: Sequence[str]) -> int:
     )
     print("== wpl demo: two models sharing 3 blocks, on the embedded real-MNIST subset ==")
     run_two_models_cli(two)
+    from .nas.demo import run_search_demo
+
+    print("== wpl demo: ENAS recurrent-cell search without and with WPL, on the embedded PTB slice ==")
+    run_search_demo(Path(args.output_dir) / "search", args.seed, args.device)
     print(f"demo outputs are in {Path(args.output_dir).resolve()}")
     return 0
 

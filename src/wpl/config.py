@@ -32,6 +32,7 @@ def str_list(value: str) -> list[str]:
 # (flag, type, default, help). Types: int, float, str, bool (str2bool), list (str_list).
 FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
     "WPL": [
+        ("use_wpl", bool, True, "False = plain ENAS, the no-WPL baseline (no penalty, no Fisher)"),
         ("start_using_fisher", int, 0, "first epoch with WPL on (penalty, Fisher and anchor updates)"),
         ("num_batch_per_iter", int, 10, "consecutive training batches per sampled architecture (one shared step)"),
         ("set_fisher_zero_per_iter", int, -1, "reset the Fisher every N epochs (N > 0)"),
@@ -43,6 +44,9 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
         ("alpha_decay_after", float, 15.0, "epoch at which α starts to decay"),
         ("alpha_decay_mode", int, 1, "1 = linear decay, 2 = exponential (α·decay^k)"),
         ("alpha_small_scale", float, 0.0, "floor α never decays below"),
+        ("legacy_compound_alpha", bool, True,
+         "the original's Fisher update (α multiplied into the stored F at every update, so the "
+         "original's α and clip mean what they meant); False = α/2·ΣF·d² with F = EMA of g² (see README)"),
         ("shared_valid_fisher", bool, True, "Fisher from validation batches (False adds the step's last train batch)"),
         ("shared_ce_fisher", bool, True, "Fisher from the cross-entropy only (accepted; always CE here)"),
         ("controller_update_fisher", bool, False, "accepted for compatibility (unused in the original too)"),
@@ -181,7 +185,7 @@ def parse_search_args(argv: Sequence[str], prog: str = "wpl search") -> argparse
     problems = check_args(args)
     if problems:
         p.error(problems[0])
-    if args.start_using_fisher >= args.max_epoch:
+    if args.use_wpl and args.start_using_fisher >= args.max_epoch:
         warnings.warn(
             f"--start_using_fisher={args.start_using_fisher} >= --max_epoch={args.max_epoch}: WPL will never "
             "activate in this run", stacklevel=2)
@@ -214,6 +218,13 @@ def check_args(args: argparse.Namespace) -> list[str]:
     if args.shared_num_sample != 1:
         out.append(f"--shared_num_sample={args.shared_num_sample}: only 1 architecture per shared step is supported "
                    "(the original silently mis-handles more)")
+    if args.use_wpl and args.legacy_compound_alpha and args.fisher_clip_by_norm <= 0:
+        growth = args.alpha_fisher * (1 - args.lambda_fisher) if args.momentum else args.alpha_fisher
+        if growth >= 1 and args.alpha_fisher > 1:
+            out.append(f"--alpha_fisher={args.alpha_fisher:g} with --legacy_compound_alpha=True and no "
+                       "--fisher_clip_by_norm: the stored Fisher is multiplied by α at every update and grows "
+                       "without bound; set --fisher_clip_by_norm (the original README uses 10) or "
+                       "--legacy_compound_alpha=False")
     if args.softmax_temperature <= 0:
         out.append(f"--softmax_temperature must be > 0, got {args.softmax_temperature}")
     if args.num_gpu < 0:

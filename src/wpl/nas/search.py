@@ -58,6 +58,7 @@ class Search:
             fisher_clip_by_norm=args.fisher_clip_by_norm, alpha_decay=args.alpha_decay,
             alpha_decay_after=args.alpha_decay_after, alpha_decay_mode=args.alpha_decay_mode,
             alpha_small_scale=args.alpha_small_scale, set_fisher_zero_per_iter=args.set_fisher_zero_per_iter,
+            legacy_compound_alpha=args.legacy_compound_alpha,
         )
         self.monitor = ForgettingMonitor()
         self.baseline: torch.Tensor | None = None
@@ -76,8 +77,8 @@ class Search:
         return self.shared_step + self.controller_step
 
     def wpl_active(self, epoch: int) -> bool:
-        """WPL is on from ``start_using_fisher`` on."""
-        return epoch >= self.args.start_using_fisher
+        """WPL is on from ``start_using_fisher`` on (never with ``--use_wpl=False``)."""
+        return self.args.use_wpl and epoch >= self.args.start_using_fisher
 
     @torch.no_grad()
     def sample_archs(self, n: int) -> list:
@@ -288,7 +289,9 @@ class Search:
                    "shared_loss": shared["loss"], "shared_ppl": shared["ppl"], "wpl": shared["wpl"],
                    "reward": ctrl.get("reward"), "valid_ppl": derived.get("valid_ppl"),
                    "forgetting_diff_mean": forgetting.get("diff_mean"),
+                   "forgetting_diff_median": forgetting.get("diff_median"),
                    "forgetting_loss_diff_mean": forgetting.get("loss_diff_mean"),
+                   "forgetting_loss_diff_median": forgetting.get("loss_diff_median"),
                    "forgetting_loss_diff_best5_mean": forgetting.get("loss_diff_best5_mean")}
         self.history.append(summary)
         self.runlog.event("epoch", **summary)
@@ -311,7 +314,7 @@ class Search:
             "best_valid_ppl": None if self.best is None else self.best["valid_ppl"],
             "test_ppl": None if test is None else test["ppl"],
             "wpl_active": any(h["wpl_active"] for h in self.history),
-            "start_using_fisher": self.args.start_using_fisher,
+            "use_wpl": self.args.use_wpl, "start_using_fisher": self.args.start_using_fisher,
             "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
             "device": str(self.task.device),
             "epochs": self.history,

@@ -1,0 +1,61 @@
+"""The search part of ``wpl demo``: a tiny ENAS RNN search on the embedded PTB slice, without and
+with WPL (same seed, so both runs are identical until WPL switches on), and their forgetting side
+by side."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from .run import run_search
+
+# a few minutes on 2 CPU cores; WPL settings are the original README's (α 60, clip 10, reset every 2)
+DEMO_FLAGS = [
+    "--data_dir=embedded", "--dataset=ptb", "--shared_embed=64", "--shared_hid=64", "--num_blocks=8",
+    "--batch_size=32", "--test_batch_size=32", "--shared_max_step=20", "--num_batch_per_iter=5",
+    "--train_controller=True", "--controller_max_step=30", "--max_epoch=3", "--save_epoch=3",
+    "--derive_num_sample=4", "--start_using_fisher=1", "--alpha_fisher=60", "--fisher_clip_by_norm=10",
+    "--set_fisher_zero_per_iter=2", "--log_level=WARNING",
+]
+RUNS = (("no_wpl", ["--use_wpl=False"]), ("wpl", []))
+
+
+def _fmt(v: float | None, spec: str) -> str:
+    return "—" if v is None else format(v, spec)
+
+
+def forgetting_table(summaries: dict[str, dict]) -> str:
+    """Per-epoch forgetting (err2 − err1) of the runs side by side, in nats and in perplexity."""
+    names = list(summaries)
+    head = "| epoch | " + " | ".join(f"{n}: loss diff mean / median / best-5 | {n}: ppl diff median"
+                                       for n in names) + " |"
+    lines = [head, "|" + "---|" * (1 + 2 * len(names))]
+    for i, _ in enumerate(summaries[names[0]]["epochs"]):
+        cells = []
+        for n in names:
+            e = summaries[n]["epochs"][i]
+            cells.append(" / ".join(_fmt(e.get(k), "+.3f") for k in (
+                "forgetting_loss_diff_mean", "forgetting_loss_diff_median", "forgetting_loss_diff_best5_mean")))
+            cells.append(_fmt(e.get("forgetting_diff_median"), "+.1f"))
+        lines.append(f"| {i} | " + " | ".join(cells) + " |")
+    lines.append("| best cell | " + " | ".join(
+        f"valid ppl {_fmt(summaries[n]['best_valid_ppl'], '.1f')}, test ppl {_fmt(summaries[n]['test_ppl'], '.1f')} |"
+        for n in names))
+    return "\n".join(lines)
+
+
+def run_search_demo(output_dir: Path, seed: int, device: str) -> dict[str, dict]:
+    """Both runs under ``output_dir`` (earlier demo runs there are replaced); print the comparison."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    summaries = {}
+    for name, extra in RUNS:
+        run_dir = output_dir / f"ptb_{name}"
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        print(f"-- search {name.replace('_', ' ')} --")
+        summaries[name] = run_search(DEMO_FLAGS + extra + [
+            f"--log_dir={output_dir}", f"--comment={name}", f"--random_seed={seed}", f"--device={device}"])
+    print("forgetting = err2 − err1 of each architecture trained in an epoch (positive = it got worse while "
+          "the others trained); WPL is on from epoch 1")
+    print(forgetting_table(summaries))
+    return summaries
