@@ -159,3 +159,13 @@ def test_demo_table_puts_the_runs_side_by_side() -> None:
     lines = forgetting_table(runs).splitlines()
     assert lines[2] == "| 0 | +0.500 / -0.250 / — | +12.0 | +0.500 / -0.250 / — | +12.0 |"
     assert "valid ppl 100.0, test ppl —" in lines[3]
+
+
+def test_shared_valid_fisher_false_also_folds_the_training_batch(text_root: Path, tmp_path: Path) -> None:
+    fishers = {}
+    for flag in ("True", "False"):
+        out = tmp_path / flag
+        run_search(_argv(text_root, out, "--max_epoch=1", "--start_using_fisher=0", f"--shared_valid_fisher={flag}"))
+        state = torch.load(out / "logs/tiny_rnn-train/checkpoint.pt", weights_only=False)
+        fishers[flag] = state["wpl"]["fisher"]
+    assert any(not torch.equal(fishers["True"][n], fishers["False"][n]) for n in fishers["True"])

@@ -47,7 +47,8 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
         ("legacy_compound_alpha", bool, True,
          "the original's Fisher update (α multiplied into the stored F at every update, so the "
          "original's α and clip mean what they meant); False = α/2·ΣF·d² with F = EMA of g² (see README)"),
-        ("shared_valid_fisher", bool, True, "Fisher from validation batches (False adds the step's last train batch)"),
+        ("shared_valid_fisher", bool, True, "Fisher from a validation batch after each step; False also "
+         "folds in the step's last training batch (its gradient, with AR/TAR if on)"),
         ("shared_ce_fisher", bool, True, "Fisher from the cross-entropy only (accepted; always CE here)"),
         ("controller_update_fisher", bool, False, "accepted for compatibility (unused in the original too)"),
         ("train_controller", bool, False, "train the controller each epoch"),

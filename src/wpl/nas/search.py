@@ -103,7 +103,7 @@ class Search:
             t0 = time.time()
             arch = self.sample_archs(1)[0]
             protect = self.task.protected_names(arch)
-            for _ in range(a.num_batch_per_iter):
+            for i in range(a.num_batch_per_iter):
                 total, ce = self.task.train_loss(arch)
                 if not torch.isfinite(total):
                     raise FloatingPointError(
@@ -112,6 +112,8 @@ class Search:
                 self.shared_opt.zero_grad(set_to_none=True)
                 total.backward()
                 wpl_value = 0.0
+                if active and not a.shared_valid_fisher and i == a.num_batch_per_iter - 1:
+                    self.wpl.update_fisher(protect)  # the original's extra Fisher from the last training batch
                 if active:
                     wpl_value = float(self.wpl.add_penalty_grad_(protect, with_value=True))
                 grads = [p for p in self.supernet.parameters() if p.grad is not None]
@@ -132,7 +134,7 @@ class Search:
                 t0 = time.time()
                 model_fn, batches, loss_fn = self.task.fisher_batch(arch)
                 self.wpl.estimate_fisher(model_fn, batches, names=protect, estimator="batch_sq",
-                                     loss_fn=loss_fn, mode="keep")
+                                         loss_fn=loss_fn, mode="keep")
                 self.wpl.update_anchors(protect)
                 self._timed("shared", t0)
             if (step + 1) % a.log_step == 0 or step + 1 == steps:
