@@ -160,6 +160,12 @@ CHOICES = {
 }
 
 
+# the original used the RNN's SGD settings for the CNN too (lr 20, clip 0.25): a micro-CNN with a
+# linear head does not train with them, so --network_type=micro_cnn changes these defaults (an
+# explicit flag always wins)
+CNN_DEFAULTS = {"shared_lr": 0.1, "shared_grad_clip": 5.0}
+
+
 def defaults() -> dict:
     """Every flag's default value."""
     return {name: default for group in FLAGS.values() for name, _, default, _ in group}
@@ -183,6 +189,10 @@ def parse_search_args(argv: Sequence[str], prog: str = "wpl search") -> argparse
     p = build_parser(prog)
     args = p.parse_args(list(argv))
     args.explicit = sorted(_explicit_flags(p, argv))
+    if args.network_type == "micro_cnn":
+        for name, value in CNN_DEFAULTS.items():
+            if name not in args.explicit:
+                setattr(args, name, value)
     problems = check_args(args)
     if problems:
         p.error(problems[0])

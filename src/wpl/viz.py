@@ -26,6 +26,32 @@ def rnn_graph(arch) -> tuple[dict[str, tuple[str, str]], list[tuple[str, str]]]:
     return nodes, edges
 
 
+OP_COLORS = {"identity": "#ffa500", "sep_conv_3x3": "#ffc0cb", "sep_conv_5x5": "#ff8fa3",
+             "avg_pool_3x3": "#43cd80", "max_pool_3x3": "#87ceeb"}
+
+
+def micro_graph(arch) -> tuple[dict[str, tuple[str, str]], list[tuple[str, str]]]:
+    """Both cells of a micro-CNN architecture: inputs, one node per op, the blocks' sums, the concat."""
+    nodes: dict[str, tuple[str, str]] = {}
+    edges: list[tuple[str, str]] = []
+    for tag, cell in (("normal", arch.normal), ("reduce", arch.reduce)):
+        p = tag[0]
+        nodes[f"{p}in0"] = (f"{tag}\nx[t-1]", COLORS["input"])
+        nodes[f"{p}in1"] = (f"{tag}\nx[t]", COLORS["input"])
+        src = {0: f"{p}in0", 1: f"{p}in1"}
+        for b, (i1, o1, i2, o2) in enumerate(cell):
+            add = f"{p}b{b}"
+            nodes[add] = (f"add\n(block {b})", COLORS["hidden"])
+            for slot, (i, op) in enumerate(((i1, o1), (i2, o2))):
+                op_id = f"{p}b{b}op{slot}"
+                nodes[op_id] = (op.replace("_", " ", 1), OP_COLORS.get(op, "#ffffff"))
+                edges += [(src[i], op_id), (op_id, add)]
+            src[b + 2] = add
+        nodes[f"{p}out"] = (f"{tag}\nconcat", COLORS["avg"])
+        edges += [(f"{p}b{b}", f"{p}out") for b in type(arch).loose_ends(cell)]
+    return nodes, edges
+
+
 def to_dot(nodes: dict[str, tuple[str, str]], edges: list[tuple[str, str]], name: str = "cell") -> str:
     """Graphviz source for a node/edge list."""
     lines = [f'digraph "{name}" {{', "  rankdir=TB;", '  node [shape=box, style=filled, fontname="Helvetica"];']

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from ..data.text import Corpus, batchify, get_batch
 from ..errors import WplError
+from ..viz import rnn_graph
 from .metrics import perplexity
 from .rnn import RnnArch, SharedRNN, check_activation, decode_rnn, encode_rnn, rnn_decisions
 
@@ -65,6 +66,10 @@ class LanguageModelTask:
     def all_protected_names(self) -> list[str]:
         """Every edge parameter."""
         return self.supernet.edge_names()
+
+    def graph(self, arch: RnnArch):
+        """Nodes and edges of the drawing."""
+        return rnn_graph(arch)
 
     # ---- data ----------------------------------------------------------------------------------
     def _num_batches(self, data: Tensor) -> int:

@@ -71,7 +71,15 @@ def build_task(args: Namespace, device):
         log.info("corpus %s: %d/%d/%d tokens, vocabulary %d", corpus.source, corpus.train.numel(),
                  corpus.valid.numel(), corpus.test.numel(), corpus.vocab_size)
         return LanguageModelTask(corpus, args, device)
-    raise WplError(f"--network_type={args.network_type}: not available yet in this version (only rnn)")
+    from ..data.images import load_images
+    from .image_task import ImageTask
+
+    data = load_images(None if args.data_dir == "embedded" else args.data_dir, args.dataset,
+                       valid_size=args.valid_size, seed=args.random_seed, size=(args.cnn_height, args.cnn_width),
+                       channels=args.cnn_input_channels)
+    log.info("images %s: %d/%d/%d train/valid/test, %d classes, %s", data.source, len(data.train_x),
+             len(data.valid_x), len(data.test_x), len(data.classes), "×".join(map(str, data.shape)))
+    return ImageTask(data, args, device)
 
 
 def run_search(argv: Sequence[str], prog: str = "wpl search") -> dict:
@@ -127,8 +135,9 @@ def run_search(argv: Sequence[str], prog: str = "wpl search") -> dict:
             summary = search.run()
     finally:
         search.runlog.close()
-    log.info("done: best valid %s %s, test %s %s; outputs in %s", task.err_name, _fmt(summary["best_valid_ppl"]),
-             task.err_name, _fmt(summary["test_ppl"]), run_dir)
+    e = task.err_name
+    log.info("done: best valid %s %s, test %s %s; outputs in %s", e, _fmt(summary[f"best_valid_{e}"]),
+             e, _fmt(summary[f"test_{e}"]), run_dir)
     return summary
 
 

@@ -25,7 +25,7 @@ from ..fileio import write_json
 from ..forgetting import ForgettingMonitor
 from ..plasticity import WeightPlasticity
 from ..runlog import RunLog
-from ..viz import rnn_graph, save_cell_drawing
+from ..viz import save_cell_drawing
 from .controller import Controller
 from .metrics import perplexity
 
@@ -147,12 +147,15 @@ class Search:
     def _log_shared(self, epoch: int, window: dict, active: bool) -> None:
         n = max(window["n"], 1)
         loss = window["loss"] / n
-        vals = {"loss": loss, "ppl": perplexity(loss), "wpl": window["wpl"] / n,
+        vals = {"loss": loss, "wpl": window["wpl"] / n,
                 "alpha": self.wpl.alpha if active else 0.0, "lr": self.shared_opt.param_groups[0]["lr"]}
+        if self.task.err_name == "ppl":
+            vals["ppl"] = perplexity(loss)
         self.runlog.event("shared", epoch=epoch, shared_step=self.shared_step, **vals)
         self.runlog.scalars(self.global_step, {f"shared/{k}": v for k, v in vals.items()})
-        log.info("epoch %d shared step %d | loss %.3f ppl %.1f wpl %.4f α %.4g lr %.4g", epoch, self.shared_step,
-                 loss, vals["ppl"], vals["wpl"], vals["alpha"], vals["lr"])
+        ppl = f" ppl {vals['ppl']:.1f}" if "ppl" in vals else ""
+        log.info("epoch %d shared step %d | loss %.3f%s wpl %.4f α %.4g lr %.4g", epoch, self.shared_step,
+                 loss, ppl, vals["wpl"], vals["alpha"], vals["lr"])
 
     # ---- controller phase ----------------------------------------------------------------------
     def controller_phase(self, epoch: int, steps: int) -> dict:
@@ -236,17 +239,18 @@ class Search:
         write_json(stem.with_suffix(".json"), {"epoch": epoch, "arch": arch.to_dict(), "slice_loss": loss,
                                                "slice_" + self.task.err_name: err,
                                                "candidates": len(archs)})
-        _, png = save_cell_drawing(*rnn_graph(arch), stem, title=f"epoch {epoch}: {self.task.err_name} "
+        _, png = save_cell_drawing(*self.task.graph(arch), stem, title=f"epoch {epoch}: {self.task.err_name} "
                                    f"{err:.1f} on the validation slice")
         self.runlog.image("derive/best", png, self.global_step)
         self._timed("derive", t0)
         t0 = time.time()
         val = self.task.evaluate(arch, "valid")
         self._timed("eval", t0)
-        rec = {"epoch": epoch, "arch": best_js, "valid_loss": val["loss"], "valid_ppl": val["ppl"]}
+        e = self.task.err_name
+        rec = {"epoch": epoch, "arch": best_js, "valid_loss": val["loss"], f"valid_{e}": val[e]}
         self.runlog.event("derive", **rec, candidates=len(archs))
-        self.runlog.scalars(self.global_step, {"eval/val_best_loss": val["loss"], "eval/val_best_ppl": val["ppl"]})
-        log.info("epoch %d derive | best of %d: valid ppl %.2f | %s", epoch, len(archs), val["ppl"], best_js)
+        self.runlog.scalars(self.global_step, {"eval/val_best_loss": val["loss"], f"eval/val_best_{e}": val[e]})
+        log.info("epoch %d derive | best of %d: valid %s %.4g | %s", epoch, len(archs), e, val[e], best_js)
         if self.best is None or val["loss"] < self.best["valid_loss"]:
             self.best = rec
         return rec
@@ -264,8 +268,8 @@ class Search:
                    dynamic_ncols=True)
         for epoch in bar:
             self.run_epoch(epoch)
-            bar.set_postfix_str(f"best valid {self.task.err_name} "
-                                f"{self.best['valid_ppl']:.1f}" if self.best else "")
+            e = self.task.err_name
+            bar.set_postfix_str(f"best valid {e} {self.best[f'valid_{e}']:.4g}" if self.best else "")
         return self.finish()
 
     def run_epoch(self, epoch: int) -> None:
@@ -287,9 +291,10 @@ class Search:
         last = epoch == a.max_epoch - 1
         if epoch % a.save_epoch == 0 or last:
             derived = self.derive(epoch)
+        e = self.task.err_name
         summary = {"epoch": epoch, "lr": lr, "wpl_active": active, "alpha": self.wpl.alpha if active else 0.0,
                    "shared_loss": shared["loss"], "shared_ppl": shared["ppl"], "wpl": shared["wpl"],
-                   "reward": ctrl.get("reward"), "valid_ppl": derived.get("valid_ppl"),
+                   "reward": ctrl.get("reward"), f"valid_{e}": derived.get(f"valid_{e}"),
                    "forgetting_diff_mean": forgetting.get("diff_mean"),
                    "forgetting_diff_median": forgetting.get("diff_median"),
                    "forgetting_loss_diff_mean": forgetting.get("loss_diff_mean"),
@@ -303,6 +308,7 @@ class Search:
 
     def finish(self) -> dict:
         """Test numbers of the best derived architecture; ``summary.json``."""
+        e = self.task.err_name
         t0 = time.time()
         test = None
         if self.best is not None:
@@ -313,8 +319,9 @@ class Search:
             "epochs_done": self.epoch, "max_epoch": self.args.max_epoch,
             "best_arch": None if self.best is None else self.task.arch_from_json(self.best["arch"]).to_dict(),
             "best_epoch": None if self.best is None else self.best["epoch"],
-            "best_valid_ppl": None if self.best is None else self.best["valid_ppl"],
-            "test_ppl": None if test is None else test["ppl"],
+            f"best_valid_{e}": None if self.best is None else self.best[f"valid_{e}"],
+            f"test_{e}": None if test is None else test[e],
+            "test": test,
             "wpl_active": any(h["wpl_active"] for h in self.history),
             "use_wpl": self.args.use_wpl, "start_using_fisher": self.args.start_using_fisher,
             "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
@@ -322,7 +329,7 @@ class Search:
             "epochs": self.history,
         }
         write_json(self.dir / "summary.json", _finite(summary))
-        self.runlog.event("done", test_ppl=summary["test_ppl"], best_valid_ppl=summary["best_valid_ppl"])
+        self.runlog.event("done", **{k: summary[k] for k in (f"test_{e}", f"best_valid_{e}")})
         self.runlog.flush()
         return summary
 
