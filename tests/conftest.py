@@ -54,3 +54,38 @@ def make_text(root: Path, name: str = "tiny", lines: tuple[int, int, int] = (300
 @pytest.fixture
 def text_root(tmp_path: Path) -> Path:
     return make_text(tmp_path / "data")
+
+
+def make_cifar(root: Path, per_batch: int = 20, str_keys: bool = False, seed: int = 0) -> Path:
+    """Tiny CIFAR-10-format pickles ``root/cifar10/cifar-10-batches-py/`` (bytes keys like the real files)."""
+    import pickle
+
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar10" / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        labels = rng.integers(0, 10, per_batch)
+        data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
+        d = {"data": data, "labels": labels.tolist()}
+        if not str_keys:
+            d = {k.encode(): v for k, v in d.items()}
+        (folder / name).write_bytes(pickle.dumps(d, protocol=2))
+    return root
+
+
+def make_image_folder(root: Path, name: str = "shapes", per_class: int = 12, size: int = 20, valid: bool = True,
+                      seed: int = 0) -> Path:
+    """``root/name/{train,valid,test}/<class>/*.png``: two classes (bright top vs bright bottom)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for split in ("train", "valid", "test") if valid else ("train", "test"):
+        for cls in ("top", "bottom"):
+            folder = root / name / split / cls
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                img = rng.integers(0, 80, (size, size, 3), dtype=np.uint8)
+                half = slice(0, size // 2) if cls == "top" else slice(size // 2, size)
+                img[half] = 230
+                Image.fromarray(img).save(folder / f"{i}.png")
+    return root

@@ -1,0 +1,121 @@
+"""The micro-CNN search space and the CNN search end to end on tiny generated images."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import make_cifar, make_image_folder
+from wpl.errors import WplError
+from wpl.nas import search as search_mod
+from wpl.nas.cnn import OPS, MicroArch, SharedCNN, canonical_op, decode_micro, encode_micro, micro_decisions
+from wpl.nas.run import run_search
+
+ARCH = MicroArch(
+    normal=((0, "sep_conv_3x3", 1, "identity"), (2, "max_pool_3x3", 0, "sep_conv_5x5")),
+    reduce=((1, "identity", 0, "avg_pool_3x3"), (1, "sep_conv_3x3", 2, "sep_conv_3x3")),
+)
+
+
+def test_micro_arch_json_round_trip_and_actions() -> None:
+    text = ARCH.to_json()
+    assert MicroArch.from_json(text) == ARCH and json.loads(text)["type"] == "micro_cnn"
+    ops = list(OPS)
+    actions = encode_micro(ARCH, ops, ops)
+    assert len(actions) == len(micro_decisions(2, 5, 5)) == 16
+    assert decode_micro(actions, ops, ops) == ARCH
+    assert MicroArch.loose_ends(ARCH.normal) == [1] and MicroArch.loose_ends(ARCH.reduce) == [1]
+    # the original's op names are accepted and mapped
+    assert canonical_op("depthwise_3x3") == "sep_conv_3x3" and canonical_op("max3x3") == "max_pool_3x3"
+    with pytest.raises(WplError, match="unknown CNN op"):
+        canonical_op("conv_7x7")
+
+
+def test_invalid_micro_arch_is_rejected() -> None:
+    with pytest.raises(ValueError, match="input must be in 0..1"):
+        MicroArch(((2, "identity", 0, "identity"),), ((0, "identity", 0, "identity"),))
+
+
+def test_gradients_and_wpl_only_on_the_active_ops() -> None:
+    torch.manual_seed(0)
+    net = SharedCNN(3, 10, final_filters=8, num_modules=2, num_repeat_normal=1, num_blocks=2)
+    assert net.kinds == ["normal", "reduce", "normal"]
+    net(torch.randn(4, 3, 8, 8), ARCH).sum().backward()
+    used = set(net.parameters_for(ARCH))
+    got = {n for n, p in net.named_parameters() if p.grad is not None}
+    assert got == used
+    ops = set(net.op_names(ARCH))
+    assert ops <= used and all(".ops." in n for n in ops)
+    assert "cells.0.ops.0_0_sep_conv_3x3.dw.weight" in ops  # normal cell 0, block 0, input 0, sep 3×3
+    assert not any(n.startswith("cells.0.ops.0_1_sep_conv_3x3") for n in ops)  # not chosen: not protected
+    assert "cells.1.ops.0_1_identity.a.weight" in ops  # a stride-2 identity has weights (factorized reduce)
+
+
+def test_bad_channel_config_is_a_clear_error() -> None:
+    with pytest.raises(WplError, match="--cnn_final_filter_size=12"):
+        SharedCNN(final_filters=12, num_modules=3)
+
+
+TINY_CNN = ["--network_type=micro_cnn", "--num_blocks=2", "--cnn_final_filter_size=8", "--cnn_num_modules=2",
+            "--cnn_num_repeat_normal=1", "--batch_size=4", "--test_batch_size=8", "--shared_max_step=2",
+            "--num_batch_per_iter=2", "--controller_max_step=2", "--nb_batch_reward_controller=1",
+            "--derive_num_sample=2", "--forgetting_batches=1", "--valid_size=8", "--save_epoch=1",
+            "--controller_hid=8", "--use_tensorboard=False", "--log_level=WARNING", "--num_gpu=0",
+            "--train_controller=True", "--start_training_controller=0", "--start_using_fisher=1",
+            "--fisher_clip_by_norm=10", "--alpha_fisher=60", "--comment=cnn"]
+
+
+def _cnn_argv(data: Path, out: Path, *extra: str) -> list[str]:
+    return [*TINY_CNN, "--dataset=cifar10", f"--data_dir={data}", f"--log_dir={out / 'logs'}", "--max_epoch=2",
+            *extra]
+
+
+def test_tiny_cnn_search_writes_every_output(tmp_path: Path) -> None:
+    data = make_cifar(tmp_path / "data")
+    summary = run_search(_cnn_argv(data, tmp_path))
+    run = tmp_path / "logs" / "cifar10_cnn"
+    for name in ("config.json", "checkpoint.pt", "metrics.jsonl", "forgetting.csv", "summary.json",
+                 "networks/epoch_001.json", "networks/epoch_001.dot", "networks/epoch_001.png"):
+        assert (run / name).is_file(), name
+    assert summary["network_type"] == "micro_cnn" and summary["wpl_active"] is True
+    assert 0.0 <= summary["best_valid_err"] <= 1.0 and 0.0 <= summary["test_err"] <= 1.0
+    assert summary["test"]["acc"] == pytest.approx(1 - summary["test_err"])
+    derived = json.loads((run / "networks/epoch_001.json").read_text())
+    assert set(derived["arch"]) == {"type", "normal", "reduce"}  # both cells
+    rows = list(csv.DictReader((run / "forgetting.csv").open()))
+    assert len(rows) == 2 * 2 and all(-1.0 <= float(r["diff"]) <= 1.0 for r in rows)  # error rates
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["shared_lr"] == 0.1 and cfg["shared_grad_clip"] == 5.0  # the CNN's defaults
+
+
+def test_cnn_resume_is_bit_identical(tmp_path: Path, monkeypatch) -> None:
+    data = make_cifar(tmp_path / "data")
+    run_search(_cnn_argv(data, tmp_path / "full", "--max_epoch=3"))
+    real = search_mod.Search.run_epoch
+
+    def crash_at_2(self, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return real(self, epoch)
+
+    monkeypatch.setattr(search_mod.Search, "run_epoch", crash_at_2)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(_cnn_argv(data, tmp_path / "part", "--max_epoch=3"))
+    monkeypatch.setattr(search_mod.Search, "run_epoch", real)
+    run_search(_cnn_argv(data, tmp_path / "part", "--max_epoch=3", "--resume=True"))
+    a = torch.load(tmp_path / "full/logs/cifar10_cnn/checkpoint.pt", weights_only=False)
+    b = torch.load(tmp_path / "part/logs/cifar10_cnn/checkpoint.pt", weights_only=False)
+    for name, t in a["supernet"].items():
+        assert torch.equal(t, b["supernet"][name]), name
+    for name in ("metrics.jsonl", "forgetting.csv"):
+        assert (tmp_path / "full/logs/cifar10_cnn" / name).read_text() == \
+            (tmp_path / "part/logs/cifar10_cnn" / name).read_text()
+
+
+def test_cnn_search_on_an_image_folder(tmp_path: Path) -> None:
+    data = make_image_folder(tmp_path / "data", per_class=6, size=12)
+    argv = [a for a in _cnn_argv(data, tmp_path) if not a.startswith("--dataset")]
+    summary = run_search([*argv, "--dataset=shapes", "--cnn_height=8", "--cnn_width=8", "--max_epoch=1"])
+    assert summary["dataset"] == "shapes" and summary["test_err"] is not None
