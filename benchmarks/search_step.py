@@ -1,8 +1,13 @@
-"""Speed of the RNN search: shared-phase batches/s with and without WPL, controller steps/s, and the
-step time as a multiple of the bare matrix products one shared step must do (the floor).
+"""Speed of the search's shared phase with and without WPL, the controller step, and
 
-Usage: python benchmarks/search_step.py --data_dir ../shared/data [--steps 20] [--hid 200]
-Variants are interleaved in one run (these machines are noisy); medians are reported.
+- RNN space (real PTB): the step time as a multiple of the bare matrix products one shared batch
+  must do (the floor);
+- CNN space (real CIFAR-10): images/s and the data path's (indexing + augmentation) share.
+
+Usage: python benchmarks/search_step.py --space rnn --data_dir ../shared/data [--steps 20] [--hid 200]
+       python benchmarks/search_step.py --space cnn --data_dir ~/data   (holding cifar10/)
+Variants are interleaved in one run, their order rotated each round (these machines are noisy, and
+whatever runs first after another variant pays its cache misses); medians are reported.
 """
 
 from __future__ import annotations
@@ -10,23 +15,23 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
 
 from wpl.config import parse_search_args
-from wpl.data.text import load_corpus
-from wpl.nas.lm_task import LanguageModelTask
+from wpl.nas.run import build_task
 from wpl.nas.search import Search
 
 
-def _time(fn) -> float:
+def _time(fn: Callable[[], object]) -> float:
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
 
 
-def floor_fn(T: int, N: int, E: int, H: int, V: int, B: int):
-    """Bare matmuls of one shared batch (decoder and cell, forward and backward), outputs preallocated."""
+def floor_fn(T: int, N: int, E: int, H: int, V: int, B: int) -> Callable[[], None]:
+    """Bare matmuls of one RNN shared batch (decoder and cell, forward and backward), outputs preallocated."""
     x = torch.randn(T * N, E)
     wx = torch.randn(E, 2 * H)
     h = torch.randn(N, H)
@@ -52,19 +57,11 @@ def floor_fn(T: int, N: int, E: int, H: int, V: int, B: int):
     return run
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--data_dir", required=True)
-    ap.add_argument("--steps", type=int, default=20, help="timed shared batches per variant")
-    ap.add_argument("--hid", type=int, default=200)
-    ap.add_argument("--num_blocks", type=int, default=12)
-    a = ap.parse_args()
-    torch.set_num_threads(2)
-    args = parse_search_args([f"--shared_embed={a.hid}", f"--shared_hid={a.hid}", f"--num_blocks={a.num_blocks}",
-                              "--log_level=WARNING", "--num_gpu=0", "--nb_batch_reward_controller=1"])
-    corpus = load_corpus(a.data_dir, "ptb")
+def measure(argv: list[str], steps: int, extra: Callable[[object], dict[str, Callable]] | None = None):
+    """Build the task and search from ``argv``; time the variants (plus ``extra(task)``) interleaved."""
+    args = parse_search_args(argv)
     torch.manual_seed(0)
-    task = LanguageModelTask(corpus, args, torch.device("cpu"))
+    task = build_task(args, torch.device("cpu"))
     search = Search(args, task, run_dir=None)
     for f in search.wpl.fisher.values():
         f.uniform_(0, 1e-3)
@@ -78,11 +75,12 @@ def main() -> None:
         total.backward()
         if wpl:
             search.wpl.add_penalty_grad_(protect, with_value=True)
-        torch.nn.utils.clip_grad_norm_([p for p in task.supernet.parameters() if p.grad is not None], 0.25)
+        torch.nn.utils.clip_grad_norm_([p for p in task.supernet.parameters() if p.grad is not None],
+                                       args.shared_grad_clip)
         opt.step()
 
     def controller_step() -> None:
-        actions, logp, ent = search.controller.sample(1)
+        actions, logp, _ = search.controller.sample(1)
         r = task.reward(task.decode(actions[0].tolist()))[0]
         task.advance_valid(1)
         loss = -(logp.sum() * (r - 0.05))
@@ -93,36 +91,76 @@ def main() -> None:
     def fisher_update() -> None:
         model_fn, batches, loss_fn = task.fisher_batch(arch)
         search.wpl.estimate_fisher(model_fn, batches, names=protect, estimator="batch_sq",
-                                    loss_fn=loss_fn, mode="keep")
+                                   loss_fn=loss_fn, mode="keep")
         search.wpl.update_anchors(protect)
 
-    for _ in range(2):
-        shared_batch(False)
-        shared_batch(True)
-    floor = floor_fn(args.shared_rnn_max_length, args.batch_size, a.hid, a.hid, corpus.vocab_size, a.num_blocks)
-    floor()
-    times = {"plain": [], "wpl": [], "controller": [], "fisher": [], "floor": []}
-    variants = {"floor": floor, "plain": lambda: shared_batch(False), "wpl": lambda: shared_batch(True),
-                "controller": controller_step, "fisher": fisher_update}
+    variants = {"plain": lambda: shared_batch(False), "wpl": lambda: shared_batch(True),
+                "controller": controller_step, "fisher": fisher_update, **(extra(task) if extra else {})}
+    for fn in variants.values():
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in variants}
     order = list(variants)
-    for i in range(a.steps):  # rotate the order: whatever runs first after another variant pays its cache misses
+    for i in range(steps):
         for name in order[i % len(order):] + order[:i % len(order)]:
             times[name].append(_time(variants[name]))
-    med = {k: statistics.median(v) for k, v in times.items()}
-    npb = args.num_batch_per_iter
+    return {k: statistics.median(v) for k, v in times.items()}, args, task
+
+
+def _common_rows(med: dict[str, float], npb: int, unit: str, per_batch: int) -> None:
     step_wpl = npb * med["wpl"] + med["fisher"]
-    print(f"PTB, embed = hid = {a.hid}, B = {a.num_blocks}, batch {args.batch_size}, "
-          f"BPTT {args.shared_rnn_max_length}, 2 threads, medians of {a.steps}")
     print("| measure | value |\n|---|---|")
-    print(f"| shared batch, plain | {med['plain'] * 1e3:.0f} ms ({1 / med['plain']:.2f} batches/s) |")
-    ratio = med["wpl"] / med["plain"]
-    print(f"| shared batch, with WPL (closed-form grad) | {med['wpl'] * 1e3:.0f} ms (×{ratio:.3f}) |")
+    print(f"| shared batch, plain | {med['plain'] * 1e3:.0f} ms ({per_batch / med['plain']:.1f} {unit}/s) |")
+    print(f"| shared batch, with WPL (closed-form grad) | {med['wpl'] * 1e3:.0f} ms "
+          f"(×{med['wpl'] / med['plain']:.3f}) |")
     print(f"| Fisher update + anchors (one validation batch) | {med['fisher'] * 1e3:.0f} ms |")
     print(f"| shared step with WPL ({npb} batches + Fisher) vs plain | ×{step_wpl / (npb * med['plain']):.3f} |")
-    print(f"| controller step (1 sample, 1 reward batch) | {med['controller'] * 1e3:.0f} ms "
+    print(f"| controller step (1 sample, reward batches as configured) | {med['controller'] * 1e3:.0f} ms "
           f"({1 / med['controller']:.2f} steps/s) |")
+
+
+def bench_rnn(data_dir: str, steps: int, hid: int, num_blocks: int) -> None:
+    """RNN space on PTB at embed = hid = ``hid``."""
+    argv = [f"--shared_embed={hid}", f"--shared_hid={hid}", f"--num_blocks={num_blocks}", "--log_level=WARNING",
+            "--num_gpu=0", "--nb_batch_reward_controller=1", f"--data_dir={data_dir}", "--dataset=ptb"]
+    def floor(task) -> dict[str, Callable]:
+        a = task.args
+        return {"floor": floor_fn(a.shared_rnn_max_length, a.batch_size, hid, hid, task.supernet.vocab_size,
+                                  num_blocks)}
+
+    med, args, _ = measure(argv, steps, floor)
+    print(f"PTB, embed = hid = {hid}, B = {num_blocks}, batch {args.batch_size}, BPTT {args.shared_rnn_max_length}, "
+          f"2 threads, medians of {steps}")
+    _common_rows(med, args.num_batch_per_iter, "batches", 1)
     print(f"| matmul floor of one shared batch | {med['floor'] * 1e3:.0f} ms |")
     print(f"| shared batch / floor | ×{med['plain'] / med['floor']:.2f} |")
+
+
+def bench_cnn(data_dir: str, steps: int) -> None:
+    """CNN space on CIFAR-10 at the README's CPU configuration."""
+    argv = ["--network_type=micro_cnn", "--dataset=cifar10", f"--data_dir={data_dir}", "--num_blocks=5",
+            "--cnn_final_filter_size=32", "--cnn_num_repeat_normal=1", "--batch_size=32", "--num_batch_per_iter=7",
+            "--nb_batch_reward_controller=5", "--log_level=WARNING", "--num_gpu=0"]
+    med, args, _ = measure(argv, steps, lambda task: {"data": task._next_train})
+    print(f"CIFAR-10, micro cells B = 5, final filters 32, 1 normal cell per stage, batch {args.batch_size}, "
+          f"2 threads, medians of {steps}")
+    _common_rows(med, args.num_batch_per_iter, "images", args.batch_size)
+    print(f"| data path of one training batch (index + augment) | {med['data'] * 1e3:.1f} ms "
+          f"({med['data'] / med['plain'] * 100:.1f}% of a plain shared batch) |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--space", choices=["rnn", "cnn"], default="rnn")
+    ap.add_argument("--data_dir", required=True, help="holds ptb/ (rnn) or cifar10/ (cnn)")
+    ap.add_argument("--steps", type=int, default=20, help="timed rounds (every variant once per round)")
+    ap.add_argument("--hid", type=int, default=200, help="rnn: embedding and hidden size")
+    ap.add_argument("--num_blocks", type=int, default=12, help="rnn: nodes per cell")
+    a = ap.parse_args()
+    torch.set_num_threads(2)
+    if a.space == "rnn":
+        bench_rnn(a.data_dir, a.steps, a.hid, a.num_blocks)
+    else:
+        bench_cnn(a.data_dir, a.steps)
 
 
 if __name__ == "__main__":

@@ -89,3 +89,21 @@ def make_image_folder(root: Path, name: str = "shapes", per_class: int = 12, siz
                 img[half] = 230
                 Image.fromarray(img).save(folder / f"{i}.png")
     return root
+
+
+def run_interrupted(argv: list[str], epoch: int, monkeypatch) -> None:
+    """Run the search command and interrupt it (KeyboardInterrupt) as ``epoch`` starts."""
+    from wpl.nas import search as search_mod
+    from wpl.nas.run import run_search
+
+    real = search_mod.Search.run_epoch
+
+    def crash(self, e):
+        if e == epoch:
+            raise KeyboardInterrupt
+        return real(self, e)
+
+    monkeypatch.setattr(search_mod.Search, "run_epoch", crash)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(argv)
+    monkeypatch.setattr(search_mod.Search, "run_epoch", real)

@@ -99,3 +99,10 @@ def test_augmentation_shapes_ranges_and_determinism() -> None:
     row = c[0, 0, 3]
     src = plain[0, 0]
     assert any(torch.allclose(row[1:-1], src[r, s:s + 6]) for r in range(8) for s in range(3))
+
+
+def test_folder_splits_are_shuffled_so_eval_batches_mix_classes(tmp_path: Path) -> None:
+    make_image_folder(tmp_path, per_class=12)
+    d = load_images(tmp_path, "shapes", valid_size=1)
+    first = d.test_y[:8]
+    assert 0 < int(first.sum()) < 8  # not one class after the other

@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import make_cifar, make_image_folder
+from conftest import make_cifar, make_image_folder, run_interrupted
 from wpl.errors import WplError
-from wpl.nas import search as search_mod
 from wpl.nas.cnn import OPS, MicroArch, SharedCNN, canonical_op, decode_micro, encode_micro, micro_decisions
 from wpl.nas.run import run_search
 
@@ -93,17 +92,7 @@ def test_tiny_cnn_search_writes_every_output(tmp_path: Path) -> None:
 def test_cnn_resume_is_bit_identical(tmp_path: Path, monkeypatch) -> None:
     data = make_cifar(tmp_path / "data")
     run_search(_cnn_argv(data, tmp_path / "full", "--max_epoch=3"))
-    real = search_mod.Search.run_epoch
-
-    def crash_at_2(self, epoch):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return real(self, epoch)
-
-    monkeypatch.setattr(search_mod.Search, "run_epoch", crash_at_2)
-    with pytest.raises(KeyboardInterrupt):
-        run_search(_cnn_argv(data, tmp_path / "part", "--max_epoch=3"))
-    monkeypatch.setattr(search_mod.Search, "run_epoch", real)
+    run_interrupted(_cnn_argv(data, tmp_path / "part", "--max_epoch=3"), 2, monkeypatch)
     run_search(_cnn_argv(data, tmp_path / "part", "--max_epoch=3", "--resume=True"))
     a = torch.load(tmp_path / "full/logs/cifar10_cnn/checkpoint.pt", weights_only=False)
     b = torch.load(tmp_path / "part/logs/cifar10_cnn/checkpoint.pt", weights_only=False)

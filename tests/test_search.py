@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import run_interrupted
 from wpl.config import parse_search_args
-from wpl.nas import search as search_mod
 from wpl.nas.run import run_search
 
 README_RNN = (
@@ -87,17 +87,7 @@ def test_resume_is_bit_identical(text_root: Path, tmp_path: Path, monkeypatch) -
     full = tmp_path / "full"
     run_search(_argv(text_root, full, "--max_epoch=3"))
     part = tmp_path / "part"
-    real = search_mod.Search.run_epoch
-
-    def crash_at_2(self, epoch):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return real(self, epoch)
-
-    monkeypatch.setattr(search_mod.Search, "run_epoch", crash_at_2)
-    with pytest.raises(KeyboardInterrupt):
-        run_search(_argv(text_root, part, "--max_epoch=3"))
-    monkeypatch.setattr(search_mod.Search, "run_epoch", real)
+    run_interrupted(_argv(text_root, part, "--max_epoch=3"), 2, monkeypatch)
     assert not (part / "logs" / "tiny_rnn-train" / "summary.json").exists()
     run_search(_argv(text_root, part, "--max_epoch=3", "--resume=True"))
     a = torch.load(full / "logs/tiny_rnn-train/checkpoint.pt", weights_only=False)

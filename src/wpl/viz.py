@@ -26,8 +26,9 @@ def rnn_graph(arch) -> tuple[dict[str, tuple[str, str]], list[tuple[str, str]]]:
     return nodes, edges
 
 
-OP_COLORS = {"identity": "#ffa500", "sep_conv_3x3": "#ffc0cb", "sep_conv_5x5": "#ff8fa3",
-             "avg_pool_3x3": "#43cd80", "max_pool_3x3": "#87ceeb"}
+OP_STYLE = {"identity": ("identity", "#ffa500"), "sep_conv_3x3": ("sep 3x3", "#ffc0cb"),
+            "sep_conv_5x5": ("sep 5x5", "#ff8fa3"), "avg_pool_3x3": ("avg 3x3", "#43cd80"),
+            "max_pool_3x3": ("max 3x3", "#87ceeb")}
 
 
 def micro_graph(arch) -> tuple[dict[str, tuple[str, str]], list[tuple[str, str]]]:
@@ -41,10 +42,10 @@ def micro_graph(arch) -> tuple[dict[str, tuple[str, str]], list[tuple[str, str]]
         src = {0: f"{p}in0", 1: f"{p}in1"}
         for b, (i1, o1, i2, o2) in enumerate(cell):
             add = f"{p}b{b}"
-            nodes[add] = (f"add\n(block {b})", COLORS["hidden"])
+            nodes[add] = (f"add\n(block {b})", "#e8e8e8")
             for slot, (i, op) in enumerate(((i1, o1), (i2, o2))):
                 op_id = f"{p}b{b}op{slot}"
-                nodes[op_id] = (op.replace("_", " ", 1), OP_COLORS.get(op, "#ffffff"))
+                nodes[op_id] = OP_STYLE.get(op, (op, "#ffffff"))
                 edges += [(src[i], op_id), (op_id, add)]
             src[b + 2] = add
         nodes[f"{p}out"] = (f"{tag}\nconcat", COLORS["avg"])

@@ -173,7 +173,10 @@ def _folder_split(split_dir: Path, classes: list[str] | None, size: tuple[int, i
             ys.append(classes.index(sub.name))
     if not xs:
         raise WplError(f"{split_dir}: no .png/.jpg/.jpeg images in its class folders")
-    return torch.from_numpy(np.stack(xs)), torch.tensor(ys, dtype=torch.int64), classes
+    # a fixed shuffle: read class by class, evaluation batches would hold one class each, and
+    # BatchNorm (batch statistics in eval too) would then see class-specific statistics
+    perm = torch.randperm(len(xs), generator=torch.Generator().manual_seed(0))
+    return torch.from_numpy(np.stack(xs))[perm], torch.tensor(ys, dtype=torch.int64)[perm], classes
 
 
 def load_image_folder(root: Path, size: tuple[int, int], channels: int, valid_size: int, seed: int) -> ImageSplits:

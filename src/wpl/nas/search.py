@@ -240,7 +240,7 @@ class Search:
                                                "slice_" + self.task.err_name: err,
                                                "candidates": len(archs)})
         _, png = save_cell_drawing(*self.task.graph(arch), stem, title=f"epoch {epoch}: {self.task.err_name} "
-                                   f"{err:.1f} on the validation slice")
+                                   f"{err:.4g} on the validation slice")
         self.runlog.image("derive/best", png, self.global_step)
         self._timed("derive", t0)
         t0 = time.time()
