@@ -33,6 +33,8 @@ def str_list(value: str) -> list[str]:
 FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
     "WPL": [
         ("use_wpl", bool, True, "False = plain ENAS, the no-WPL baseline (no penalty, no Fisher)"),
+        ("wpl_scope", str, "edges", "what WPL protects: edges = the architecture-specific weights (RNN edges, "
+         "CNN ops; the original), used = every parameter the architecture uses (adds embedding/decoder/stem...)"),
         ("start_using_fisher", int, 0, "first epoch with WPL on (penalty, Fisher and anchor updates)"),
         ("num_batch_per_iter", int, 10, "consecutive training batches per sampled architecture (one shared step)"),
         ("set_fisher_zero_per_iter", int, -1, "reset the Fisher every N epochs (N > 0)"),
@@ -154,6 +156,7 @@ CHOICES = {
     "entropy_mode": ["reward", "regularizer"],
     "controller_optim": ["adam", "sgd"],
     "shared_optim": ["sgd", "adam"],
+    "wpl_scope": ["edges", "used"],
     "alpha_decay_mode": [1, 2],
     "log_level": ["DEBUG", "INFO", "WARNING", "ERROR"],
     "search_mode": ["micro"],

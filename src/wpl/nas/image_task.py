@@ -52,6 +52,7 @@ class ImageTask:
         self.gen = torch.Generator().manual_seed(args.random_seed)
         self.order = torch.randperm(len(self.train_x), generator=self.gen)
         self.train_pos, self.valid_pos = 0, 0
+        self.flip = not data.source.startswith("mnist")  # mirrored digits are other digits
 
     # ---- architectures -------------------------------------------------------------------------
     def decode(self, actions: list[int]) -> MicroArch:
@@ -67,11 +68,15 @@ class ImageTask:
         return MicroArch.from_json(text)
 
     def protected_names(self, arch: MicroArch) -> list[str]:
-        """The shared parameters WPL protects for ``arch``: its ops' weights in every cell."""
+        """The shared parameters WPL protects for ``arch``: its ops' weights (``--wpl_scope=used``: all it uses)."""
+        if self.args.wpl_scope == "used":
+            return self.supernet.parameters_for(arch)
         return self.supernet.op_names(arch)
 
     def all_protected_names(self) -> list[str]:
-        """Every op's parameters."""
+        """Every parameter WPL may protect."""
+        if self.args.wpl_scope == "used":
+            return [n for n, _ in self.supernet.named_parameters()]
         return self.supernet.op_names()
 
     def graph(self, arch: MicroArch):
@@ -86,7 +91,8 @@ class ImageTask:
             self.train_pos = 0
         idx = self.order[self.train_pos:self.train_pos + bs].to(self.device)
         self.train_pos += bs
-        x = augment(self.train_x[idx], self.data.mean, self.data.std, self.gen, cutout=self.args.cutout)
+        x = augment(self.train_x[idx], self.data.mean, self.data.std, self.gen, flip=self.flip,
+                    cutout=self.args.cutout)
         return x, self.train_y[idx]
 
     def train_loss(self, arch: MicroArch) -> tuple[Tensor, Tensor]:

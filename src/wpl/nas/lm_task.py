@@ -60,11 +60,15 @@ class LanguageModelTask:
         return RnnArch.from_json(text)
 
     def protected_names(self, arch: RnnArch) -> list[str]:
-        """The shared parameters WPL protects for ``arch``: its edges."""
+        """The shared parameters WPL protects for ``arch``: its edges (``--wpl_scope=used``: all it uses)."""
+        if self.args.wpl_scope == "used":
+            return self.supernet.parameters_for(arch)
         return self.supernet.edge_names(arch)
 
     def all_protected_names(self) -> list[str]:
-        """Every edge parameter."""
+        """Every parameter WPL may protect."""
+        if self.args.wpl_scope == "used":
+            return [n for n, _ in self.supernet.named_parameters()]
         return self.supernet.edge_names()
 
     def graph(self, arch: RnnArch):
@@ -138,14 +142,15 @@ class LanguageModelTask:
     def fisher_batch(self, arch: RnnArch):
         """``(model_fn, [(x, y)], loss_fn)`` for one validation batch at the moving position (then advance).
 
-        ``loss_fn(model_fn(x), y)`` is the batch's cross-entropy with gradients on the edges only.
+        ``loss_fn(model_fn(x), y)`` is the batch's cross-entropy (with ``--wpl_scope=edges``, with
+        gradients on the edges only).
         """
         x, y = get_batch(self.valid_data, self.valid_pos, self.bptt)
         self.advance_valid(1)
         hidden = self.supernet.init_hidden(x.size(1))
 
         def loss_fn(inp: Tensor, target: Tensor) -> Tensor:
-            return self.supernet.loss(inp, target, hidden, arch, edges_only=True)[0]
+            return self.supernet.loss(inp, target, hidden, arch, edges_only=self.args.wpl_scope == "edges")[0]
 
         return (lambda inp: inp), [(x, y)], loss_fn
 
