@@ -159,3 +159,11 @@ def test_shared_valid_fisher_false_also_folds_the_training_batch(text_root: Path
         state = torch.load(out / "logs/tiny_rnn-train/checkpoint.pt", weights_only=False)
         fishers[flag] = state["wpl"]["fisher"]
     assert any(not torch.equal(fishers["True"][n], fishers["False"][n]) for n in fishers["True"])
+
+
+def test_wpl_scope_used_also_protects_the_shared_embedding(text_root: Path, tmp_path: Path) -> None:
+    run_search(_argv(text_root, tmp_path, "--max_epoch=1", "--start_using_fisher=0", "--wpl_scope=used"))
+    state = torch.load(tmp_path / "logs/tiny_rnn-train/checkpoint.pt", weights_only=False)
+    fisher = state["wpl"]["fisher"]
+    assert "encoder.weight" in fisher and fisher["encoder.weight"].any()
+    assert any(n.startswith("edges.") and f.any() for n, f in fisher.items())
