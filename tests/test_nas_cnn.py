@@ -108,3 +108,23 @@ def test_cnn_search_on_an_image_folder(tmp_path: Path) -> None:
     argv = [a for a in _cnn_argv(data, tmp_path) if not a.startswith("--dataset")]
     summary = run_search([*argv, "--dataset=shapes", "--cnn_height=8", "--cnn_width=8", "--max_epoch=1"])
     assert summary["dataset"] == "shapes" and summary["test_err"] is not None
+
+
+def test_generate_gif_of_the_derived_cells(tmp_path: Path, capsys) -> None:
+    from PIL import Image
+
+    from wpl.cli import main
+    from wpl.gif import pick_frames
+
+    data = make_cifar(tmp_path / "data")
+    run_search(_cnn_argv(data, tmp_path, "--max_epoch=3"))
+    assert main(["gif", "--model_name=cifar10_cnn", f"--log_dir={tmp_path / 'logs'}",
+                 f"--output={tmp_path / 'out' / 'sample.gif'}"]) == 0
+    with Image.open(tmp_path / "out" / "sample.gif") as gif:
+        assert gif.n_frames == 3  # epochs 0, 1, 2
+    assert main(["gif", "--model_name=missing", f"--log_dir={tmp_path / 'logs'}"]) == 1
+    assert "no networks/ folder" in capsys.readouterr().err
+    paths = [Path(f"epoch_{i:03d}.png") for i in range(120)]
+    picked = pick_frames(paths, 50)
+    assert len(picked) == 50 and picked[0] == paths[0] and picked[-1] == paths[-1]
+    assert pick_frames(paths[:7], 50) == paths[:7]  # fewer than max_frame: all (the original raised)

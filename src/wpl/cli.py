@@ -154,10 +154,30 @@ def cmd_search(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_gif(argv: Sequence[str], prog: str = "wpl gif") -> int:
+    """``wpl gif`` / ``python generate_gif.py``: a GIF of a run's derived cells."""
+    from .gif import make_gif
+
+    p = StrictParser(prog=prog, description="An animated GIF of the derived cells of a search run")
+    p.add_argument("--model_name", required=True, help="the run folder's name under --log_dir, e.g. ptb_rnn-train")
+    p.add_argument("--log_dir", default="logs", help="where the run folders are")
+    p.add_argument("--output", default=None, help="the .gif to write (default <run folder>/cells.gif)")
+    p.add_argument("--max_frame", type=int, default=50, help="at most this many frames, evenly spaced")
+    p.add_argument("--title", default="", help="caption before the epoch number")
+    p.add_argument("--frame_ms", type=int, default=500, help="display time of a frame, in milliseconds")
+    args = p.parse_args(argv)
+    run_dir = Path(args.log_dir) / args.model_name
+    out = make_gif(run_dir, args.output or run_dir / "cells.gif", args.max_frame, args.title or args.model_name,
+                   args.frame_ms)
+    print(f"wrote {out}")
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "search": (cmd_search, "ENAS search with WPL (the original main.py flags)"),
     "two-models": (cmd_two_models, "the two-model forgetting experiment (MNIST)"),
     "demo": (cmd_demo, "the main job on embedded data (what `make demo` runs)"),
+    "gif": (cmd_gif, "an animated GIF of a search run's derived cells (= python generate_gif.py)"),
 }
 
 

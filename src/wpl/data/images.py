@@ -199,9 +199,12 @@ def load_images(data_dir: str | Path | None, dataset: str, *, valid_size: int = 
     if data_dir is None:
         raise WplError(f"--dataset={dataset} needs --data_dir (only mnist has an embedded copy)")
     root = Path(data_dir) / dataset
+    if not root.is_dir() and dataset == "cifar10":
+        raise WplError(f"{root}: no such folder; extract CIFAR-10's python version (cifar-10-python.tar.gz from "
+                       "https://www.cs.toronto.edu/~kriz/cifar.html) into it")
     if not root.is_dir():
-        raise WplError(f"{root}: no such folder; put CIFAR-10's python batches in {Path(data_dir) / 'cifar10'}/, or "
-                       f"images in {root}/{{train,valid,test}}/<class_name>/*.png")
+        raise WplError(f"{root}: no such folder; put images in {root}/{{train,valid,test}}/<class_name>/*.png "
+                       "(valid/ optional), or use --dataset=cifar10 or --dataset=mnist")
     if dataset == "cifar10" or any(root.rglob(CIFAR_TEST)):
         return load_cifar10(root, valid_size, seed)
     return load_image_folder(root, size, channels, valid_size, seed)
