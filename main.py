@@ -5,15 +5,7 @@
 It is ``wpl search`` with the same flags.
 """
 
-import sys
-from pathlib import Path
-
-try:
-    import wpl  # noqa: F401
-except ImportError:  # run from a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
-
-from wpl.cli import main
+from wpl_entry import run
 
 if __name__ == "__main__":
-    raise SystemExit(main(["search", *sys.argv[1:]]))
+    run("search")
