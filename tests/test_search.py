@@ -167,3 +167,21 @@ def test_wpl_scope_used_also_protects_the_shared_embedding(text_root: Path, tmp_
     fisher = state["wpl"]["fisher"]
     assert "encoder.weight" in fisher and fisher["encoder.weight"].any()
     assert any(n.startswith("edges.") and f.any() for n, f in fisher.items())
+
+
+def test_derive_and_test_modes_read_a_finished_run(text_root: Path, tmp_path: Path) -> None:
+    from wpl.errors import WplError
+
+    with pytest.raises(WplError, match="does not exist"):
+        run_search(_argv(text_root, tmp_path, "--mode=test"))
+    summary = run_search(_argv(text_root, tmp_path, "--max_epoch=2"))
+    run = tmp_path / "logs" / "tiny_rnn-train"
+    before = (run / "checkpoint.pt").read_bytes(), (run / "metrics.jsonl").read_text()
+    rec = run_search(_argv(text_root, tmp_path, "--mode=derive"))
+    assert (run / "networks/derived.json").is_file() and (run / "networks/derived.png").is_file()
+    assert rec["valid_ppl"] > 1
+    out = run_search(_argv(text_root, tmp_path, "--mode=test"))
+    assert out["test_ppl"] == pytest.approx(summary["test_ppl"])  # same weights, same cell, same split
+    assert json.loads((run / "test.json").read_text())["arch"] == summary["best_arch"]
+    assert (run / "checkpoint.pt").read_bytes() == before[0]  # the run itself is untouched
+    assert (run / "metrics.jsonl").read_text().startswith(before[1])

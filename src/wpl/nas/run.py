@@ -90,12 +90,12 @@ def run_search(argv: Sequence[str], prog: str = "wpl search") -> dict:
     setup_logging(args.log_level)
     for w in caught:
         log.warning("%s", w.message)
-    if args.mode != "train":
-        raise WplError(f"--mode={args.mode}: only --mode=train is available in this version")
     run_dir = run_dir_for(args)
     ckpt = run_dir / "checkpoint.pt"
     resume = args.resume or bool(args.load_path)
     device = pick_device(args)
+    if args.mode != "train":
+        return inspect_run(args, run_dir, ckpt, device)
     state = None
     if resume and ckpt.exists():
         from ..checkpoint import load_checkpoint
@@ -139,6 +139,44 @@ def run_search(argv: Sequence[str], prog: str = "wpl search") -> dict:
     log.info("done: best valid %s %s, test %s %s; outputs in %s", e, _fmt(summary[f"best_valid_{e}"]),
              e, _fmt(summary[f"test_{e}"]), run_dir)
     return summary
+
+
+def inspect_run(args: Namespace, run_dir: Path, ckpt: Path, device) -> dict:
+    """``--mode=derive``: derive a cell from a run's latest checkpoint (``networks/derived.*``);
+    ``--mode=test``: score the run's best derived cell on the test split (``test.json``)."""
+    from ..checkpoint import load_checkpoint
+    from ..runlog import RunLog
+    from .search import Search
+
+    if not ckpt.exists():
+        raise WplError(f"--mode={args.mode} reads a run's checkpoint, and {ckpt} does not exist; name the run "
+                       "with --load_path=<run folder> (or the --comment/--dataset it was started with)")
+    state = load_checkpoint(ckpt, map_location=device)
+    args = merge_saved_args(args, state["args"])
+    task = build_task(args, device)
+    search = Search(args, task, run_dir)
+    search.runlog = RunLog(run_dir, tensorboard=False)
+    search.load_state_dict(state, ckpt, cut_logs=False)
+    e = task.err_name
+    try:
+        if args.mode == "derive":
+            rec = search.derive(search.epoch - 1, name="derived")
+            log.info("derived from %s (after epoch %d): valid %s %s; networks/derived.{json,dot,png}", ckpt,
+                     search.epoch - 1, e, _fmt(rec[f"valid_{e}"]))
+            return rec
+        if search.best is None:
+            raise WplError(f"{ckpt}: the run has no derived architecture yet (derive runs every --save_epoch); "
+                           "run --mode=derive first")
+        arch = task.arch_from_json(search.best["arch"])
+        test = task.evaluate(arch, "test")
+        out = {"arch": arch.to_dict(), "epoch": search.best["epoch"], f"valid_{e}": search.best[f"valid_{e}"],
+               **{f"test_{k}": v for k, v in test.items()}}
+        write_json(run_dir / "test.json", out)
+        log.info("test %s of the best derived cell (epoch %d): %s; written to %s", e, out["epoch"],
+                 _fmt(test[e]), run_dir / "test.json")
+        return out
+    finally:
+        search.runlog.close()
 
 
 def _fmt(v) -> str:

@@ -226,8 +226,9 @@ class Search:
         return summ
 
     @torch.no_grad()
-    def derive(self, epoch: int) -> dict:
-        """Sample ``derive_num_sample`` architectures, keep the best on the validation slice, draw it."""
+    def derive(self, epoch: int, name: str | None = None) -> dict:
+        """Sample ``derive_num_sample`` architectures, keep the best on the validation slice, draw it
+        as ``networks/<name>.*`` (default ``epoch_XXX``)."""
         t0 = time.time()
         archs = {x.to_json(): x for x in self.sample_archs(self.args.derive_num_sample)}
         scored = sorted((self.task.score(arch)[::-1], js) for js, arch in archs.items())
@@ -235,7 +236,7 @@ class Search:
         arch = archs[best_js]
         nets = self.dir / "networks"
         nets.mkdir(exist_ok=True)
-        stem = nets / f"epoch_{epoch:03d}"
+        stem = nets / (name or f"epoch_{epoch:03d}")
         write_json(stem.with_suffix(".json"), {"epoch": epoch, "arch": arch.to_dict(), "slice_loss": loss,
                                                "slice_" + self.task.err_name: err,
                                                "candidates": len(archs)})
@@ -360,8 +361,9 @@ class Search:
                 old.unlink()
         return path
 
-    def load_state_dict(self, state: dict, source: Path) -> None:
-        """Restore from a checkpoint (``source`` names it in errors)."""
+    def load_state_dict(self, state: dict, source: Path, cut_logs: bool = True) -> None:
+        """Restore from a checkpoint (``source`` names it in errors); ``cut_logs`` cuts the run's logs
+        back to what the checkpoint had seen (for a resume)."""
         if state["decisions"] != self.task.decisions:
             raise WplError(f"{source}: its search space ({len(state['decisions'])} decisions) differs from this "
                            "command's; resume with the run's own flags (--resume_with_new_params=False)")
@@ -382,7 +384,8 @@ class Search:
         self.controller_step, self.warmed_up = state["controller_step"], state["warmed_up"]
         self.seconds = dict(state["seconds"])
         self.best, self.history = state["best"], list(state["history"])
-        self.runlog.truncate(state["log_sizes"])
+        if cut_logs:
+            self.runlog.truncate(state["log_sizes"])
         set_rng_state(state["rng"])
 
 
