@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from ..errors import WplError
+from .splits import Splits
 
 CIFAR_TRAIN = [f"data_batch_{i}" for i in range(1, 6)]
 CIFAR_TEST = "test_batch"
@@ -31,19 +32,12 @@ _NUMPY_GLOBALS = {  # what a CIFAR pickle may reference; nothing else is loaded
 
 
 @dataclass
-class ImageSplits:
-    """uint8 images ``[N, C, H, W]`` and int64 labels per split, class names, per-channel stats."""
+class ImageSplits(Splits):
+    """uint8 images ``[N, C, H, W]`` per split, class names, per-channel stats of the training images."""
 
-    train_x: Tensor
-    train_y: Tensor
-    valid_x: Tensor
-    valid_y: Tensor
-    test_x: Tensor
-    test_y: Tensor
     classes: list[str]
-    mean: tuple[float, ...]  # of the training images, in [0, 1]
+    mean: tuple[float, ...]  # in [0, 1]
     std: tuple[float, ...]
-    source: str
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -113,7 +107,7 @@ def _splits(train: tuple[Tensor, Tensor], valid: tuple[Tensor, Tensor] | None, t
     else:
         (tx, ty), (vx, vy) = train, valid
     mean, std = _stats(tx)
-    return ImageSplits(tx, ty, vx, vy, test[0], test[1], classes, mean, std, source)
+    return ImageSplits(tx, ty, vx, vy, test[0], test[1], source, classes, mean, std)
 
 
 def load_cifar10(root: Path, valid_size: int, seed: int) -> ImageSplits:
@@ -136,8 +130,8 @@ def _mnist(data_dir: Path | None, valid_size: int, seed: int) -> ImageSplits:
         return x.mul(255.0).round_().to(torch.uint8)
 
     mean, std = _stats(u8(m.train_x))
-    return ImageSplits(u8(m.train_x), m.train_y, u8(m.valid_x), m.valid_y, u8(m.test_x), m.test_y,
-                       [str(i) for i in range(10)], mean, std, m.source)
+    return ImageSplits(u8(m.train_x), m.train_y, u8(m.valid_x), m.valid_y, u8(m.test_x), m.test_y, m.source,
+                       [str(i) for i in range(10)], mean, std)
 
 
 def _folder_split(split_dir: Path, classes: list[str] | None, size: tuple[int, int], channels: int,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import struct
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import torch
 from torch import Tensor
 
 from ..errors import WplError
+from .splits import Splits
 
 FILES = {
     "train_images": "train-images-idx3-ubyte.gz",
@@ -24,17 +24,8 @@ IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
 EMBEDDED_PACKAGE = "wpl.data.mnist_embedded"
 
 
-@dataclass
-class MnistSplits:
-    """Train/validation/test tensors: images ``[N, 1, 28, 28]`` float in [0, 1], labels int64."""
-
-    train_x: Tensor
-    train_y: Tensor
-    valid_x: Tensor
-    valid_y: Tensor
-    test_x: Tensor
-    test_y: Tensor
-    source: str  # "mnist" or "mnist-embedded"
+class MnistSplits(Splits):
+    """Images ``[N, 1, 28, 28]`` float in [0, 1]; ``source`` is "mnist" or "mnist-embedded"."""
 
 
 def read_idx(raw: bytes, path: str, kind: str) -> np.ndarray:
