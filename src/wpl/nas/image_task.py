@@ -101,10 +101,6 @@ class ImageTask:
         ce = F.cross_entropy(self.supernet(x, arch), y)
         return ce, ce.detach()
 
-    def _valid_batch(self, pos: int, bs: int | None = None) -> tuple[Tensor, Tensor]:
-        bs = bs or self.args.batch_size
-        return normalise(self.valid_x[pos:pos + bs], self.data.mean, self.data.std), self.valid_y[pos:pos + bs]
-
     @torch.no_grad()
     def _stats(self, x_all: Tensor, y_all: Tensor, arch: MicroArch, start: int, n_batches: int | None,
                bs: int) -> tuple[float, float]:
@@ -145,7 +141,8 @@ class ImageTask:
 
     def fisher_batch(self, arch: MicroArch):
         """``(model_fn, [(x, y)], loss_fn)`` for one validation batch at the moving position (then advance)."""
-        x, y = self._valid_batch(self.valid_pos)
+        pos, bs = self.valid_pos, self.args.batch_size
+        x, y = normalise(self.valid_x[pos:pos + bs], self.data.mean, self.data.std), self.valid_y[pos:pos + bs]
         self.advance_valid(1)
         return (lambda inp: self.supernet(inp, arch)), [(x, y)], F.cross_entropy
 
