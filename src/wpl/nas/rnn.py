@@ -202,10 +202,12 @@ class SharedRNN(nn.Module):
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Mean cross-entropy of predicting ``targets [T, N]``, next hidden, raw cell outputs.
 
-        The decoder and softmax run fused (:mod:`.linear_ce`). ``edges_only`` gives gradients to the
-        edge weights alone (what the Fisher needs): the other parameters enter detached.
+        The decoder and softmax run fused (:mod:`.linear_ce`). ``edges_only`` (what the Fisher needs)
+        detaches the decoder: a custom autograd function cannot tell that ``autograd.grad`` will drop
+        its weight gradient, which would cost a full [V, H] product; the built-in ops upstream are
+        pruned by autograd itself.
         """
-        out, hidden, raw = self.features(tokens, hidden, arch, edges_only)
+        out, hidden, raw = self.features(tokens, hidden, arch)
         dec_w, dec_b = self._decoder(edges_only)
         ce = linear_cross_entropy(out.reshape(-1, out.size(-1)), dec_w, dec_b, targets.reshape(-1))
         return ce, hidden, raw
@@ -214,23 +216,16 @@ class SharedRNN(nn.Module):
         w = self.encoder.weight if self.tie_weights else self.decoder_weight
         return (w.detach(), self.decoder_bias.detach()) if detach else (w, self.decoder_bias)
 
-    def features(
-        self, tokens: Tensor, hidden: Tensor, arch: RnnArch, edges_only: bool = False
-    ) -> tuple[Tensor, Tensor, Tensor]:
+    def features(self, tokens: Tensor, hidden: Tensor, arch: RnnArch) -> tuple[Tensor, Tensor, Tensor]:
         """The decoder's input ``[T, N, H]`` (dropout applied), next hidden, raw cell outputs."""
         train = self.training
-        emb_w = self.encoder.weight.detach() if edges_only else self.encoder.weight
+        emb_w = self.encoder.weight
         if train and self.dropoute > 0:
             keep = emb_w.new_empty(emb_w.size(0), 1).bernoulli_(1 - self.dropoute).div_(1 - self.dropoute)
             emb_w = emb_w * keep
         x = _locked_dropout(F.embedding(tokens, emb_w), self.dropouti, train)
-        if edges_only:
-            x_proj = F.linear(x, self.w_x.weight.detach(), self.w_x.bias.detach())
-            w_h0 = self.w_h0.detach()
-        else:
-            x_proj = self.w_x(x)  # all time steps at once: [T, N, 2H]
-            w_h0 = self.w_h0
-        w_h0 = F.dropout(w_h0, self.wdrop, train) if self.wdrop > 0 else w_h0
+        x_proj = self.w_x(x)  # all time steps at once: [T, N, 2H]
+        w_h0 = F.dropout(self.w_h0, self.wdrop, train) if self.wdrop > 0 else self.w_h0
         raw = self._unroll(x_proj, hidden, w_h0, arch)
         return _locked_dropout(raw, self.dropout, train), raw[-1], raw
 
