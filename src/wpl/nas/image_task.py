@@ -19,6 +19,7 @@ from torch import Tensor
 from ..data.augment import augment, normalise
 from ..data.images import ImageSplits
 from ..errors import WplError
+from ..fisher import model_mode
 from ..viz import micro_graph
 from .cnn import MicroArch, SharedCNN, canonical_op, decode_micro, encode_micro, micro_decisions
 
@@ -105,19 +106,17 @@ class ImageTask:
     def _stats(self, x_all: Tensor, y_all: Tensor, arch: MicroArch, start: int, n_batches: int | None,
                bs: int) -> tuple[float, float]:
         """(mean CE, accuracy) over ``n_batches`` batches from ``start`` (all when None), eval mode."""
-        was = self.supernet.training
-        self.supernet.eval()
-        loss_sum, correct, count, i, k = 0.0, 0, 0, start, 0
-        while i < len(x_all) and (n_batches is None or k < n_batches):
-            x = normalise(x_all[i:i + bs], self.data.mean, self.data.std)
-            y = y_all[i:i + bs]
-            logits = self.supernet(x, arch)
-            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-            correct += int((logits.argmax(1) == y).sum())
-            count += len(y)
-            i += bs
-            k += 1
-        self.supernet.train(was)
+        with model_mode(self.supernet, "eval"):
+            loss_sum, correct, count, i, k = 0.0, 0, 0, start, 0
+            while i < len(x_all) and (n_batches is None or k < n_batches):
+                x = normalise(x_all[i:i + bs], self.data.mean, self.data.std)
+                y = y_all[i:i + bs]
+                logits = self.supernet(x, arch)
+                loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+                correct += int((logits.argmax(1) == y).sum())
+                count += len(y)
+                i += bs
+                k += 1
         loss = loss_sum / count
         return (loss if math.isfinite(loss) else math.inf), correct / count
 

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from ..data.text import Corpus, batchify, get_batch
 from ..errors import WplError
+from ..fisher import model_mode
 from ..viz import rnn_graph
 from .metrics import perplexity
 from .rnn import RnnArch, SharedRNN, check_activation, decode_rnn, encode_rnn, rnn_decisions
@@ -105,18 +106,16 @@ class LanguageModelTask:
     @torch.no_grad()
     def _mean_loss(self, arch: RnnArch, data: Tensor, start: int, n_batches: int | None) -> float:
         """Token-weighted mean CE over ``n_batches`` batches from ``start`` (all when None), eval mode."""
-        was = self.supernet.training
-        self.supernet.eval()
-        hidden = self.supernet.init_hidden(data.size(1))
-        total, count, i, k = 0.0, 0, start, 0
-        while i < data.size(0) - 1 and (n_batches is None or k < n_batches):
-            x, y = get_batch(data, i, self.bptt)
-            ce, hidden, _ = self._forward_loss(arch, x, y, hidden)
-            total += ce.item() * y.numel()
-            count += y.numel()
-            i += self.bptt
-            k += 1
-        self.supernet.train(was)
+        with model_mode(self.supernet, "eval"):
+            hidden = self.supernet.init_hidden(data.size(1))
+            total, count, i, k = 0.0, 0, start, 0
+            while i < data.size(0) - 1 and (n_batches is None or k < n_batches):
+                x, y = get_batch(data, i, self.bptt)
+                ce, hidden, _ = self._forward_loss(arch, x, y, hidden)
+                total += ce.item() * y.numel()
+                count += y.numel()
+                i += self.bptt
+                k += 1
         loss = total / count
         if not math.isfinite(loss):
             return math.inf
