@@ -1,4 +1,5 @@
-"""Speed of the search's shared phase with and without WPL, the controller step, and
+"""Speed of the search's step-level methods — a shared batch with and without WPL, the Fisher
+step, the controller step (``Search.shared_batch``, ``fisher_step``, ``controller_step``) — and
 
 - RNN space (real PTB): the step time as a multiple of the bare matrix products one shared batch
   must do (the floor);
@@ -19,9 +20,8 @@ from collections.abc import Callable
 
 import torch
 
-from wpl.config import parse_search_args
-from wpl.nas.run import build_task
-from wpl.nas.search import Search
+from wpl.nas.run import build_search
+from wpl.nas.search_flags import parse_search_args
 
 
 def _time(fn: Callable[[], object]) -> float:
@@ -58,44 +58,20 @@ def floor_fn(T: int, N: int, E: int, H: int, V: int, B: int) -> Callable[[], Non
 
 
 def measure(argv: list[str], steps: int, extra: Callable[[object], dict[str, Callable]] | None = None):
-    """Build the task and search from ``argv``; time the variants (plus ``extra(task)``) interleaved."""
+    """Build the search from ``argv``; time its step-level methods (plus ``extra(task)``) interleaved."""
     args = parse_search_args(argv)
     torch.manual_seed(0)
-    task = build_task(args, torch.device("cpu"))
-    search = Search(args, task, run_dir=None)
+    search = build_search(args, run_dir=None, device=torch.device("cpu"))
+    task = search.task
     for f in search.wpl.fisher.values():
         f.uniform_(0, 1e-3)
-    opt = search.shared_opt
     arch = search.sample_archs(1)[0]
     protect = task.protected_names(arch)
-
-    def shared_batch(wpl: bool) -> None:
-        total, _ = task.train_loss(arch)
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        if wpl:
-            search.wpl.add_penalty_grad_(protect, with_value=True)
-        torch.nn.utils.clip_grad_norm_([p for p in task.supernet.parameters() if p.grad is not None],
-                                       args.shared_grad_clip)
-        opt.step()
-
-    def controller_step() -> None:
-        actions, logp, _ = search.controller.sample(1)
-        r = task.reward(task.decode(actions[0].tolist()))[0]
-        task.advance_valid(1)
-        loss = -(logp.sum() * (r - 0.05))
-        search.ctrl_opt.zero_grad()
-        loss.backward()
-        search.ctrl_opt.step()
-
-    def fisher_update() -> None:
-        model_fn, batches, loss_fn = task.fisher_batch(arch)
-        search.wpl.estimate_fisher(model_fn, batches, names=protect, estimator="batch_sq",
-                                   loss_fn=loss_fn, mode="keep")
-        search.wpl.update_anchors(protect)
-
-    variants = {"plain": lambda: shared_batch(False), "wpl": lambda: shared_batch(True),
-                "controller": controller_step, "fisher": fisher_update, **(extra(task) if extra else {})}
+    task.supernet.train()
+    variants = {"plain": lambda: search.shared_batch(arch, protect, wpl=False),
+                "wpl": lambda: search.shared_batch(arch, protect, wpl=True),
+                "controller": search.controller_step, "fisher": lambda: search.fisher_step(arch),
+                **(extra(task) if extra else {})}
     for fn in variants.values():
         fn()
     times: dict[str, list[float]] = {k: [] for k in variants}
@@ -121,7 +97,8 @@ def _common_rows(med: dict[str, float], npb: int, unit: str, per_batch: int) -> 
 def bench_rnn(data_dir: str, steps: int, hid: int, num_blocks: int) -> None:
     """RNN space on PTB at embed = hid = ``hid``."""
     argv = [f"--shared_embed={hid}", f"--shared_hid={hid}", f"--num_blocks={num_blocks}", "--log_level=WARNING",
-            "--num_gpu=0", "--nb_batch_reward_controller=1", f"--data_dir={data_dir}", "--dataset=ptb"]
+            "--num_gpu=0", "--nb_batch_reward_controller=1", "--policy_batch_size=1", f"--data_dir={data_dir}",
+            "--dataset=ptb"]
     def floor(task) -> dict[str, Callable]:
         a = task.args
         return {"floor": floor_fn(a.shared_rnn_max_length, a.batch_size, hid, hid, task.supernet.vocab_size,
@@ -139,7 +116,7 @@ def bench_cnn(data_dir: str, steps: int) -> None:
     """CNN space on CIFAR-10 at the README's CPU configuration."""
     argv = ["--network_type=micro_cnn", "--dataset=cifar10", f"--data_dir={data_dir}", "--num_blocks=5",
             "--cnn_final_filter_size=32", "--cnn_num_repeat_normal=1", "--batch_size=32", "--num_batch_per_iter=7",
-            "--nb_batch_reward_controller=5", "--log_level=WARNING", "--num_gpu=0"]
+            "--nb_batch_reward_controller=5", "--policy_batch_size=1", "--log_level=WARNING", "--num_gpu=0"]
     med, args, _ = measure(argv, steps, lambda task: {"data": task._next_train})
     print(f"CIFAR-10, micro cells B = 5, final filters 32, 1 normal cell per stage, batch {args.batch_size}, "
           f"2 threads, medians of {steps}")

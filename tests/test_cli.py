@@ -100,7 +100,7 @@ def test_unwritable_output_dir(capsys, tmp_path):
 
 def test_bad_values_and_unknown_command(capsys, tmp_path):
     code, _, err = run(["two-models", "--shared_blocks", "9", "--output_dir", str(tmp_path)], capsys)
-    assert code == 1 and "--shared_blocks must be between 1 and 4" in one_line_error(err)
+    assert code == 1 and "--shared_blocks=9: must be between 1 and 4" in one_line_error(err)
     code, _, err = run(["two-model"], capsys)
     assert code == 2 and "did you mean two-models?" in one_line_error(err)
     code, _, err = run(["two-models", "--device", "cuda:7", "--output_dir", str(tmp_path)], capsys)

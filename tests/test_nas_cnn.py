@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from conftest import make_cifar, make_image_folder, run_interrupted
-from wpl.errors import WplError
 from wpl.nas.cnn import OPS, MicroArch, SharedCNN, canonical_op, decode_micro, encode_micro, micro_decisions
 from wpl.nas.run import run_search
 
@@ -28,7 +27,7 @@ def test_micro_arch_json_round_trip_and_actions() -> None:
     assert MicroArch.loose_ends(ARCH.normal) == [1] and MicroArch.loose_ends(ARCH.reduce) == [1]
     # the original's op names are accepted and mapped
     assert canonical_op("depthwise_3x3") == "sep_conv_3x3" and canonical_op("max3x3") == "max_pool_3x3"
-    with pytest.raises(WplError, match="unknown CNN op"):
+    with pytest.raises(ValueError, match="unknown CNN op"):
         canonical_op("conv_7x7")
 
 
@@ -52,9 +51,14 @@ def test_gradients_and_wpl_only_on_the_active_ops() -> None:
     assert "cells.1.ops.0_1_identity.a.weight" in ops  # a stride-2 identity has weights (factorized reduce)
 
 
-def test_bad_channel_config_is_a_clear_error() -> None:
-    with pytest.raises(WplError, match="--cnn_final_filter_size=12"):
+def test_bad_channel_config_is_a_clear_error(capsys) -> None:
+    with pytest.raises(ValueError, match="final_filters=12"):  # the library names its argument
         SharedCNN(final_filters=12, num_modules=3)
+    from wpl.nas.search_flags import parse_search_args
+
+    with pytest.raises(SystemExit):  # the command line refuses it before any data loads, naming the flag
+        parse_search_args(["--network_type=micro_cnn", "--cnn_final_filter_size=12"])
+    assert "--cnn_final_filter_size=12: must be a multiple of 2^cnn_num_modules = 8" in capsys.readouterr().err
 
 
 TINY_CNN = ["--network_type=micro_cnn", "--num_blocks=2", "--cnn_final_filter_size=8", "--cnn_num_modules=2",
@@ -80,7 +84,7 @@ def test_tiny_cnn_search_writes_every_output(tmp_path: Path) -> None:
         assert (run / name).is_file(), name
     assert summary["network_type"] == "micro_cnn" and summary["wpl_active"] is True
     assert 0.0 <= summary["best_valid_err"] <= 1.0 and 0.0 <= summary["test_err"] <= 1.0
-    assert summary["test"]["acc"] == pytest.approx(1 - summary["test_err"])
+    assert summary["test_metrics"]["acc"] == pytest.approx(1 - summary["test_err"])
     derived = json.loads((run / "networks/epoch_001.json").read_text())
     assert set(derived["arch"]) == {"type", "normal", "reduce"}  # both cells
     rows = list(csv.DictReader((run / "forgetting.csv").open()))

@@ -135,7 +135,7 @@ def test_forgetting_summary_arithmetic() -> None:
     assert s["diff_mean"] == pytest.approx(1.0)
     assert s["diff_median"] == 0.0 and s["diff_max"] == 6.0
     assert s["diff_std"] == pytest.approx(math.sqrt(sum((d - 1) ** 2 for d in diffs) / 3))
-    assert s["diff_best2_mean"] == pytest.approx(3.0)  # a and b have the smallest err1
+    assert s["diff_best_mean"] == pytest.approx(3.0)  # a and b have the smallest err1
     assert s["loss_diff_mean"] == pytest.approx((0.5 + 0.0 - 0.25) / 3)
     assert mon.records == []
 

@@ -103,9 +103,21 @@ def test_constructor_validates_input():
         WeightPlasticity([])
     with pytest.raises(ValueError, match="lambda_fisher"):
         WeightPlasticity(make_net(), lambda_fisher=0.0)
-    with pytest.raises(ValueError, match="disagree"):
-        WeightPlasticity(make_net(), alpha=1.0, alpha_fisher=2.0)
-    assert WeightPlasticity(make_net(), alpha_fisher=4.0).alpha == 4.0
+    with pytest.raises(TypeError):
+        WeightPlasticity(make_net(), alpha_fisher=2.0)  # one spelling of α: alpha
+    with pytest.raises(ValueError, match="alpha=-1"):
+        WeightPlasticity(make_net(), alpha=-1.0)
+
+
+def test_from_config_is_the_constructor_with_its_options():
+    from wpl import WplConfig
+
+    cfg = WplConfig(alpha=4.0, lambda_fisher=0.5, momentum=False, alpha_decay=1.0, alpha_decay_after=2)
+    wpl = WeightPlasticity.from_config(make_net(), cfg)
+    assert wpl.alpha == 4.0 and wpl.lambda_fisher == 0.5 and wpl.momentum is False
+    assert wpl.set_epoch(3) == 2.0  # linear decay by 1 per epoch from epoch 2
+    with pytest.raises(ValueError, match="alpha_decay=2.0: with alpha_decay_mode=2"):
+        WplConfig(alpha_decay=2.0, alpha_decay_mode=2)
 
 
 def set_grads(net: nn.Module, value_seed: int) -> dict:
@@ -172,11 +184,11 @@ def test_reset_and_set_epoch_cadence():
 
 
 def test_alpha_schedule_linear_exponential_and_floor():
-    lin = AlphaSchedule(alpha_fisher=60, alpha_decay=1, alpha_decay_after=15, alpha_decay_mode=1)
+    lin = AlphaSchedule(alpha=60, alpha_decay=1, alpha_decay_after=15, alpha_decay_mode=1)
     assert [lin(e) for e in (0, 14, 15, 16, 74, 100)] == [60, 60, 59, 58, 0, 0]
-    floor = AlphaSchedule(alpha_fisher=60, alpha_decay=1, alpha_decay_after=15, alpha_small_scale=1e-4)
+    floor = AlphaSchedule(alpha=60, alpha_decay=1, alpha_decay_after=15, alpha_small_scale=1e-4)
     assert floor(100) == 1e-4
-    exp = AlphaSchedule(alpha_fisher=8, alpha_decay=0.5, alpha_decay_after=2, alpha_decay_mode=2)
+    exp = AlphaSchedule(alpha=8, alpha_decay=0.5, alpha_decay_after=2, alpha_decay_mode=2)
     assert [exp(e) for e in (1, 2, 3)] == [8, 4, 2]
     with pytest.raises(ValueError, match="alpha_decay_mode"):
         AlphaSchedule(alpha_decay_mode=3)

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from conftest import run_interrupted
-from wpl.config import parse_search_args
 from wpl.nas.run import run_search
+from wpl.nas.search_flags import parse_search_args
 
 README_RNN = (
     "--comment='rnn-train' --train_controller=True --start_training_controller=1 --start_using_fisher=5 "
@@ -141,11 +141,11 @@ def test_legacy_alpha_without_clip_is_refused(capsys) -> None:
 
 
 def test_demo_table_puts_the_runs_side_by_side() -> None:
-    from wpl.nas.demo import forgetting_table
+    from wpl.demo import forgetting_table
 
     epoch = {"forgetting_loss_diff_mean": 0.5, "forgetting_loss_diff_median": -0.25,
-             "forgetting_loss_diff_best5_mean": None, "forgetting_diff_median": 12.0}
-    runs = {n: {"epochs": [epoch], "best_valid_ppl": 100.0, "test_ppl": None} for n in ("no_wpl", "wpl")}
+             "forgetting_loss_diff_best_mean": None, "forgetting_diff_median": 12.0}
+    runs = {n: {"epochs": [epoch], "best_valid": 100.0, "test": None} for n in ("no_wpl", "wpl")}
     lines = forgetting_table(runs).splitlines()
     assert lines[2] == "| 0 | +0.500 / -0.250 / — | +12.0 | +0.500 / -0.250 / — | +12.0 |"
     assert "valid ppl 100.0, test ppl —" in lines[3]
@@ -179,9 +179,9 @@ def test_derive_and_test_modes_read_a_finished_run(text_root: Path, tmp_path: Pa
     before = (run / "checkpoint.pt").read_bytes(), (run / "metrics.jsonl").read_text()
     rec = run_search(_argv(text_root, tmp_path, "--mode=derive"))
     assert (run / "networks/derived.json").is_file() and (run / "networks/derived.png").is_file()
-    assert rec["valid_ppl"] > 1
+    assert rec["valid"] > 1 and rec["metric"] == "ppl"
     out = run_search(_argv(text_root, tmp_path, "--mode=test"))
-    assert out["test_ppl"] == pytest.approx(summary["test_ppl"])  # same weights, same cell, same split
+    assert out["test"] == pytest.approx(summary["test"])  # same weights, same cell, same split
     assert json.loads((run / "test.json").read_text())["arch"] == summary["best_arch"]
     assert (run / "checkpoint.pt").read_bytes() == before[0]  # the run itself is untouched
     assert (run / "metrics.jsonl").read_text().startswith(before[1])

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .errors import WplError
+from .errors import ConfigError, WplError
 from .flags import StrictParser, str2bool
 
 
@@ -48,6 +47,7 @@ def _two_models_parser(prog: str, output_default: str) -> StrictParser:
 
 
 def _config_from(args) -> object:
+    """The experiment's config from its flags (the a_iters_* flags fill ``a_iters``)."""
     from .two_models import TwoModelsConfig
 
     kwargs = dict(
@@ -66,83 +66,32 @@ def _config_from(args) -> object:
     )
     if args.alpha is not None:
         kwargs["alpha"] = args.alpha
-    try:
-        return TwoModelsConfig(**kwargs)
-    except ValueError as exc:
-        raise WplError(str(exc)) from exc
-
-
-def run_two_models_cli(args) -> dict:
-    """Run the two-model experiment from parsed flags; write JSON + PNG; print a table."""
-    from .data.mnist import load_mnist
-    from .fileio import ensure_writable_dir, write_json
-    from .plots import plot_two_models
-    from .runtime import resolve_device, seed_everything
-    from .two_models import SETTINGS, run_two_models
-
-    cfg = _config_from(args)
-    device = resolve_device(args.device)
-    out = ensure_writable_dir(args.output_dir)
-    valid_size = args.valid_size if args.valid_size is not None else (5000 if args.data_dir else 1000)
-    data = load_mnist(args.data_dir, valid_size=valid_size, seed=args.seed)
-    if cfg.fisher_samples > len(data.valid_y):
-        raise WplError(f"--fisher_samples {cfg.fisher_samples} exceeds the {len(data.valid_y)} validation images")
-    for name in ("train_x", "train_y", "valid_x", "valid_y", "test_x", "test_y"):
-        setattr(data, name, getattr(data, name).to(device))
-    seed_everything(args.seed)
-    settings = SETTINGS if args.convergence == "both" else (args.convergence,)
-    start = time.time()
-    result = run_two_models(cfg, data, settings)
-    result["device"] = str(device)
-    result["seconds"] = round(time.time() - start, 1)
-    png = plot_two_models(result, out / "two_models.png")
-    js = write_json(out / "two_models.json", result)
-    print(format_table(result))
-    print(f"wrote {js} and {png} ({result['seconds']:.0f} s on {device})")
-    return result
-
-
-def format_table(result: dict) -> str:
-    """A short text table of the runs."""
-    head = (f"{'setting':<8} {'A before':>8} {'A plain':>8} {'A WPL':>8} {'B plain':>8} {'B WPL':>8} "
-            f"{'forget plain':>12} {'forget WPL':>10} {'cut':>6}")
-    lines = [f"dataset: {result['dataset']}", head]
-    for r in result["runs"]:
-        red = r.get("forgetting_reduction")
-        lines.append(
-            f"{r['convergence']:<8} {r['a_acc_before']:>8.3f} {r['plain']['a_acc_after']:>8.3f} "
-            f"{r['wpl']['a_acc_after']:>8.3f} {r['plain']['b_acc']:>8.3f} {r['wpl']['b_acc']:>8.3f} "
-            f"{r['forgetting_plain']:>12.3f} {r['forgetting_wpl']:>10.3f} "
-            f"{'n/a' if red is None else f'{100 * red:.0f}%':>6}"
-        )
-        if "l2" in r:
-            lines.append(f"{'':<8} L2-to-anchor baseline: A {r['l2']['a_acc_after']:.3f}, B {r['l2']['b_acc']:.3f}")
-    return "\n".join(lines)
+    return TwoModelsConfig(**kwargs)
 
 
 def cmd_two_models(argv: Sequence[str]) -> int:
     """``wpl two-models``."""
+    from .two_models import SETTINGS
+    from .two_models_report import run_experiment
+
     args = _two_models_parser("wpl two-models", "two_models_out").parse_args(argv)
-    run_two_models_cli(args)
+    settings = SETTINGS if args.convergence == "both" else (args.convergence,)
+    run_experiment(_config_from(args), args.output_dir, data_dir=args.data_dir, valid_size=args.valid_size,
+                   settings=settings, device=args.device)
     return 0
 
 
 def cmd_demo(argv: Sequence[str]) -> int:
     """``wpl demo``: the two-model experiment on embedded MNIST, then a tiny search without and with WPL."""
+    from .demo import SIZES, run_demo
+
     p = StrictParser(prog="wpl demo", description="The main job on embedded data: outputs under ./demo_out/")
     p.add_argument("--output_dir", default="demo_out")
+    p.add_argument("--size", choices=SIZES, default="full",
+                   help="full (about 3 minutes) or tiny (a smoke run in seconds; its numbers mean nothing)")
     _common(p)
     args = p.parse_args(argv)
-    two = _two_models_parser("wpl demo", str(Path(args.output_dir) / "two_models")).parse_args(
-        ["--output_dir", str(Path(args.output_dir) / "two_models"), "--seed", str(args.seed), "--device", args.device]
-    )
-    print("== wpl demo: two models sharing 3 blocks, on the embedded real-MNIST subset ==")
-    run_two_models_cli(two)
-    from .nas.demo import run_search_demo
-
-    print("== wpl demo: ENAS recurrent-cell search without and with WPL, on the embedded PTB slice ==")
-    run_search_demo(Path(args.output_dir) / "search", args.seed, args.device)
-    print(f"demo outputs are in {Path(args.output_dir).resolve()}")
+    run_demo(args.output_dir, args.seed, args.device, args.size)
     return 0
 
 
@@ -202,6 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return COMMANDS[name][0](rest)
+    except ConfigError as exc:
+        sys.stderr.write(f"wpl {name}: error: {exc.as_flag()}\n")
+        return 1
     except WplError as exc:
         sys.stderr.write(f"wpl {name}: error: {exc}\n")
         return 1

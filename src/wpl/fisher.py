@@ -16,33 +16,17 @@ never touched. Per-sample estimators need an ``nn.Module`` that returns class lo
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from contextlib import contextmanager
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .runtime import Mode, model_mode
+
 Batch = tuple[Tensor, Tensor]
 Estimator = Literal["batch_sq", "empirical", "true"]
 ESTIMATORS: tuple[str, ...] = ("batch_sq", "empirical", "true")
-Mode = Literal["eval", "train", "keep"]
-
-
-@contextmanager
-def model_mode(model: object, mode: Mode):
-    """Put ``model`` in eval/train mode for the block and restore its previous mode after."""
-    if not isinstance(model, nn.Module) or mode == "keep":
-        yield
-        return
-    if mode not in ("eval", "train"):
-        raise ValueError(f"mode must be 'eval', 'train' or 'keep', got {mode!r}")
-    was_training = model.training
-    model.train(mode == "train")
-    try:
-        yield
-    finally:
-        model.train(was_training)
 
 
 def batch_sq_fisher(

@@ -46,7 +46,7 @@ CSV_HEADER = ["epoch", "step", "arch", "err1", "err2", "diff", "loss1", "loss2",
 
 
 def summarize(values: list[float], keys: list[float], top_k: int = 5) -> dict[str, float]:
-    """mean, median, max, std of ``values`` and the mean over the ``top_k`` smallest ``keys``."""
+    """mean, median, max, std of ``values`` and ``best_mean``: their mean over the ``top_k`` smallest ``keys``."""
     if not values:
         return {}
     best = [v for _, v in sorted(zip(keys, values), key=lambda kv: kv[0])[:top_k]]
@@ -55,7 +55,7 @@ def summarize(values: list[float], keys: list[float], top_k: int = 5) -> dict[st
         "median": statistics.median(values),
         "max": max(values),
         "std": statistics.pstdev(values) if len(values) > 1 else 0.0,
-        f"best{top_k}_mean": statistics.fmean(best),
+        "best_mean": statistics.fmean(best),
     }
 
 
@@ -81,7 +81,8 @@ class ForgettingMonitor:
         return done
 
     def summary(self, records: list[ForgettingRecord]) -> dict[str, float]:
-        """Per-epoch summary: ``diff_*`` in the task's unit, ``loss_diff_*`` in nats, plus means of err1/err2."""
+        """Per-epoch summary: ``diff_*`` in the task's unit, ``loss_diff_*`` in nats (``*_best_mean`` over the
+        ``top_k`` architectures with the lowest err1 / loss1), the means of err1/err2 and the count."""
         if not records:
             return {}
         err1 = [r.err1 for r in records]

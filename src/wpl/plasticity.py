@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass
 from typing import Literal
 
 import torch
@@ -11,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import fisher as _fisher
+from .errors import ConfigError
 from .schedule import AlphaSchedule
 
 NamedParams = nn.Module | Mapping[str, Tensor] | Iterable[tuple[str, Tensor]]
@@ -59,13 +61,44 @@ def _as_named(named_params: NamedParams) -> dict[str, Tensor]:
     return out
 
 
+@dataclass(frozen=True)
+class WplConfig:
+    """The regularizer's options, checked: α₀ and its schedule, the Fisher update, the reset cadence."""
+
+    alpha: float = 1.0
+    lambda_fisher: float = 0.9  # weight of a new estimate in the Fisher EMA (or of each added one)
+    momentum: bool = True  # True: F <- (1-λ)F + λ·est; False: F <- F + λ·est
+    fisher_clip_by_norm: float = 0.0  # per-tensor L2 clip of F (0 = none)
+    alpha_decay: float = 0.0
+    alpha_decay_after: float = math.inf
+    alpha_decay_mode: int = 1  # 1 linear, 2 exponential
+    alpha_small_scale: float = 0.0  # floor of α
+    set_fisher_zero_per_iter: int = -1  # reset F every N epochs (N > 0)
+    importance: Importance = "fisher"  # "uniform": F = 1, the L2-to-anchor baseline
+    legacy_compound_alpha: bool = False  # the original code's α·F stored after every update
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.lambda_fisher <= 1.0:
+            raise ConfigError("lambda_fisher", self.lambda_fisher, "must be in (0, 1]")
+        if not self.fisher_clip_by_norm >= 0:
+            raise ConfigError("fisher_clip_by_norm", self.fisher_clip_by_norm, "must be >= 0 (0 = no clip)")
+        if self.importance not in ("fisher", "uniform"):
+            raise ConfigError("importance", self.importance, "must be 'fisher' or 'uniform'")
+        self.schedule()  # checks α and its decay
+
+    def schedule(self) -> AlphaSchedule:
+        """The α schedule these options describe."""
+        return AlphaSchedule(alpha=self.alpha, alpha_decay=self.alpha_decay, alpha_decay_after=self.alpha_decay_after,
+                             alpha_decay_mode=self.alpha_decay_mode, alpha_small_scale=self.alpha_small_scale)
+
+
 class WeightPlasticity:
     """Fisher-weighted pull of shared weights toward their anchors (Benyahia, Yu et al., ICML 2019).
 
     ``named_params`` is an ``nn.Module`` or ``(name, parameter)`` pairs: the shared parameters to
     protect. State (Fisher ``F`` and anchors ``θ̂``) is keyed by name and lives on each parameter's
-    device. ``alpha`` (alias ``alpha_fisher``) is α₀; the schedule options keep the original flag
-    names. ``importance="uniform"`` gives the L2-to-anchor baseline (F ≡ 1, Fisher updates ignored).
+    device. ``alpha`` is α₀; the other options are :class:`WplConfig`'s (the original flag names).
+    ``importance="uniform"`` gives the L2-to-anchor baseline (F ≡ 1, Fisher updates ignored).
     ``legacy_compound_alpha=True`` reproduces the original code, which stores α·F after every update
     (so α compounds) and applies no α in the penalty; it exists only to compare against that code.
     """
@@ -73,9 +106,8 @@ class WeightPlasticity:
     def __init__(
         self,
         named_params: NamedParams,
-        alpha: float | None = None,
+        alpha: float = 1.0,
         *,
-        alpha_fisher: float | None = None,
         lambda_fisher: float = 0.9,
         momentum: bool = True,
         fisher_clip_by_norm: float = 0.0,
@@ -87,36 +119,32 @@ class WeightPlasticity:
         importance: Importance = "fisher",
         legacy_compound_alpha: bool = False,
     ) -> None:
-        if alpha is not None and alpha_fisher is not None and alpha != alpha_fisher:
-            raise ValueError(f"alpha={alpha} and alpha_fisher={alpha_fisher} disagree; give one of them")
-        alpha0 = alpha if alpha is not None else (alpha_fisher if alpha_fisher is not None else 1.0)
-        if not 0.0 < lambda_fisher <= 1.0:
-            raise ValueError(f"lambda_fisher must be in (0, 1], got {lambda_fisher}")
-        if fisher_clip_by_norm < 0:
-            raise ValueError(f"fisher_clip_by_norm must be >= 0 (0 = no clip), got {fisher_clip_by_norm}")
-        if importance not in ("fisher", "uniform"):
-            raise ValueError(f"importance must be 'fisher' or 'uniform', got {importance!r}")
-        self.schedule = AlphaSchedule(
-            alpha_fisher=float(alpha0),
-            alpha_decay=float(alpha_decay),
-            alpha_decay_after=float(alpha_decay_after),
-            alpha_decay_mode=int(alpha_decay_mode),
-            alpha_small_scale=float(alpha_small_scale),
-        )
-        self.lambda_fisher = float(lambda_fisher)
-        self.momentum = bool(momentum)
-        self.fisher_clip_by_norm = float(fisher_clip_by_norm)
-        self.set_fisher_zero_per_iter = int(set_fisher_zero_per_iter)
-        self.importance = importance
-        self.legacy_compound_alpha = bool(legacy_compound_alpha)
+        cfg = WplConfig(alpha=float(alpha), lambda_fisher=float(lambda_fisher), momentum=bool(momentum),
+                        fisher_clip_by_norm=float(fisher_clip_by_norm), alpha_decay=float(alpha_decay),
+                        alpha_decay_after=float(alpha_decay_after), alpha_decay_mode=int(alpha_decay_mode),
+                        alpha_small_scale=float(alpha_small_scale),
+                        set_fisher_zero_per_iter=int(set_fisher_zero_per_iter), importance=importance,
+                        legacy_compound_alpha=bool(legacy_compound_alpha))
+        self.schedule = cfg.schedule()
+        self.lambda_fisher = cfg.lambda_fisher
+        self.momentum = cfg.momentum
+        self.fisher_clip_by_norm = cfg.fisher_clip_by_norm
+        self.set_fisher_zero_per_iter = cfg.set_fisher_zero_per_iter
+        self.importance = cfg.importance
+        self.legacy_compound_alpha = cfg.legacy_compound_alpha
         self.params = _as_named(named_params)
-        fill = 1.0 if importance == "uniform" else 0.0
+        fill = 1.0 if self.importance == "uniform" else 0.0
         self.fisher = {n: torch.full_like(p, fill).detach() for n, p in self.params.items()}
         self.anchor = {n: p.detach().clone() for n, p in self.params.items()}
         self.alpha = self.schedule(0)
         self.epoch = 0
         self._last_reset_epoch: int | None = None
         self._work: dict[str, Tensor] = {}
+
+    @classmethod
+    def from_config(cls, named_params: NamedParams, config: WplConfig) -> WeightPlasticity:
+        """The regularizer over ``named_params`` with the options of ``config``."""
+        return cls(named_params, **asdict(config))
 
     # ---- selection -------------------------------------------------------------------------
     def _names(self, names: Iterable[str] | None) -> list[str]:
@@ -160,7 +188,8 @@ class WeightPlasticity:
         """Add the penalty's gradient ``α·F·(θ − θ̂)`` straight into ``.grad`` (no autograd graph).
 
         The fastest path: one subtraction into a reused buffer and one fused multiply-add.
-        Returns the penalty value when ``with_value`` (one extra reduction), else ``None``.
+        Returns the penalty value when ``with_value`` (one extra reduction per tensor, summed on the
+        device: read it once per batch), else ``None``.
         """
         sel = self._names(names)
         scale = 2.0 * self.penalty_scale
@@ -170,8 +199,8 @@ class WeightPlasticity:
                 p, f, d = self.params[n], self.fisher[n], self._workspace(n)
                 torch.sub(p, self.anchor[n], out=d)
                 if with_value:
-                    v = torch.dot((f * d).reshape(-1), d.reshape(-1)).cpu()
-                    value = v if value is None else value + v
+                    v = torch.dot((f * d).reshape(-1), d.reshape(-1))
+                    value = v if value is None else value + v.to(value.device)
                 if p.grad is None:
                     p.grad = torch.zeros_like(p)
                 p.grad.addcmul_(f, d, value=scale)

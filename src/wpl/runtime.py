@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import os
 import random
+import time
+from contextlib import contextmanager
+from typing import Literal
 
 import numpy as np
 import torch
+from torch import nn
 
 from .errors import WplError
+
+Mode = Literal["eval", "train", "keep"]
 
 
 def resolve_device(device: str | None = None) -> torch.device:
@@ -35,3 +41,26 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+@contextmanager
+def model_mode(model: object, mode: Mode):
+    """Put ``model`` in eval/train mode for the block and restore its previous mode after (``keep``: no change)."""
+    if not isinstance(model, nn.Module) or mode == "keep":
+        yield
+        return
+    if mode not in ("eval", "train"):
+        raise ValueError(f"mode must be 'eval', 'train' or 'keep', got {mode!r}")
+    was_training = model.training
+    model.train(mode == "train")
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def clock(device: torch.device | None = None) -> float:
+    """Wall-clock seconds, after waiting for ``device``'s queued work when it is CUDA (so phase timings are true)."""
+    if device is not None and device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from .data.mnist import MnistSplits
+from .errors import ConfigError
 from .plasticity import WeightPlasticity
 
 ACTIVATIONS = {
@@ -58,22 +59,21 @@ class TwoModelsConfig:
 
     def __post_init__(self) -> None:
         if not 1 <= self.shared_blocks <= min(self.a_blocks, self.b_blocks):
-            raise ValueError(
-                f"--shared_blocks must be between 1 and {min(self.a_blocks, self.b_blocks)}, got {self.shared_blocks}"
-            )
+            raise ConfigError("shared_blocks", self.shared_blocks,
+                              f"must be between 1 and {min(self.a_blocks, self.b_blocks)}")
         for name in ("a_activation", "b_activation"):
             if getattr(self, name) not in ACTIVATIONS:
-                raise ValueError(f"{name} must be one of {', '.join(ACTIVATIONS)}")
+                raise ConfigError(name, getattr(self, name), f"must be one of {', '.join(ACTIVATIONS)}")
         if set(self.a_iters) != set(SETTINGS) or min(self.a_iters.values()) < 1:
-            raise ValueError(f"a_iters needs a positive count for each of {SETTINGS}, got {self.a_iters}")
+            raise ConfigError("a_iters", self.a_iters, f"needs a positive count for each of {SETTINGS}")
         for name in ("b_iters", "fisher_samples", "eval_every", "batch_size", "width", "b_width"):
             if getattr(self, name) < 1:
-                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
-        if self.alpha < 0:
-            raise ValueError(f"--alpha must be >= 0, got {self.alpha}")
+                raise ConfigError(name, getattr(self, name), "must be >= 1")
+        if not self.alpha >= 0:
+            raise ConfigError("alpha", self.alpha, "must be >= 0")
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown or "plain" not in self.methods:
-            raise ValueError(f"methods must include 'plain' and come from {', '.join(METHODS)}")
+            raise ConfigError("methods", self.methods, f"must include 'plain' and come from {', '.join(METHODS)}")
 
 
 class BlockChain(nn.Module):

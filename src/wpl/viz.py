@@ -1,5 +1,6 @@
-"""Cell drawings: Graphviz ``.dot`` text (render it anywhere) and a PNG drawn with Pillow
-(no Graphviz needed), laid out top-down by depth."""
+"""Cell drawings from a node/edge list (each space builds its own, see ``rnn_graph`` and
+``micro_graph``): Graphviz ``.dot`` text (render it anywhere) and a PNG drawn with Pillow (no
+Graphviz needed), laid out top-down by depth."""
 
 from __future__ import annotations
 
@@ -9,48 +10,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .fileio import atomic_write
 
-COLORS = {"tanh": "#ffff66", "relu": "#ffc0cb", "identity": "#ffa500", "sigmoid": "#adff2f",
-          "avg": "#43cd80", "input": "#ffffff", "hidden": "#87ceeb"}
-
-
-def rnn_graph(arch) -> tuple[dict[str, tuple[str, str]], list[tuple[str, str]]]:
-    """Nodes ``{id: (label, color)}`` and edges of an RNN cell, inputs first."""
-    nodes = {"x": ("x[t]", COLORS["input"]), "hprev": ("h[t-1]", COLORS["hidden"])}
-    edges = [("x", "n0"), ("hprev", "n0")]
-    for j, act in enumerate(arch.activations):
-        nodes[f"n{j}"] = (f"{act}\n({j})", COLORS.get(act, "#ffffff"))
-    edges += [(f"n{p}", f"n{j}") for p, j in arch.edges()]
-    nodes["avg"] = ("avg", COLORS["avg"])
-    nodes["h"] = ("h[t]", COLORS["hidden"])
-    edges += [(f"n{i}", "avg") for i in arch.leaves()] + [("avg", "h")]
-    return nodes, edges
-
-
-OP_STYLE = {"identity": ("identity", "#ffa500"), "sep_conv_3x3": ("sep 3x3", "#ffc0cb"),
-            "sep_conv_5x5": ("sep 5x5", "#ff8fa3"), "avg_pool_3x3": ("avg 3x3", "#43cd80"),
-            "max_pool_3x3": ("max 3x3", "#87ceeb")}
-
-
-def micro_graph(arch) -> tuple[dict[str, tuple[str, str]], list[tuple[str, str]]]:
-    """Both cells of a micro-CNN architecture: inputs, one node per op, the blocks' sums, the concat."""
-    nodes: dict[str, tuple[str, str]] = {}
-    edges: list[tuple[str, str]] = []
-    for tag, cell in (("normal", arch.normal), ("reduce", arch.reduce)):
-        p = tag[0]
-        nodes[f"{p}in0"] = (f"{tag}\nx[t-1]", COLORS["input"])
-        nodes[f"{p}in1"] = (f"{tag}\nx[t]", COLORS["input"])
-        src = {0: f"{p}in0", 1: f"{p}in1"}
-        for b, (i1, o1, i2, o2) in enumerate(cell):
-            add = f"{p}b{b}"
-            nodes[add] = (f"add\n(block {b})", "#e8e8e8")
-            for slot, (i, op) in enumerate(((i1, o1), (i2, o2))):
-                op_id = f"{p}b{b}op{slot}"
-                nodes[op_id] = OP_STYLE.get(op, (op, "#ffffff"))
-                edges += [(src[i], op_id), (op_id, add)]
-            src[b + 2] = add
-        nodes[f"{p}out"] = (f"{tag}\nconcat", COLORS["avg"])
-        edges += [(f"{p}b{b}", f"{p}out") for b in type(arch).loose_ends(cell)]
-    return nodes, edges
+INPUT_COLOR, STATE_COLOR, JOIN_COLOR = "#ffffff", "#87ceeb", "#43cd80"
+Graph = tuple[dict[str, tuple[str, str]], list[tuple[str, str]]]  # nodes {id: (label, colour)}, edges
 
 
 def to_dot(nodes: dict[str, tuple[str, str]], edges: list[tuple[str, str]], name: str = "cell") -> str:

@@ -17,15 +17,15 @@ in the original), so the parameter set never depends on the mode.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import WplError
+from ..viz import INPUT_COLOR, JOIN_COLOR, Graph
 
-OPS = ("identity", "sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3", "max_pool_3x3")
 ALIASES = {  # the original's names → ours ("depthwise" there was depthwise-only; ours is separable)
     "avg3x3": "avg_pool_3x3", "max3x3": "max_pool_3x3", "depthwise_3x3": "sep_conv_3x3",
     "depthwise_5x5": "sep_conv_5x5", "sep3x3": "sep_conv_3x3", "sep5x5": "sep_conv_5x5",
@@ -33,11 +33,11 @@ ALIASES = {  # the original's names → ours ("depthwise" there was depthwise-on
 
 
 def canonical_op(name: str) -> str:
-    """Our name for an op (accepts the original's names); an error for unknown ones."""
+    """Our name for an op (accepts the original's names); ValueError for unknown ones."""
     op = ALIASES.get(name.lower(), name.lower())
     if op not in OPS:
-        raise WplError(f"unknown CNN op {name!r}; --shared_cnn_normal_types/--shared_cnn_reduce_types may use "
-                       f"{list(OPS)} or the original's {list(ALIASES)[:4]}")
+        raise ValueError(f"unknown CNN op {name!r}; known: {', '.join(OPS)} (or the original's "
+                         f"{', '.join(list(ALIASES)[:4])})")
     return op
 
 
@@ -127,6 +127,28 @@ def encode_micro(arch: MicroArch, normal_ops: list[str], reduce_ops: list[str]) 
     return out
 
 
+def micro_graph(arch: MicroArch) -> Graph:
+    """The drawing of both cells: inputs, one node per op, the blocks' sums, the concat."""
+    nodes: dict[str, tuple[str, str]] = {}
+    edges: list[tuple[str, str]] = []
+    for tag, cell in (("normal", arch.normal), ("reduce", arch.reduce)):
+        p = tag[0]
+        nodes[f"{p}in0"] = (f"{tag}\nx[t-1]", INPUT_COLOR)
+        nodes[f"{p}in1"] = (f"{tag}\nx[t]", INPUT_COLOR)
+        src = {0: f"{p}in0", 1: f"{p}in1"}
+        for b, (i1, o1, i2, o2) in enumerate(cell):
+            add = f"{p}b{b}"
+            nodes[add] = (f"add\n(block {b})", "#e8e8e8")
+            for slot, (i, op) in enumerate(((i1, o1), (i2, o2))):
+                op_id = f"{p}b{b}op{slot}"
+                nodes[op_id] = (OPS[op].label, OPS[op].color)
+                edges += [(src[i], op_id), (op_id, add)]
+            src[b + 2] = add
+        nodes[f"{p}out"] = (f"{tag}\nconcat", JOIN_COLOR)
+        edges += [(f"{p}b{b}", f"{p}out") for b in MicroArch.loose_ends(cell)]
+    return nodes, edges
+
+
 # ---- layers ------------------------------------------------------------------------------------
 def _bn(c: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(c, affine=False, track_running_stats=False)
@@ -172,6 +194,8 @@ class Pool(nn.Module):
 
     def __init__(self, kind: str, stride: int) -> None:
         super().__init__()
+        if kind not in ("avg", "max"):
+            raise ValueError(f"pool kind must be 'avg' or 'max', got {kind!r}")
         self.kind, self.stride = kind, stride
 
     def forward(self, x: Tensor) -> Tensor:  # noqa: D102
@@ -180,13 +204,32 @@ class Pool(nn.Module):
         return F.max_pool2d(x, 3, self.stride, 1)
 
 
+@dataclass(frozen=True)
+class OpSpec:
+    """One op of the space: ``build(channels, stride)`` makes its module; ``label`` and ``color`` draw it."""
+
+    build: Callable[[int, int], nn.Module]
+    label: str
+    color: str
+
+
+def _identity(c: int, stride: int) -> nn.Module:
+    return nn.Identity() if stride == 1 else FactorizedReduce(c, c)
+
+
+# the one table of the space's ops: configs, the supernet, the drawings and the flag check read it
+OPS: dict[str, OpSpec] = {
+    "identity": OpSpec(_identity, "identity", "#ffa500"),
+    "sep_conv_3x3": OpSpec(lambda c, s: SepConv(c, 3, s), "sep 3x3", "#ffc0cb"),
+    "sep_conv_5x5": OpSpec(lambda c, s: SepConv(c, 5, s), "sep 5x5", "#ff8fa3"),
+    "avg_pool_3x3": OpSpec(lambda c, s: Pool("avg", s), "avg 3x3", "#43cd80"),
+    "max_pool_3x3": OpSpec(lambda c, s: Pool("max", s), "max 3x3", "#87ceeb"),
+}
+
+
 def make_op(name: str, c: int, stride: int) -> nn.Module:
-    """The module of op ``name`` at ``c`` channels; stride 2 halves the resolution."""
-    if name == "identity":
-        return nn.Identity() if stride == 1 else FactorizedReduce(c, c)
-    if name.startswith("sep_conv"):
-        return SepConv(c, int(name[-1]), stride)
-    return Pool(name[:3], stride)
+    """The module of op ``name`` at ``c`` channels; stride 2 halves the resolution; ValueError for unknown names."""
+    return OPS[canonical_op(name)].build(c, stride)
 
 
 class Cell(nn.Module):
@@ -225,14 +268,15 @@ class SharedCNN(nn.Module):
                  num_repeat_normal: int = 6, num_blocks: int = 5, normal_ops: list[str] | None = None,
                  reduce_ops: list[str] | None = None) -> None:
         super().__init__()
-        normal_ops = list(normal_ops or OPS)
-        reduce_ops = list(reduce_ops or OPS)
+        normal_ops = [canonical_op(o) for o in normal_ops or OPS]
+        reduce_ops = [canonical_op(o) for o in reduce_ops or OPS]
         if num_modules < 1 or num_repeat_normal < 0 or num_blocks < 1:
-            raise WplError("--cnn_num_modules and --num_blocks must be >= 1, --cnn_num_repeat_normal >= 0")
+            raise ValueError(f"num_modules and num_blocks must be >= 1 and num_repeat_normal >= 0, got "
+                             f"{num_modules}, {num_blocks} and {num_repeat_normal}")
         scale = 2 ** (num_modules - 1)
         if final_filters % scale or (final_filters // scale) % 2:
-            raise WplError(f"--cnn_final_filter_size={final_filters} must be divisible by 2^cnn_num_modules = "
-                           f"{2 * scale} (channels halve per stage and reductions split channels in two)")
+            raise ValueError(f"final_filters={final_filters} must be divisible by 2^num_modules = {2 * scale} "
+                             "(channels halve per stage and reductions split channels in two)")
         chans = [final_filters // 2 ** (num_modules - 1 - s) for s in range(num_modules)]
         self.stem = nn.Sequential(nn.Conv2d(in_channels, chans[0], 3, padding=1, bias=False), _bn(chans[0]))
         self.kinds: list[str] = []
@@ -247,7 +291,7 @@ class SharedCNN(nn.Module):
                 self.kinds.append("reduce" if red else "normal")
                 c_pp, c_p, reduction_prev = c_p, c, red
         if not self.cells:
-            raise WplError("the network has no cells: raise --cnn_num_repeat_normal or --cnn_num_modules")
+            raise ValueError("the network has no cells: raise num_repeat_normal or num_modules")
         self.classifier = nn.Linear(c_p, classes)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):

@@ -14,28 +14,31 @@ children of one parent are computed in a single product.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import WplError
+from ..viz import INPUT_COLOR, JOIN_COLOR, STATE_COLOR, Graph
 from .linear_ce import linear_cross_entropy
 
-ACTIVATIONS = {
+# the one list of the space's activations (and their colours in drawings)
+ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "tanh": torch.tanh,
     "relu": torch.relu,
     "identity": lambda t: t,
     "sigmoid": torch.sigmoid,
 }
+COLORS = {"tanh": "#ffff66", "relu": "#ffc0cb", "identity": "#ffa500", "sigmoid": "#adff2f"}
 HIDDEN_NORM_CLIP = 25.0
 
 
 def check_activation(name: str) -> str:
-    """The canonical (lower-case) name of an activation; an error for unknown ones (``ReLU`` = ``relu``)."""
+    """The canonical (lower-case) name of an activation (``ReLU`` = ``relu``); ValueError for unknown ones."""
     if name.lower() not in ACTIVATIONS:
-        raise WplError(f"unknown RNN activation {name!r}; --shared_rnn_activations may use {list(ACTIVATIONS)}")
+        raise ValueError(f"unknown RNN activation {name!r}; known: {', '.join(ACTIVATIONS)}")
     return name.lower()
 
 
@@ -125,6 +128,19 @@ def encode_rnn(arch: RnnArch, activations: list[str]) -> list[int]:
     return out
 
 
+def rnn_graph(arch: RnnArch) -> Graph:
+    """The drawing of a cell: nodes ``{id: (label, colour)}`` and edges, inputs first."""
+    nodes = {"x": ("x[t]", INPUT_COLOR), "hprev": ("h[t-1]", STATE_COLOR)}
+    edges = [("x", "n0"), ("hprev", "n0")]
+    for j, act in enumerate(arch.activations):
+        nodes[f"n{j}"] = (f"{act}\n({j})", COLORS.get(act, "#ffffff"))
+    edges += [(f"n{p}", f"n{j}") for p, j in arch.edges()]
+    nodes["avg"] = ("avg", JOIN_COLOR)
+    nodes["h"] = ("h[t]", STATE_COLOR)
+    edges += [(f"n{i}", "avg") for i in arch.leaves()] + [("avg", "h")]
+    return nodes, edges
+
+
 def _locked_dropout(x: Tensor, p: float, training: bool) -> Tensor:
     """One dropout mask per sequence, shared over time: ``x`` is ``[T, N, D]``."""
     if not training or p <= 0:
@@ -151,7 +167,7 @@ class SharedRNN(nn.Module):
     ) -> None:
         super().__init__()
         if tie_weights and embed != hid:
-            raise WplError(f"--tie_weights=True needs --shared_embed == --shared_hid, got {embed} and {hid}")
+            raise ValueError(f"tie_weights=True needs embed == hid, got {embed} and {hid}")
         self.vocab_size, self.embed, self.hid, self.num_blocks = vocab_size, embed, hid, num_blocks
         self.tie_weights = tie_weights
         self.dropout, self.dropoute, self.dropouti, self.wdrop = dropout, dropoute, dropouti, wdrop

@@ -10,15 +10,19 @@ from argparse import Namespace
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..config import defaults, parse_search_args
-from ..errors import WplError
+from ..errors import ConfigError, WplError
 from ..fileio import ensure_writable_dir, write_json
 from ..runtime import resolve_device, seed_everything
+from .config import Configs
+from .search_flags import FLAG_OF, build_configs, defaults, parse_search_args
 
 log = logging.getLogger("wpl")
-# Flags that describe how to run, not what: on resume they come from the command line.
-RUNTIME_FLAGS = ("resume", "resume_with_new_params", "load_path", "device", "num_gpu", "log_level",
-                 "use_tensorboard", "data_dir", "log_dir", "mode", "explicit")
+# Flags of this command alone: never taken from a saved run.
+COMMAND_FLAGS = ("resume", "resume_with_new_params", "load_path", "mode", "explicit")
+# Flags that say how long or where to run, not what is learned: on resume, the ones given on the
+# command line win (so --max_epoch=N extends a run) and the others keep their saved values.
+RUN_FLAGS = ("max_epoch", "save_epoch", "max_save_num", "log_step", "log_level", "use_tensorboard", "device",
+             "num_gpu", "data_dir", "log_dir")
 
 
 def setup_logging(level: str) -> None:
@@ -48,38 +52,67 @@ def pick_device(args: Namespace):
 
 
 def merge_saved_args(args: Namespace, saved: dict) -> Namespace:
-    """On resume: the saved hyper-parameters win (unless --resume_with_new_params); runtime flags don't."""
+    """On resume: the saved flags win for what is learned (unless --resume_with_new_params); run flags
+    given on this command line win over the saved ones; this command's own flags always come from it."""
     if args.resume_with_new_params:
         return args
     merged = {**defaults(), **saved}
-    for k in RUNTIME_FLAGS:
+    for k in COMMAND_FLAGS:
         merged[k] = getattr(args, k)
-    ignored = [k for k in args.explicit if k not in RUNTIME_FLAGS and merged.get(k) != getattr(args, k)]
+    for k in RUN_FLAGS:
+        if k in args.explicit:
+            merged[k] = getattr(args, k)
+    ignored = [k for k in args.explicit if k not in RUN_FLAGS + COMMAND_FLAGS and merged.get(k) != getattr(args, k)]
     if ignored:
         log.warning("resuming with the saved configuration; ignoring --%s from the command line (pass "
                     "--resume_with_new_params=True to use them)", ", --".join(ignored))
     return Namespace(**merged)
 
 
-def build_task(args: Namespace, device):
-    """The task for ``--network_type``."""
-    if args.network_type == "rnn":
-        from ..data.text import load_corpus
-        from .lm_task import LanguageModelTask
+def configs_of(args: Namespace) -> Configs:
+    """The typed configs of ``args``; a bad value is a one-line error naming its flag."""
+    try:
+        return build_configs(args)
+    except ConfigError as exc:
+        raise WplError(exc.as_flag(FLAG_OF.get(exc.name, exc.name))) from exc
 
-        corpus = load_corpus(None if args.data_dir == "embedded" else args.data_dir, args.dataset)
-        log.info("corpus %s: %d/%d/%d tokens, vocabulary %d", corpus.source, corpus.train.numel(),
-                 corpus.valid.numel(), corpus.test.numel(), corpus.vocab_size)
-        return LanguageModelTask(corpus, args, device)
-    from ..data.images import load_images
-    from .image_task import ImageTask
 
-    data = load_images(None if args.data_dir == "embedded" else args.data_dir, args.dataset,
-                       valid_size=args.valid_size, seed=args.random_seed, size=(args.cnn_height, args.cnn_width),
-                       channels=args.cnn_input_channels)
-    log.info("images %s: %d/%d/%d train/valid/test, %d classes, %s", data.source, len(data.train_x),
-             len(data.valid_x), len(data.test_x), len(data.classes), "×".join(map(str, data.shape)))
-    return ImageTask(data, args, device)
+def flags_of(args: Namespace) -> dict:
+    """The flags as plain data (``config.json`` and the checkpoints' ``args``)."""
+    return {k: v for k, v in vars(args).items() if k != "explicit"}
+
+
+def build_task(args: Namespace, configs: Configs, device):
+    """Load the data of ``--dataset`` and build the task of ``--network_type`` on it."""
+    data_dir = None if args.data_dir == "embedded" else args.data_dir
+    try:
+        if configs.network_type == "rnn":
+            from ..data.text import load_corpus
+            from .rnn_task import RnnTask
+
+            corpus = load_corpus(data_dir, args.dataset)
+            log.info("corpus %s: %d/%d/%d tokens, vocabulary %d", corpus.source, corpus.train.numel(),
+                     corpus.valid.numel(), corpus.test.numel(), corpus.vocab_size)
+            return RnnTask(corpus, configs.space, device)
+        from ..data.images import load_images
+        from .cnn_task import CnnTask
+
+        data = load_images(data_dir, args.dataset, valid_size=args.valid_size, seed=args.random_seed,
+                           size=(args.cnn_height, args.cnn_width), channels=args.cnn_input_channels)
+        log.info("images %s: %d/%d/%d train/valid/test, %d classes, %s", data.source, len(data.train_x),
+                 len(data.valid_x), len(data.test_x), len(data.classes), "×".join(map(str, data.shape)))
+        return CnnTask(data, configs.space, device)
+    except ConfigError as exc:
+        raise WplError(exc.as_flag(FLAG_OF.get(exc.name, exc.name))) from exc
+
+
+def build_search(args: Namespace, run_dir: Path, device):
+    """Configs, task and :class:`~wpl.nas.search.Search` of parsed (and, on resume, merged) flags."""
+    from .search import Search
+
+    configs = configs_of(args)
+    task = build_task(args, configs, device)
+    return Search(task, configs.search, configs.wpl, configs.controller, run_dir, flags=flags_of(args))
 
 
 def run_search(argv: Sequence[str], prog: str = "wpl search") -> dict:
@@ -93,41 +126,39 @@ def run_search(argv: Sequence[str], prog: str = "wpl search") -> dict:
     run_dir = run_dir_for(args)
     ckpt = run_dir / "checkpoint.pt"
     resume = args.resume or bool(args.load_path)
-    device = pick_device(args)
     if args.mode != "train":
-        return inspect_run(args, run_dir, ckpt, device)
+        return inspect_run(args, run_dir, ckpt)
     state = None
     if resume and ckpt.exists():
         from ..checkpoint import load_checkpoint
 
-        state = load_checkpoint(ckpt, map_location=device)
+        state = load_checkpoint(ckpt)
         args = merge_saved_args(args, state["args"])
-        log.info("resuming %s at epoch %d", run_dir, state["epoch"])
+        log.info("resuming %s at epoch %d (to --max_epoch=%d)", run_dir, state["epoch"], args.max_epoch)
     elif resume:
         log.warning("--resume=True but %s holds no checkpoint: starting a new run there", run_dir)
     elif ckpt.exists():
         raise WplError(f"{run_dir} already holds a run; pass --resume=True to continue it, or choose another "
                        "--comment / --log_dir")
+    device = pick_device(args)
     ensure_writable_dir(run_dir, "--log_dir")
     if state is None:
         seed_everything(args.random_seed)
-    task = build_task(args, device)
+    search = build_search(args, run_dir, device)
 
     from ..runlog import RunLog
-    from .search import Search
 
-    search = Search(args, task, run_dir)
     purge = None if state is None else state["shared_step"] + state["controller_step"]
     search.runlog = RunLog(run_dir, args.use_tensorboard, purge_step=purge)
     if state is None:
         for stale in ("summary.json", "metrics.jsonl", "forgetting.csv"):
             (run_dir / stale).unlink(missing_ok=True)
-        write_json(run_dir / "config.json", {k: v for k, v in vars(args).items() if k != "explicit"})
     else:
         search.load_state_dict(state, ckpt)
         (run_dir / "summary.json").unlink(missing_ok=True)
+    write_json(run_dir / "config.json", flags_of(args))
     log.info("run folder %s on %s; %d supernet parameters, WPL from epoch %d", run_dir, device,
-             sum(p.numel() for p in task.supernet.parameters()), args.start_using_fisher)
+             sum(p.numel() for p in search.supernet.parameters()), args.start_using_fisher)
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     try:
@@ -135,45 +166,43 @@ def run_search(argv: Sequence[str], prog: str = "wpl search") -> dict:
             summary = search.run()
     finally:
         search.runlog.close()
-    e = task.err_name
-    log.info("done: best valid %s %s, test %s %s; outputs in %s", e, _fmt(summary[f"best_valid_{e}"]),
-             e, _fmt(summary[f"test_{e}"]), run_dir)
+    m = summary["metric"]
+    log.info("done: best valid %s %s, test %s %s; outputs in %s", m, _fmt(summary["best_valid"]), m,
+             _fmt(summary["test"]), run_dir)
     return summary
 
 
-def inspect_run(args: Namespace, run_dir: Path, ckpt: Path, device) -> dict:
+def inspect_run(args: Namespace, run_dir: Path, ckpt: Path) -> dict:
     """``--mode=derive``: derive a cell from a run's latest checkpoint (``networks/derived.*``);
     ``--mode=test``: score the run's best derived cell on the test split (``test.json``)."""
     from ..checkpoint import load_checkpoint
     from ..runlog import RunLog
-    from .search import Search
 
     if not ckpt.exists():
         raise WplError(f"--mode={args.mode} reads a run's checkpoint, and {ckpt} does not exist; name the run "
                        "with --load_path=<run folder> (or the --comment/--dataset it was started with)")
-    state = load_checkpoint(ckpt, map_location=device)
+    state = load_checkpoint(ckpt)
     args = merge_saved_args(args, state["args"])
-    task = build_task(args, device)
-    search = Search(args, task, run_dir)
+    search = build_search(args, run_dir, pick_device(args))
     search.runlog = RunLog(run_dir, tensorboard=False)
     search.load_state_dict(state, ckpt, cut_logs=False)
-    e = task.err_name
+    task, m = search.task, search.metric
     try:
         if args.mode == "derive":
             rec = search.derive(search.epoch - 1, name="derived")
             log.info("derived from %s (after epoch %d): valid %s %s; networks/derived.{json,dot,png}", ckpt,
-                     search.epoch - 1, e, _fmt(rec[f"valid_{e}"]))
+                     search.epoch - 1, m, _fmt(rec["valid"]))
             return rec
         if search.best is None:
             raise WplError(f"{ckpt}: the run has no derived architecture yet (derive runs every --save_epoch); "
                            "run --mode=derive first")
         arch = task.arch_from_json(search.best["arch"])
         test = task.evaluate(arch, "test")
-        out = {"arch": arch.to_dict(), "epoch": search.best["epoch"], f"valid_{e}": search.best[f"valid_{e}"],
-               **{f"test_{k}": v for k, v in test.items()}}
+        out = {"arch": arch.to_dict(), "epoch": search.best["epoch"], "metric": m, "valid": search.best["valid"],
+               "test": test[m], **{f"test_{k}": v for k, v in test.items()}}
         write_json(run_dir / "test.json", out)
-        log.info("test %s of the best derived cell (epoch %d): %s; written to %s", e, out["epoch"],
-                 _fmt(test[e]), run_dir / "test.json")
+        log.info("test %s of the best derived cell (epoch %d): %s; written to %s", m, out["epoch"],
+                 _fmt(test[m]), run_dir / "test.json")
         return out
     finally:
         search.runlog.close()

@@ -1,69 +1,61 @@
-"""The ENAS search loop with Weight Plasticity Loss, for any task (recurrent or convolutional space).
+"""The ENAS search loop with Weight Plasticity Loss, for any :class:`~wpl.nas.task.Task`.
 
-Per epoch: the shared phase (sample an architecture, train it on ``num_batch_per_iter`` batches with
-CE + WPL over the shared weights it uses, record its error, then — with WPL on — fold its Fisher on
-one validation batch and move its anchors), the forgetting summary, the controller phase
-(REINFORCE with an EMA baseline), and every ``save_epoch`` a derive step. A full-state checkpoint
-is written atomically after every epoch, so a run resumes exactly at an epoch boundary.
+Per epoch: the shared phase (sample an architecture, :meth:`Search.shared_step` trains it on
+``num_batch_per_iter`` batches with CE + WPL over the shared weights it uses, record its error,
+then — with WPL on — :meth:`Search.fisher_step` folds its Fisher on one validation batch and moves
+its anchors), the forgetting summary, the controller phase (:meth:`Search.controller_step`:
+REINFORCE with an EMA baseline, :class:`~wpl.nas.controller.Reinforce`), and every ``save_epoch``
+a derive step. A full-state checkpoint is written atomically after every epoch, so a run resumes
+exactly at an epoch boundary. Logged names follow one schema for every space (README, "Outputs").
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import time
-from argparse import Namespace
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from torch import nn
 from tqdm import tqdm
 
 from ..checkpoint import rng_state, save_checkpoint, set_rng_state
 from ..errors import WplError
 from ..fileio import write_json
 from ..forgetting import ForgettingMonitor
-from ..plasticity import WeightPlasticity
+from ..plasticity import WeightPlasticity, WplConfig
 from ..runlog import RunLog
+from ..runtime import clock, model_mode
 from ..viz import save_cell_drawing
-from .controller import Controller
+from .config import ControllerConfig, SearchConfig
+from .controller import Controller, Reinforce
 from .metrics import perplexity
+from .task import Arch, Task
 
 log = logging.getLogger("wpl")
 PHASES = ("shared", "controller", "derive", "eval", "forgetting")
 
 
-def shared_lr(args: Namespace, epoch: int) -> float:
-    """The shared learning rate of ``epoch``: constant, then ×decay per epoch after ``shared_decay_after``."""
-    return args.shared_lr * args.shared_decay ** max(epoch - args.shared_decay_after, 0)
-
-
 class Search:
-    """One search run in ``run_dir`` on ``task`` (see :class:`wpl.nas.lm_task.LanguageModelTask`)."""
+    """One search run on ``task`` in ``run_dir``; ``flags`` (plain data) is saved in checkpoints as the run's flags."""
 
-    def __init__(self, args: Namespace, task, run_dir: Path) -> None:
-        self.args, self.task, self.dir = args, task, run_dir
-        self.supernet: nn.Module = task.supernet
-        dev = task.device
-        self.controller = Controller(task.decisions, args.controller_hid, args.softmax_temperature, args.tanh_c,
-                                     task.reset_at).to(dev)
-        opt = torch.optim.SGD if args.shared_optim == "sgd" else torch.optim.Adam
-        self.shared_opt = opt(self.supernet.parameters(), lr=args.shared_lr, weight_decay=args.shared_l2_reg)
-        copt = torch.optim.Adam if args.controller_optim == "adam" else torch.optim.SGD
-        self.ctrl_opt = copt(self.controller.parameters(), lr=args.controller_lr)
+    def __init__(self, task: Task, search: SearchConfig, wpl: WplConfig, controller: ControllerConfig,
+                 run_dir: Path | None, flags: dict | None = None) -> None:
+        if search.fisher_estimator not in task.fisher_estimators:
+            raise WplError(f"fisher_estimator={search.fisher_estimator!r} is not available for the {task.kind} "
+                           f"space (it has {', '.join(task.fisher_estimators)})")
+        self.cfg, self.task, self.dir, self.flags = search, task, run_dir, dict(flags or {})
+        self.supernet = task.supernet
+        self.controller = Controller.from_config(task.decisions, controller, task.reset_at).to(task.device)
+        opt = torch.optim.SGD if search.shared_optim == "sgd" else torch.optim.Adam
+        self.shared_opt = opt(self.supernet.parameters(), lr=search.shared_lr, weight_decay=search.shared_l2_reg)
+        self.reinforce = Reinforce(self.controller, controller)
+        self.policy_batch_size = controller.policy_batch_size
         params = dict(self.supernet.named_parameters())
-        self.wpl = WeightPlasticity(
-            [(n, params[n]) for n in task.all_protected_names()],
-            alpha_fisher=args.alpha_fisher, lambda_fisher=args.lambda_fisher, momentum=args.momentum,
-            fisher_clip_by_norm=args.fisher_clip_by_norm, alpha_decay=args.alpha_decay,
-            alpha_decay_after=args.alpha_decay_after, alpha_decay_mode=args.alpha_decay_mode,
-            alpha_small_scale=args.alpha_small_scale, set_fisher_zero_per_iter=args.set_fisher_zero_per_iter,
-            legacy_compound_alpha=args.legacy_compound_alpha,
-        )
-        self.monitor = ForgettingMonitor()
-        self.baseline: torch.Tensor | None = None
+        self.wpl = WeightPlasticity.from_config([(n, params[n]) for n in task.all_protected_names()], wpl)
+        self.monitor = ForgettingMonitor(top_k=search.forgetting_top_k)
         self.epoch = 0
-        self.shared_step = self.controller_step = 0
+        self.shared_steps = self.controller_steps = 0
         self.warmed_up = False
         self.seconds = dict.fromkeys(PHASES, 0.0)
         self.best: dict | None = None
@@ -74,184 +66,206 @@ class Search:
     @property
     def global_step(self) -> int:
         """TensorBoard x-axis: shared + controller steps (monotone across phases)."""
-        return self.shared_step + self.controller_step
+        return self.shared_steps + self.controller_steps
 
-    def wpl_active(self, epoch: int) -> bool:
-        """WPL is on from ``start_using_fisher`` on (never with ``--use_wpl=False``)."""
-        return self.args.use_wpl and epoch >= self.args.start_using_fisher
+    @property
+    def metric(self) -> str:
+        """The task's error unit: ``ppl`` or ``error``."""
+        return self.task.metric
+
+    def _clock(self) -> float:
+        return clock(self.task.device)
+
+    def _timed(self, phase: str, t0: float) -> None:
+        self.seconds[phase] += self._clock() - t0
 
     @torch.no_grad()
-    def sample_archs(self, n: int) -> list:
+    def sample_archs(self, n: int) -> list[Arch]:
         """``n`` architectures from the current policy."""
         self.controller.eval()
         actions, _, _ = self.controller.sample(n)
         return [self.task.decode(a.tolist()) for a in actions]
 
-    def _timed(self, phase: str, t0: float) -> None:
-        self.seconds[phase] += time.time() - t0
+    # ---- step-level methods --------------------------------------------------------------------
+    def shared_batch(self, arch: Arch, protect: Sequence[str], wpl: bool, fold_fisher: bool = False,
+                     where: str = "") -> tuple[float, float]:
+        """One optimizer step of the shared weights on the next training batch: CE (+ the task's
+        regularizers) and, with ``wpl``, the WPL gradient over ``protect``; ``fold_fisher`` also
+        folds this batch's gradient into the Fisher first. Returns (CE, WPL value)."""
+        total, ce = self.task.train_loss(arch)
+        if not torch.isfinite(total):
+            raise FloatingPointError(
+                f"non-finite training loss ({total.item()}){where}; the last good checkpoint is "
+                f"{None if self.dir is None else self.dir / 'checkpoint.pt'}; lower --shared_lr or --alpha_fisher")
+        self.shared_opt.zero_grad(set_to_none=True)
+        total.backward()
+        value = 0.0
+        if fold_fisher:
+            self.wpl.update_fisher(protect)
+        if wpl:
+            value = float(self.wpl.add_penalty_grad_(protect, with_value=True))
+        grads = [p for p in self.supernet.parameters() if p.grad is not None]
+        torch.nn.utils.clip_grad_norm_(grads, self.cfg.shared_grad_clip)
+        self.shared_opt.step()
+        return ce.item(), value
 
-    # ---- shared phase --------------------------------------------------------------------------
-    def shared_phase(self, epoch: int, steps: int, telemetry: bool) -> dict:
-        """Train ``steps`` sampled architectures; returns the phase's mean loss, ppl, wpl."""
-        a = self.args
+    def shared_step(self, arch: Arch, wpl: bool, where: str = "") -> list[tuple[float, float]]:
+        """Train ``arch`` on ``num_batch_per_iter`` consecutive batches (the supernet in train mode);
+        returns each batch's (CE, WPL value). Without ``shared_valid_fisher``, with WPL on, the last
+        batch's gradient is also folded into the Fisher (the original's extra estimate)."""
+        c = self.cfg
+        protect = self.task.protected_names(arch)
         self.supernet.train()
-        active = self.wpl_active(epoch)
+        out = []
+        for i in range(c.num_batch_per_iter):
+            fold = wpl and not c.shared_valid_fisher and i == c.num_batch_per_iter - 1
+            out.append(self.shared_batch(arch, protect, wpl, fold, where))
+        self.shared_steps += 1
+        return out
+
+    def fisher_step(self, arch: Arch) -> None:
+        """Fold ``arch``'s Fisher on one validation batch (``fisher_estimator``, supernet in
+        ``fisher_mode``) into the regularizer, move its anchors, and advance the validation stream."""
+        protect = self.task.protected_names(arch)
+        batch = self.task.fisher_batch(arch)
+        with model_mode(self.supernet, self.cfg.fisher_mode):
+            self.wpl.estimate_fisher(batch.model, batch.batches, names=protect, estimator=self.cfg.fisher_estimator,
+                                     loss_fn=batch.loss_fn, mode="keep")
+        self.task.advance_valid(len(batch.batches))
+        self.wpl.update_anchors(protect)
+
+    def controller_step(self) -> dict[str, float]:
+        """Sample ``policy_batch_size`` architectures, reward each on the validation batches at the
+        stream's position (the task scores in eval mode), advance the stream, and take one REINFORCE
+        step; returns its statistics."""
+        self.controller.train()
+        actions, logp, ent = self.controller.sample(self.policy_batch_size)
+        n = self.cfg.nb_batch_reward_controller
+        rewards = torch.tensor([self.task.reward(self.task.decode(a.tolist()), n)[0] for a in actions],
+                               device=logp.device)
+        self.task.advance_valid(n)
+        stats = self.reinforce.update(logp, ent, rewards)
+        self.controller_steps += 1
+        return stats
+
+    def score(self, arch: Arch) -> tuple[float, float]:
+        """(error in the task's metric, loss) of ``arch`` on the fixed validation slice."""
+        return self.task.score(arch)
+
+    # ---- phases --------------------------------------------------------------------------------
+    def shared_phase(self, epoch: int, steps: int, telemetry: bool) -> dict:
+        """Train ``steps`` sampled architectures; returns the phase's mean loss and WPL value (and ppl)."""
+        active = self.cfg.wpl_active(epoch)
         sums = {"loss": 0.0, "wpl": 0.0, "n": 0}
-        window = {"loss": 0.0, "wpl": 0.0, "n": 0}
+        window = dict(sums)
         bar = tqdm(range(steps), desc=f"epoch {epoch} shared", leave=False, dynamic_ncols=True, mininterval=1.0)
         for step in bar:
-            t0 = time.time()
+            t0 = self._clock()
             arch = self.sample_archs(1)[0]
-            protect = self.task.protected_names(arch)
-            for i in range(a.num_batch_per_iter):
-                total, ce = self.task.train_loss(arch)
-                if not torch.isfinite(total):
-                    raise FloatingPointError(
-                        f"non-finite training loss ({total.item()}) at epoch {epoch}, shared step {step}; the last "
-                        f"good checkpoint is {self.dir / 'checkpoint.pt'}; lower --shared_lr or --alpha_fisher")
-                self.shared_opt.zero_grad(set_to_none=True)
-                total.backward()
-                wpl_value = 0.0
-                if active and not a.shared_valid_fisher and i == a.num_batch_per_iter - 1:
-                    self.wpl.update_fisher(protect)  # the original's extra Fisher from the last training batch
-                if active:
-                    wpl_value = float(self.wpl.add_penalty_grad_(protect, with_value=True))
-                grads = [p for p in self.supernet.parameters() if p.grad is not None]
-                torch.nn.utils.clip_grad_norm_(grads, a.shared_grad_clip)
-                self.shared_opt.step()
+            for ce, value in self.shared_step(arch, active, where=f" at epoch {epoch}, shared step {step}"):
                 for acc in (sums, window):
-                    acc["loss"] += ce.item()
-                    acc["wpl"] += wpl_value
+                    acc["loss"] += ce
+                    acc["wpl"] += value
                     acc["n"] += 1
-            self.shared_step += 1
             self._timed("shared", t0)
-            t0 = time.time()
+            t0 = self._clock()
             if telemetry:
-                err, loss = self.task.score(arch)
+                err, loss = self.score(arch)
                 self.monitor.before(epoch, step, arch.to_json(), err, loss)
             self._timed("forgetting", t0)
             if active:
-                t0 = time.time()
-                model_fn, batches, loss_fn = self.task.fisher_batch(arch)
-                self.wpl.estimate_fisher(model_fn, batches, names=protect, estimator="batch_sq",
-                                         loss_fn=loss_fn, mode="keep")
-                self.wpl.update_anchors(protect)
+                t0 = self._clock()
+                self.fisher_step(arch)
                 self._timed("shared", t0)
-            if (step + 1) % a.log_step == 0 or step + 1 == steps:
+            if (step + 1) % self.cfg.log_step == 0 or step + 1 == steps:
                 self._log_shared(epoch, window, active)
                 window = {"loss": 0.0, "wpl": 0.0, "n": 0}
             bar.set_postfix_str(f"loss {sums['loss'] / max(sums['n'], 1):.3f}", refresh=False)
         n = max(sums["n"], 1)
-        return {"loss": sums["loss"] / n, "ppl": perplexity(sums["loss"] / n), "wpl": sums["wpl"] / n}
+        out = {"loss": sums["loss"] / n, "wpl": sums["wpl"] / n}
+        if self.metric == "ppl":
+            out["ppl"] = perplexity(out["loss"])
+        return out
 
     def _log_shared(self, epoch: int, window: dict, active: bool) -> None:
         n = max(window["n"], 1)
         loss = window["loss"] / n
         vals = {"loss": loss, "wpl": window["wpl"] / n,
                 "alpha": self.wpl.alpha if active else 0.0, "lr": self.shared_opt.param_groups[0]["lr"]}
-        if self.task.err_name == "ppl":
+        if self.metric == "ppl":
             vals["ppl"] = perplexity(loss)
-        self.runlog.event("shared", epoch=epoch, shared_step=self.shared_step, **vals)
+        self.runlog.event("shared", epoch=epoch, shared_step=self.shared_steps, **vals)
         self.runlog.scalars(self.global_step, {f"shared/{k}": v for k, v in vals.items()})
         ppl = f" ppl {vals['ppl']:.1f}" if "ppl" in vals else ""
-        log.info("epoch %d shared step %d | loss %.3f%s wpl %.4f α %.4g lr %.4g", epoch, self.shared_step,
+        log.info("epoch %d shared step %d | loss %.3f%s wpl %.4f α %.4g lr %.4g", epoch, self.shared_steps,
                  loss, ppl, vals["wpl"], vals["alpha"], vals["lr"])
 
-    # ---- controller phase ----------------------------------------------------------------------
     def controller_phase(self, epoch: int, steps: int) -> dict:
-        """REINFORCE: reward from the moving validation stream, EMA baseline, entropy bonus."""
-        a = self.args
-        self.supernet.eval()
-        self.controller.train()
+        """``steps`` controller steps; returns the phase's mean reward."""
         window: dict[str, list[float]] = {"reward": [], "entropy": [], "adv": [], "loss": []}
         all_rewards = []
         bar = tqdm(range(steps), desc=f"epoch {epoch} controller", leave=False, dynamic_ncols=True, mininterval=1.0)
         for step in bar:
-            t0 = time.time()
-            actions, logp, ent = self.controller.sample(a.policy_batch_size)
-            archs = [self.task.decode(x.tolist()) for x in actions]
-            rewards = torch.tensor([self.task.reward(arch)[0] for arch in archs], device=logp.device)
-            self.task.advance_valid(a.nb_batch_reward_controller)
-            r = rewards[:, None].expand_as(logp).clone()
-            if a.entropy_mode == "reward":
-                r = r + a.entropy_coeff * ent.detach()
-            if 0 < a.discount < 1:
-                r = _discount(r, a.discount)
-            mean_r = r.mean(0)
-            if self.baseline is None:
-                self.baseline = mean_r.clone()
-            else:
-                self.baseline = a.ema_baseline_decay * self.baseline + (1 - a.ema_baseline_decay) * mean_r
-            adv = r - self.baseline
-            loss = -(logp * adv).sum(1).mean()
-            if a.entropy_mode == "regularizer":
-                loss = loss - a.entropy_coeff * ent.sum(1).mean()
-            self.ctrl_opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if a.controller_grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.controller.parameters(), a.controller_grad_clip)
-            self.ctrl_opt.step()
-            self.controller_step += 1
-            for k, v in (("reward", rewards.mean()), ("entropy", ent.sum(1).mean()), ("adv", adv.mean()),
-                         ("loss", loss.detach())):
-                window[k].append(float(v.detach()))
-            all_rewards.append(float(rewards.mean()))
+            t0 = self._clock()
+            stats = self.controller_step()
+            for k in window:
+                window[k].append(stats[k])
+            all_rewards.append(stats["reward"])
             self._timed("controller", t0)
-            if (step + 1) % a.log_step == 0 or step + 1 == steps:
+            if (step + 1) % self.cfg.log_step == 0 or step + 1 == steps:
                 vals = {k: sum(v) / len(v) for k, v in window.items()}
-                self.runlog.event("controller", epoch=epoch, controller_step=self.controller_step, **vals)
+                self.runlog.event("controller", epoch=epoch, controller_step=self.controller_steps, **vals)
                 self.runlog.scalars(self.global_step, {f"controller/{k}": v for k, v in vals.items()})
                 log.info("epoch %d controller step %d | reward %.4f entropy %.3f adv %.4f", epoch,
-                         self.controller_step, vals["reward"], vals["entropy"], vals["adv"])
+                         self.controller_steps, vals["reward"], vals["entropy"], vals["adv"])
                 window = {k: [] for k in window}
             bar.set_postfix_str(f"reward {all_rewards[-1]:.3f}", refresh=False)
-        self.supernet.train()
         return {"reward": sum(all_rewards) / max(len(all_rewards), 1)}
 
     # ---- forgetting, derive, evaluation --------------------------------------------------------
     def finish_forgetting(self, epoch: int) -> dict:
         """err2 for every architecture of the epoch; CSV rows, summary event and TB scalars."""
-        t0 = time.time()
-        records = self.monitor.after(lambda js: self.task.score(self.task.arch_from_json(js)))
+        t0 = self._clock()
+        records = self.monitor.after(lambda js: self.score(self.task.arch_from_json(js)))
         self._timed("forgetting", t0)
         if not records:
             return {}
         summ = self.monitor.summary(records)
         self.runlog.forgetting_rows(records)
-        self.runlog.event("forgetting", epoch=epoch, unit=self.task.err_name, **summ)
+        self.runlog.event("forgetting", epoch=epoch, metric=self.metric, top_k=self.monitor.top_k, **summ)
         self.runlog.scalars(self.global_step, {f"forgetting/{k}": v for k, v in summ.items() if k != "archs"})
-        log.info("epoch %d forgetting | %s diff mean %.3f median %.3f max %.3f (best-5 %.3f) | loss diff mean %.4f",
-                 epoch, self.task.err_name, summ["diff_mean"], summ["diff_median"], summ["diff_max"],
-                 summ["diff_best5_mean"], summ["loss_diff_mean"])
+        log.info("epoch %d forgetting | %s diff mean %.3f median %.3f max %.3f (best-%d %.3f) | loss diff mean %.4f",
+                 epoch, self.metric, summ["diff_mean"], summ["diff_median"], summ["diff_max"], self.monitor.top_k,
+                 summ["diff_best_mean"], summ["loss_diff_mean"])
         return summ
 
     @torch.no_grad()
     def derive(self, epoch: int, name: str | None = None) -> dict:
         """Sample ``derive_num_sample`` architectures, keep the best on the validation slice, draw it
-        as ``networks/<name>.*`` (default ``epoch_XXX``)."""
-        t0 = time.time()
-        archs = {x.to_json(): x for x in self.sample_archs(self.args.derive_num_sample)}
-        scored = sorted((self.task.score(arch)[::-1], js) for js, arch in archs.items())
+        as ``networks/<name>.*`` (default ``epoch_XXX``), and score it on the whole validation split."""
+        t0 = self._clock()
+        archs = {x.to_json(): x for x in self.sample_archs(self.cfg.derive_num_sample)}
+        scored = sorted((self.score(arch)[::-1], js) for js, arch in archs.items())
         (loss, err), best_js = scored[0]
         arch = archs[best_js]
         nets = self.dir / "networks"
         nets.mkdir(exist_ok=True)
         stem = nets / (name or f"epoch_{epoch:03d}")
-        write_json(stem.with_suffix(".json"), {"epoch": epoch, "arch": arch.to_dict(), "slice_loss": loss,
-                                               "slice_" + self.task.err_name: err,
-                                               "candidates": len(archs)})
-        _, png = save_cell_drawing(*self.task.graph(arch), stem, title=f"epoch {epoch}: {self.task.err_name} "
+        write_json(stem.with_suffix(".json"), {"epoch": epoch, "arch": arch.to_dict(), "metric": self.metric,
+                                               "slice": err, "slice_loss": loss, "candidates": len(archs)})
+        _, png = save_cell_drawing(*self.task.graph(arch), stem, title=f"epoch {epoch}: {self.metric} "
                                    f"{err:.4g} on the validation slice")
         self.runlog.image("derive/best", png, self.global_step)
         self._timed("derive", t0)
-        t0 = time.time()
+        t0 = self._clock()
         val = self.task.evaluate(arch, "valid")
         self._timed("eval", t0)
-        e = self.task.err_name
-        rec = {"epoch": epoch, "arch": best_js, "valid_loss": val["loss"], f"valid_{e}": val[e]}
+        rec = {"epoch": epoch, "arch": best_js, "metric": self.metric, "valid": val[self.metric],
+               "valid_loss": val["loss"]}
         self.runlog.event("derive", **rec, candidates=len(archs))
-        self.runlog.scalars(self.global_step, {"eval/val_best_loss": val["loss"], f"eval/val_best_{e}": val[e]})
-        log.info("epoch %d derive | best of %d: valid %s %.4g | %s", epoch, len(archs), e, val[e], best_js)
+        self.runlog.scalars(self.global_step, {"derive/valid": val[self.metric], "derive/valid_loss": val["loss"]})
+        log.info("epoch %d derive | best of %d: valid %s %.4g | %s", epoch, len(archs), self.metric,
+                 val[self.metric], best_js)
         if self.best is None or val["loss"] < self.best["valid_loss"]:
             self.best = rec
         return rec
@@ -259,92 +273,86 @@ class Search:
     # ---- the run -------------------------------------------------------------------------------
     def run(self) -> dict:
         """Run (or continue) the search to ``max_epoch``; write ``summary.json``; return it."""
-        a = self.args
-        if a.shared_initial_step > 0 and not self.warmed_up and self.epoch == 0:
-            log.info("warm-up: %d shared steps and one controller phase", min(a.shared_initial_step, a.shared_max_step))
-            self.shared_phase(0, min(a.shared_initial_step, a.shared_max_step), telemetry=False)
-            self.controller_phase(0, a.controller_max_step)
+        c = self.cfg
+        if c.shared_initial_step > 0 and not self.warmed_up and self.epoch == 0:
+            log.info("warm-up: %d shared steps and one controller phase", min(c.shared_initial_step, c.shared_max_step))
+            self.shared_phase(0, min(c.shared_initial_step, c.shared_max_step), telemetry=False)
+            self.controller_phase(0, c.controller_max_step)
         self.warmed_up = True
-        bar = tqdm(range(self.epoch, a.max_epoch), desc="search", initial=self.epoch, total=a.max_epoch,
+        bar = tqdm(range(self.epoch, c.max_epoch), desc="search", initial=self.epoch, total=c.max_epoch,
                    dynamic_ncols=True)
         for epoch in bar:
             self.run_epoch(epoch)
-            e = self.task.err_name
-            bar.set_postfix_str(f"best valid {e} {self.best[f'valid_{e}']:.4g}" if self.best else "")
+            bar.set_postfix_str(f"best valid {self.metric} {self.best['valid']:.4g}" if self.best else "")
         return self.finish()
 
     def run_epoch(self, epoch: int) -> None:
         """One epoch, then a checkpoint."""
-        a = self.args
-        lr = shared_lr(a, epoch)
+        c = self.cfg
+        lr = c.shared_lr_at(epoch)
         for g in self.shared_opt.param_groups:
             g["lr"] = lr
-        active = self.wpl_active(epoch)
+        active = c.wpl_active(epoch)
         if active:
             self.wpl.set_epoch(epoch)
-        telemetry = epoch >= a.start_evaluate_diff
-        shared = self.shared_phase(epoch, a.shared_max_step, telemetry)
+        telemetry = epoch >= c.start_evaluate_diff
+        shared = self.shared_phase(epoch, c.shared_max_step, telemetry)
         forgetting = self.finish_forgetting(epoch) if telemetry else {}
-        ctrl = {}
-        if a.train_controller and a.start_training_controller <= epoch < a.stop_training_controller:
-            ctrl = self.controller_phase(epoch, a.controller_max_step)
-        derived = {}
-        last = epoch == a.max_epoch - 1
-        if epoch % a.save_epoch == 0 or last:
-            derived = self.derive(epoch)
-        e = self.task.err_name
-        summary = {"epoch": epoch, "lr": lr, "wpl_active": active, "alpha": self.wpl.alpha if active else 0.0,
-                   "shared_loss": shared["loss"], "shared_ppl": shared["ppl"], "wpl": shared["wpl"],
-                   "reward": ctrl.get("reward"), f"valid_{e}": derived.get(f"valid_{e}"),
-                   "forgetting_diff_mean": forgetting.get("diff_mean"),
-                   "forgetting_diff_median": forgetting.get("diff_median"),
-                   "forgetting_loss_diff_mean": forgetting.get("loss_diff_mean"),
-                   "forgetting_loss_diff_median": forgetting.get("loss_diff_median"),
-                   "forgetting_loss_diff_best5_mean": forgetting.get("loss_diff_best5_mean")}
+        ctrl = self.controller_phase(epoch, c.controller_max_step) if c.controller_trains(epoch) else {}
+        last = epoch == c.max_epoch - 1
+        derived = self.derive(epoch) if epoch % c.save_epoch == 0 or last else {}
+        summary = {"epoch": epoch, "metric": self.metric, "lr": lr, "wpl_active": active,
+                   "alpha": self.wpl.alpha if active else 0.0, "shared_loss": shared["loss"],
+                   **({"shared_ppl": shared["ppl"]} if "ppl" in shared else {}), "wpl": shared["wpl"],
+                   "reward": ctrl.get("reward"), "valid": derived.get("valid"),
+                   **{f"forgetting_{k}": forgetting.get(k) for k in EPOCH_FORGETTING}}
         self.history.append(summary)
         self.runlog.event("epoch", **summary)
         self.runlog.scalars(self.global_step, {"epoch/alpha": summary["alpha"], "epoch/lr": lr})
         self.epoch = epoch + 1
-        self.save(copy=epoch % a.save_epoch == 0 or last, epoch=epoch)
+        self.save(copy=epoch % c.save_epoch == 0 or last, epoch=epoch)
 
     def finish(self) -> dict:
-        """Test numbers of the best derived architecture; ``summary.json``."""
-        e = self.task.err_name
-        t0 = time.time()
+        """Test numbers of the best derived architecture; ``summary.json`` (schema: README, "Outputs")."""
+        m = self.metric
+        t0 = self._clock()
         test = None
         if self.best is not None:
             test = self.task.evaluate(self.task.arch_from_json(self.best["arch"]), "test")
         self._timed("eval", t0)
+        best_valid = None if self.best is None else self.best["valid"]
+        test_value = None if test is None else test[m]
         summary = {
-            "model_name": self.dir.name, "network_type": self.task.kind, "dataset": self.args.dataset,
-            "epochs_done": self.epoch, "max_epoch": self.args.max_epoch,
+            "model_name": self.dir.name, "network_type": self.task.kind, "dataset": self.flags.get("dataset"),
+            "metric": m, "best_valid": best_valid, "test": test_value,
             "best_arch": None if self.best is None else self.task.arch_from_json(self.best["arch"]).to_dict(),
             "best_epoch": None if self.best is None else self.best["epoch"],
-            f"best_valid_{e}": None if self.best is None else self.best[f"valid_{e}"],
-            f"test_{e}": None if test is None else test[e],
-            "test": test,
+            "test_metrics": test,
+            "epochs_done": self.epoch, "max_epoch": self.cfg.max_epoch,
             "wpl_active": any(h["wpl_active"] for h in self.history),
-            "use_wpl": self.args.use_wpl, "start_using_fisher": self.args.start_using_fisher,
+            "use_wpl": self.cfg.use_wpl, "start_using_fisher": self.cfg.start_using_fisher,
             "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
             "device": str(self.task.device),
+            # aliases of best_valid / test under the metric's old short name (best_valid_ppl, test_err, ...)
+            f"best_valid_{ALIAS[m]}": best_valid, f"test_{ALIAS[m]}": test_value,
             "epochs": self.history,
         }
         write_json(self.dir / "summary.json", _finite(summary))
-        self.runlog.event("done", **{k: summary[k] for k in (f"test_{e}", f"best_valid_{e}")})
+        self.runlog.event("done", metric=m, best_valid=best_valid, test=test_value)
         self.runlog.flush()
         return summary
 
     # ---- checkpoints ---------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        """Everything needed to continue bit-identically."""
+        """Everything needed to continue bit-identically (tensors and plain data only)."""
         return {
-            "args": {k: v for k, v in vars(self.args).items() if k != "explicit"},
+            "args": self.flags,
             "decisions": self.task.decisions,
-            "epoch": self.epoch, "shared_step": self.shared_step, "controller_step": self.controller_step,
+            "epoch": self.epoch, "shared_step": self.shared_steps, "controller_step": self.controller_steps,
             "warmed_up": self.warmed_up,
             "supernet": self.supernet.state_dict(), "controller": self.controller.state_dict(),
-            "shared_opt": self.shared_opt.state_dict(), "ctrl_opt": self.ctrl_opt.state_dict(),
-            "baseline": self.baseline, "wpl": self.wpl.state_dict(), "monitor": self.monitor.state_dict(),
+            "shared_opt": self.shared_opt.state_dict(), "ctrl_opt": self.reinforce.optimizer.state_dict(),
+            "baseline": self.reinforce.baseline, "wpl": self.wpl.state_dict(), "monitor": self.monitor.state_dict(),
             "task": self.task.state_dict(), "rng": rng_state(), "log_sizes": self.runlog.sizes(),
             "seconds": self.seconds, "best": self.best, "history": self.history,
         }
@@ -357,7 +365,7 @@ class Search:
         if copy:
             save_checkpoint(self.dir / f"checkpoint_epoch_{epoch:03d}.pt", state)
             copies = sorted(self.dir.glob("checkpoint_epoch_*.pt"))
-            for old in copies[: max(len(copies) - self.args.max_save_num, 0)]:
+            for old in copies[: max(len(copies) - self.cfg.max_save_num, 0)]:
                 old.unlink()
         return path
 
@@ -375,13 +383,14 @@ class Search:
             raise WplError(f"{source}: the saved model does not match this configuration "
                            f"({first[1].strip() if len(first) > 1 else first[0]})") from exc
         self.shared_opt.load_state_dict(state["shared_opt"])
-        self.ctrl_opt.load_state_dict(state["ctrl_opt"])
-        self.baseline = state["baseline"]
+        baseline = state["baseline"]
+        self.reinforce.load_state_dict({"optimizer": state["ctrl_opt"],
+                                        "baseline": None if baseline is None else baseline.to(self.task.device)})
         self.wpl.load_state_dict(state["wpl"])
         self.monitor.load_state_dict(state["monitor"])
         self.task.load_state_dict(state["task"])
-        self.epoch, self.shared_step = state["epoch"], state["shared_step"]
-        self.controller_step, self.warmed_up = state["controller_step"], state["warmed_up"]
+        self.epoch, self.shared_steps = state["epoch"], state["shared_step"]
+        self.controller_steps, self.warmed_up = state["controller_step"], state["warmed_up"]
         self.seconds = dict(state["seconds"])
         self.best, self.history = state["best"], list(state["history"])
         if cut_logs:
@@ -389,14 +398,10 @@ class Search:
         set_rng_state(state["rng"])
 
 
-def _discount(r: torch.Tensor, gamma: float) -> torch.Tensor:
-    """Reverse discounted cumulative sum along the decision axis."""
-    out = torch.empty_like(r)
-    acc = torch.zeros_like(r[:, 0])
-    for t in range(r.size(1) - 1, -1, -1):
-        acc = r[:, t] + gamma * acc
-        out[:, t] = acc
-    return out
+# the forgetting summary's keys that each epoch event repeats (as forgetting_<key>)
+EPOCH_FORGETTING = ("diff_mean", "diff_median", "diff_best_mean", "loss_diff_mean", "loss_diff_median",
+                    "loss_diff_best_mean")
+ALIAS = {"ppl": "ppl", "error": "err"}
 
 
 def _finite(obj):

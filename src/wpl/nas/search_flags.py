@@ -1,17 +1,21 @@
 """The search command's flags: every flag of the original ``config.py`` with its name and default,
-the ones its README uses without defining, and ours. Parsed strictly (see :mod:`wpl.flags`)."""
+the ones its README uses without defining, and ours; parsed strictly (see :mod:`wpl.flags`) and
+turned once into the typed configs of :mod:`wpl.nas.config` (:func:`build_configs`), so a bad
+value is refused before any data loads, in one line naming the flag."""
 
 from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
 import warnings
 from collections.abc import Sequence
 
-from .flags import StrictParser, str2bool
-
-RNN_ACTIVATIONS = ["tanh", "ReLU", "identity", "sigmoid"]
-CNN_OPS = ["identity", "sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3", "max_pool_3x3"]
+from ..errors import ConfigError
+from ..fisher import ESTIMATORS
+from ..flags import StrictParser, str2bool
+from ..plasticity import WplConfig
+from .config import CNN_OPS, RNN_ACTIVATIONS, CnnConfig, Configs, ControllerConfig, RnnConfig, SearchConfig
 
 
 def str_list(value: str) -> list[str]:
@@ -51,6 +55,10 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
          "original's α and clip mean what they meant); False = α/2·ΣF·d² with F = EMA of g² (see README)"),
         ("shared_valid_fisher", bool, True, "Fisher from a validation batch after each step; False also "
          "folds in the step's last training batch (its gradient, with AR/TAR if on)"),
+        ("fisher_estimator", str, "batch_sq", "Fisher estimator: batch_sq (the original's squared batch gradient), "
+         "empirical or true (per-sample; micro_cnn only)"),
+        ("fisher_mode", str, "train", "mode of the supernet during the Fisher pass: train (dropout on, as the "
+         "original) or eval"),
         ("shared_ce_fisher", bool, True, "Fisher from the cross-entropy only (accepted; always CE here)"),
         ("controller_update_fisher", bool, False, "accepted for compatibility (unused in the original too)"),
         ("train_controller", bool, False, "train the controller each epoch"),
@@ -59,6 +67,7 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
         ("nb_batch_reward_controller", int, 1, "validation batches averaged for each reward"),
         ("start_evaluate_diff", int, 0, "forgetting telemetry runs from this epoch on"),
         ("forgetting_batches", int, 4, "validation batches of the fixed forgetting slice"),
+        ("forgetting_top_k", int, 5, "forgetting is also summarised over the k architectures best at err1"),
     ],
     "CNN": [
         ("search_mode", str, "micro", "micro (macro search is not implemented, as in the original)"),
@@ -85,10 +94,10 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
         ("shared_embed", int, 1000, "embedding size"),
         ("shared_hid", int, 1000, "hidden size"),
         ("shared_rnn_max_length", int, 35, "BPTT length"),
-        ("shared_rnn_activations", str_list, RNN_ACTIVATIONS, "activation vocabulary of the RNN cell"),
-        ("shared_cnn_types", str_list, CNN_OPS, "accepted for compatibility (unused in the original)"),
-        ("shared_cnn_normal_types", str_list, CNN_OPS, "op vocabulary of normal cells"),
-        ("shared_cnn_reduce_types", str_list, CNN_OPS, "op vocabulary of reduction cells"),
+        ("shared_rnn_activations", str_list, list(RNN_ACTIVATIONS), "activation vocabulary of the RNN cell"),
+        ("shared_cnn_types", str_list, list(CNN_OPS), "accepted for compatibility (unused in the original)"),
+        ("shared_cnn_normal_types", str_list, list(CNN_OPS), "op vocabulary of normal cells"),
+        ("shared_cnn_reduce_types", str_list, list(CNN_OPS), "op vocabulary of reduction cells"),
         ("activation_regularization", bool, False, "AR on the dropped cell outputs"),
         ("activation_regularization_amount", float, 2.0, "AR weight"),
         ("temporal_activation_regularization", bool, False, "TAR on consecutive raw outputs"),
@@ -160,7 +169,11 @@ CHOICES = {
     "alpha_decay_mode": [1, 2],
     "log_level": ["DEBUG", "INFO", "WARNING", "ERROR"],
     "search_mode": ["micro"],
+    "fisher_estimator": list(ESTIMATORS),
+    "fisher_mode": ["train", "eval"],
 }
+# the regularizer's field that the command line spells differently
+FLAG_OF = {"alpha": "alpha_fisher"}
 
 
 # the original used the RNN's SGD settings for the CNN too (lr 20, clip 0.25): a micro-CNN with a
@@ -187,8 +200,27 @@ def build_parser(prog: str = "wpl search") -> StrictParser:
     return p
 
 
+def _fields(cls, ns: argparse.Namespace) -> dict:
+    """The fields of ``cls`` that are flags, from ``ns`` (lists become tuples); the others keep their defaults."""
+    out = {}
+    for f in dataclasses.fields(cls):
+        flag = FLAG_OF.get(f.name, f.name)
+        if hasattr(ns, flag):
+            value = getattr(ns, flag)
+            out[f.name] = tuple(value) if isinstance(value, list) else value
+    return out
+
+
+def build_configs(ns: argparse.Namespace) -> Configs:
+    """The typed configs of parsed flags; a bad value raises :class:`ConfigError` naming its field."""
+    space_cls = RnnConfig if ns.network_type == "rnn" else CnnConfig
+    search = SearchConfig(**_fields(SearchConfig, ns))
+    return Configs(ns.network_type, search, WplConfig(**_fields(WplConfig, ns)),
+                   ControllerConfig(**_fields(ControllerConfig, ns)), space_cls(**_fields(space_cls, ns)))
+
+
 def parse_search_args(argv: Sequence[str], prog: str = "wpl search") -> argparse.Namespace:
-    """Parse and check the flags; the last of repeated flags wins."""
+    """Parse and check the flags (the last of repeated flags wins); a bad value exits with one line naming it."""
     p = build_parser(prog)
     args = p.parse_args(list(argv))
     args.explicit = sorted(_explicit_flags(p, argv))
@@ -199,6 +231,11 @@ def parse_search_args(argv: Sequence[str], prog: str = "wpl search") -> argparse
     problems = check_args(args)
     if problems:
         p.error(problems[0])
+    try:
+        build_configs(args)
+    except ConfigError as exc:
+        flag = FLAG_OF.get(exc.name, exc.name)
+        p.error(exc.as_flag(flag, default=flag not in args.explicit))
     if args.use_wpl and args.start_using_fisher >= args.max_epoch:
         warnings.warn(
             f"--start_using_fisher={args.start_using_fisher} >= --max_epoch={args.max_epoch}: WPL will never "
@@ -213,22 +250,8 @@ def _explicit_flags(p: StrictParser, argv: Sequence[str]) -> set[str]:
 
 
 def check_args(args: argparse.Namespace) -> list[str]:
-    """Flag values that cannot work, as one-line messages naming the flag."""
+    """What no single config can check: flags accepted for compatibility and combinations, as one-line messages."""
     out = []
-    positive = ["num_batch_per_iter", "batch_size", "test_batch_size", "max_epoch", "policy_batch_size",
-                "controller_max_step", "shared_max_step", "derive_num_sample", "log_step", "save_epoch",
-                "max_save_num", "shared_embed", "shared_hid", "shared_rnn_max_length", "num_blocks",
-                "controller_hid", "nb_batch_reward_controller", "forgetting_batches"]
-    for name in positive:
-        if getattr(args, name) < 1:
-            out.append(f"--{name} must be >= 1, got {getattr(args, name)}")
-    for name in ("shared_wdrop", "shared_dropout", "shared_dropoute", "shared_dropouti"):
-        if not 0.0 <= getattr(args, name) < 1.0:
-            out.append(f"--{name} must be in [0, 1), got {getattr(args, name)}")
-    if not 0.0 < args.lambda_fisher <= 1.0:
-        out.append(f"--lambda_fisher must be in (0, 1], got {args.lambda_fisher}")
-    if not 0.0 <= args.ema_baseline_decay < 1.0:
-        out.append(f"--ema_baseline_decay must be in [0, 1), got {args.ema_baseline_decay}")
     if args.shared_num_sample != 1:
         out.append(f"--shared_num_sample={args.shared_num_sample}: only 1 architecture per shared step is supported "
                    "(the original silently mis-handles more)")
@@ -239,8 +262,6 @@ def check_args(args: argparse.Namespace) -> list[str]:
                        "--fisher_clip_by_norm: the stored Fisher is multiplied by α at every update and grows "
                        "without bound; set --fisher_clip_by_norm (the original README uses 10) or "
                        "--legacy_compound_alpha=False")
-    if args.softmax_temperature <= 0:
-        out.append(f"--softmax_temperature must be > 0, got {args.softmax_temperature}")
     if args.num_gpu < 0:
         out.append(f"--num_gpu must be >= 0, got {args.num_gpu}")
     return out

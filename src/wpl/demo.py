@@ -1,13 +1,15 @@
-"""The search part of ``wpl demo``: a tiny ENAS RNN search on the embedded PTB slice, without and
-with WPL (same seed, so both runs are identical until WPL switches on), and their forgetting side
-by side."""
+"""``wpl demo``, the main job on embedded data: the two-model experiment on the embedded real-MNIST
+subset, then a tiny ENAS RNN search on the embedded PTB slice without and with WPL (same seed, so
+both runs are identical until WPL switches on) and their forgetting side by side."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
-from .run import run_search
+from .nas.run import run_search
+from .two_models import TwoModelsConfig
+from .two_models_report import run_experiment
 
 # a few minutes on 2 CPU cores; WPL settings are the original README's (α 60, clip 10, reset every 2)
 DEMO_FLAGS = [
@@ -18,6 +20,11 @@ DEMO_FLAGS = [
     "--set_fisher_zero_per_iter=2", "--log_level=WARNING",
 ]
 RUNS = (("no_wpl", ["--use_wpl=False"]), ("wpl", []))
+# --size tiny: a smoke run of both halves in seconds (the numbers mean nothing at this size)
+TINY_FLAGS = ["--shared_embed=16", "--shared_hid=16", "--num_blocks=4", "--shared_max_step=3", "--num_batch_per_iter=2",
+              "--controller_max_step=3", "--max_epoch=2", "--save_epoch=2", "--derive_num_sample=2"]
+TINY_TWO_MODELS = {"a_iters": {"strict": 60, "loose": 20}, "b_iters": 40, "eval_every": 20, "fisher_samples": 50}
+SIZES = ("full", "tiny")
 
 
 def _fmt(v: float | None, spec: str) -> str:
@@ -35,16 +42,16 @@ def forgetting_table(summaries: dict[str, dict]) -> str:
         for n in names:
             e = summaries[n]["epochs"][i]
             cells.append(" / ".join(_fmt(e.get(k), "+.3f") for k in (
-                "forgetting_loss_diff_mean", "forgetting_loss_diff_median", "forgetting_loss_diff_best5_mean")))
+                "forgetting_loss_diff_mean", "forgetting_loss_diff_median", "forgetting_loss_diff_best_mean")))
             cells.append(_fmt(e.get("forgetting_diff_median"), "+.1f"))
         lines.append(f"| {i} | " + " | ".join(cells) + " |")
     lines.append("| best cell | " + " | ".join(
-        f"valid ppl {_fmt(summaries[n]['best_valid_ppl'], '.1f')}, test ppl {_fmt(summaries[n]['test_ppl'], '.1f')} |"
+        f"valid ppl {_fmt(summaries[n]['best_valid'], '.1f')}, test ppl {_fmt(summaries[n]['test'], '.1f')} |"
         for n in names))
     return "\n".join(lines)
 
 
-def run_search_demo(output_dir: Path, seed: int, device: str) -> dict[str, dict]:
+def run_search_demo(output_dir: Path, seed: int, device: str, size: str = "full") -> dict[str, dict]:
     """Both runs under ``output_dir`` (earlier demo runs there are replaced); print the comparison."""
     output_dir.mkdir(parents=True, exist_ok=True)
     summaries = {}
@@ -53,9 +60,23 @@ def run_search_demo(output_dir: Path, seed: int, device: str) -> dict[str, dict]
         if run_dir.exists():
             shutil.rmtree(run_dir)
         print(f"-- search {name.replace('_', ' ')} --")
-        summaries[name] = run_search(DEMO_FLAGS + extra + [
+        summaries[name] = run_search(DEMO_FLAGS + (TINY_FLAGS if size == "tiny" else []) + extra + [
             f"--log_dir={output_dir}", f"--comment={name}", f"--random_seed={seed}", f"--device={device}"])
     print("forgetting = err2 − err1 of each architecture trained in an epoch (positive = it got worse while "
           "the others trained); WPL is on from epoch 1")
     print(forgetting_table(summaries))
     return summaries
+
+
+def run_demo(output_dir: str | Path = "demo_out", seed: int = 0, device: str = "auto", size: str = "full") -> dict:
+    """Both halves of the demo under ``output_dir``; returns their results."""
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {', '.join(SIZES)}, got {size!r}")
+    out = Path(output_dir)
+    cfg = TwoModelsConfig(seed=seed, **(TINY_TWO_MODELS if size == "tiny" else {}))
+    print("== wpl demo: two models sharing 3 blocks, on the embedded real-MNIST subset ==")
+    two = run_experiment(cfg, out / "two_models", device=device)
+    print("== wpl demo: ENAS recurrent-cell search without and with WPL, on the embedded PTB slice ==")
+    search = run_search_demo(out / "search", seed, device, size)
+    print(f"demo outputs are in {out.resolve()}")
+    return {"two_models": two, "search": search}

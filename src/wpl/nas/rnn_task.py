@@ -1,54 +1,60 @@
 """The recurrent-cell search task: a word-level language model on a text corpus.
 
 It owns the supernet and the data streams (with their positions and carried hidden states) and
-answers the search loop's questions: the next training loss, an architecture's score on a fixed
-validation slice, its reward on the moving validation stream, a Fisher batch, a full evaluation.
+answers the search loop's questions (:class:`wpl.nas.task.Task`): the next training loss, an
+architecture's score on a fixed validation slice, its reward on the moving validation stream, a
+Fisher batch, a full evaluation.
 """
 
 from __future__ import annotations
 
 import math
-from argparse import Namespace
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
 from ..data.text import Corpus, batchify, get_batch
-from ..errors import WplError
-from ..fisher import model_mode
-from ..viz import rnn_graph
+from ..errors import ConfigError
+from ..runtime import model_mode
+from ..viz import Graph
+from .config import SPACE_ESTIMATORS, RnnConfig
 from .metrics import perplexity
-from .rnn import RnnArch, SharedRNN, check_activation, decode_rnn, encode_rnn, rnn_decisions
+from .rnn import RnnArch, SharedRNN, check_activation, decode_rnn, encode_rnn, rnn_decisions, rnn_graph
+from .task import FisherBatch
 
 
-class LanguageModelTask:
-    """ENAS RNN search on ``corpus``; ``err`` is perplexity, rewards are ``c/ppl`` (or ``c/ppl²``)."""
+class RnnTask:
+    """ENAS RNN search on ``corpus``; the metric is perplexity, rewards are ``c/ppl`` (or ``c/ppl²``)."""
 
     kind = "rnn"
-    err_name = "ppl"
+    metric = "ppl"
+    fisher_estimators = SPACE_ESTIMATORS["rnn"]
 
-    def __init__(self, corpus: Corpus, args: Namespace, device: torch.device) -> None:
-        self.args, self.device = args, device
-        self.bptt = args.shared_rnn_max_length
-        self.activations = [check_activation(a) for a in args.shared_rnn_activations]
-        self.train_data = batchify(corpus.train, args.batch_size).to(device)
-        self.valid_data = batchify(corpus.valid, args.batch_size).to(device)
-        self.valid_eval = batchify(corpus.valid, args.test_batch_size).to(device)
-        self.test_eval = batchify(corpus.test, args.test_batch_size).to(device)
+    def __init__(self, corpus: Corpus, config: RnnConfig, device: torch.device) -> None:
+        cfg = self.config = config
+        self.device = device
+        self.bptt = cfg.shared_rnn_max_length
+        self.activations = [check_activation(a) for a in cfg.shared_rnn_activations]
+        self.train_data = batchify(corpus.train, cfg.batch_size).to(device)
+        self.valid_data = batchify(corpus.valid, cfg.batch_size).to(device)
+        self.valid_eval = batchify(corpus.valid, cfg.test_batch_size).to(device)
+        self.test_eval = batchify(corpus.test, cfg.test_batch_size).to(device)
         n_valid = self._num_batches(self.valid_data)
-        if args.forgetting_batches > n_valid:
-            raise WplError(f"--forgetting_batches={args.forgetting_batches} exceeds the {n_valid} validation batches")
+        if cfg.forgetting_batches > n_valid:
+            raise ConfigError("forgetting_batches", cfg.forgetting_batches,
+                              f"exceeds the {n_valid} validation batches of batch_size {cfg.batch_size}")
         self.supernet = SharedRNN(
-            corpus.vocab_size, args.shared_embed, args.shared_hid, args.num_blocks, args.tie_weights,
-            args.shared_dropout, args.shared_dropoute, args.shared_dropouti, args.shared_wdrop,
+            corpus.vocab_size, cfg.shared_embed, cfg.shared_hid, cfg.num_blocks, cfg.tie_weights,
+            cfg.shared_dropout, cfg.shared_dropoute, cfg.shared_dropouti, cfg.shared_wdrop,
         ).to(device)
-        self.decisions = rnn_decisions(args.num_blocks, len(self.activations))
+        self.decisions = rnn_decisions(cfg.num_blocks, len(self.activations))
         self.reset_at: tuple[int, ...] = ()
         self.train_pos, self.valid_pos = 0, 0
         self.train_hidden: Tensor | None = None
 
     # ---- architectures -------------------------------------------------------------------------
-    def decode(self, actions: list[int]) -> RnnArch:
+    def decode(self, actions: Sequence[int]) -> RnnArch:
         """Controller actions → architecture."""
         return decode_rnn(actions, self.activations)
 
@@ -62,17 +68,17 @@ class LanguageModelTask:
 
     def protected_names(self, arch: RnnArch) -> list[str]:
         """The shared parameters WPL protects for ``arch``: its edges (``--wpl_scope=used``: all it uses)."""
-        if self.args.wpl_scope == "used":
+        if self.config.wpl_scope == "used":
             return self.supernet.parameters_for(arch)
         return self.supernet.edge_names(arch)
 
     def all_protected_names(self) -> list[str]:
         """Every parameter WPL may protect."""
-        if self.args.wpl_scope == "used":
+        if self.config.wpl_scope == "used":
             return [n for n, _ in self.supernet.named_parameters()]
         return self.supernet.edge_names()
 
-    def graph(self, arch: RnnArch):
+    def graph(self, arch: RnnArch) -> Graph:
         """Nodes and edges of the drawing."""
         return rnn_graph(arch)
 
@@ -85,7 +91,7 @@ class LanguageModelTask:
 
     def train_loss(self, arch: RnnArch) -> tuple[Tensor, Tensor]:
         """Loss to backpropagate (CE + AR/TAR/NSR if on) and the CE, on the next training batch."""
-        a = self.args
+        a = self.config
         if self.train_pos >= self.train_data.size(0) - 1:
             self.train_pos, self.train_hidden = 0, None
         x, y = get_batch(self.train_data, self.train_pos, self.bptt)
@@ -123,35 +129,36 @@ class LanguageModelTask:
 
     def score(self, arch: RnnArch) -> tuple[float, float]:
         """(perplexity, loss) on the fixed validation slice (the first ``--forgetting_batches`` batches)."""
-        loss = self._mean_loss(arch, self.valid_data, 0, self.args.forgetting_batches)
+        loss = self._mean_loss(arch, self.valid_data, 0, self.config.forgetting_batches)
         return perplexity(loss), loss
 
-    def reward(self, arch: RnnArch) -> tuple[float, float]:
-        """(reward, loss) on ``nb_batch_reward_controller`` batches at the moving validation position."""
-        loss = self._mean_loss(arch, self.valid_data, self.valid_pos, self.args.nb_batch_reward_controller)
+    def reward(self, arch: RnnArch, batches: int) -> tuple[float, float]:
+        """(reward, loss) on ``batches`` validation batches at the stream's position (not moved)."""
+        loss = self._mean_loss(arch, self.valid_data, self.valid_pos, batches)
         ppl = perplexity(loss)
-        return self.args.reward_c / (ppl * ppl if self.args.ppl_square else ppl), loss
+        return self.config.reward_c / (ppl * ppl if self.config.ppl_square else ppl), loss
 
-    def advance_valid(self, n: int = 1) -> None:
-        """Move the validation stream on by ``n`` batches (wrapping)."""
-        self.valid_pos += n * self.bptt
+    def advance_valid(self, batches: int) -> None:
+        """Move the validation stream on by ``batches`` batches (wrapping)."""
+        self.valid_pos += batches * self.bptt
         if self.valid_pos >= self.valid_data.size(0) - 1:
             self.valid_pos = 0
 
-    def fisher_batch(self, arch: RnnArch):
-        """``(model_fn, [(x, y)], loss_fn)`` for one validation batch at the moving position (then advance).
+    def fisher_batch(self, arch: RnnArch) -> FisherBatch:
+        """One validation batch at the stream's position (not moved), from a zero hidden state.
 
-        ``loss_fn(model_fn(x), y)`` is the batch's cross-entropy (with ``--wpl_scope=edges``, with
-        gradients on the edges only).
+        ``loss_fn(model(x), y)`` is the batch's cross-entropy; ``model`` is the identity (the
+        language model runs inside ``loss_fn``), so only ``batch_sq`` applies. With
+        ``wpl_scope="edges"`` the decoder is detached: gradients flow to the edges only.
         """
         x, y = get_batch(self.valid_data, self.valid_pos, self.bptt)
-        self.advance_valid(1)
         hidden = self.supernet.init_hidden(x.size(1))
+        edges_only = self.config.wpl_scope == "edges"
 
         def loss_fn(inp: Tensor, target: Tensor) -> Tensor:
-            return self.supernet.loss(inp, target, hidden, arch, edges_only=self.args.wpl_scope == "edges")[0]
+            return self.supernet.loss(inp, target, hidden, arch, edges_only=edges_only)[0]
 
-        return (lambda inp: inp), [(x, y)], loss_fn
+        return FisherBatch(lambda inp: inp, [(x, y)], loss_fn)
 
     def evaluate(self, arch: RnnArch, split: str) -> dict[str, float]:
         """Full ``valid`` or ``test`` split at ``--test_batch_size``: loss and perplexity."""

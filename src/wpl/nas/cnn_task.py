@@ -1,7 +1,7 @@
 """The micro-CNN search task: image classification (CIFAR-10, MNIST or an image folder).
 
-The same questions as :class:`wpl.nas.lm_task.LanguageModelTask` answers, on images: ``err`` is the
-error rate (1 − accuracy) and rewards are ``reward_c · accuracy`` (or accuracy²). Training batches
+The questions of :class:`wpl.nas.task.Task`, on images: the metric is the error rate
+(1 − accuracy) and rewards are ``reward_c · accuracy`` (or accuracy²). Training batches
 come from a shuffled pass over the training split, augmented on the device; validation batches (held
 out of training) move through the validation split for rewards and the Fisher, and a fixed first
 slice of it measures forgetting.
@@ -10,53 +10,66 @@ slice of it measures forgetting.
 from __future__ import annotations
 
 import math
-from argparse import Namespace
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..data.augment import augment, normalise
 from ..data.images import ImageSplits
-from ..errors import WplError
-from ..fisher import model_mode
-from ..viz import micro_graph
-from .cnn import MicroArch, SharedCNN, canonical_op, decode_micro, encode_micro, micro_decisions
+from ..errors import ConfigError
+from ..runtime import model_mode
+from ..viz import Graph
+from .cnn import MicroArch, SharedCNN, decode_micro, encode_micro, micro_decisions, micro_graph
+from .config import SPACE_ESTIMATORS, CnnConfig
+from .task import FisherBatch
 
 
-class ImageTask:
+class ArchNet(nn.Module):
+    """The supernet restricted to one architecture: ``forward(x)`` → logits (what per-sample Fisher estimators need)."""
+
+    def __init__(self, supernet: SharedCNN, arch: MicroArch) -> None:
+        super().__init__()
+        self.supernet, self.arch = supernet, arch
+
+    def forward(self, x: Tensor) -> Tensor:  # noqa: D102
+        return self.supernet(x, self.arch)
+
+
+class CnnTask:
     """ENAS micro-CNN search on ``data``."""
 
     kind = "micro_cnn"
-    err_name = "err"
+    metric = "error"
+    fisher_estimators = SPACE_ESTIMATORS["micro_cnn"]
 
-    def __init__(self, data: ImageSplits, args: Namespace, device: torch.device) -> None:
-        self.args, self.device, self.data = args, device, data
-        self.normal_ops = [canonical_op(o) for o in args.shared_cnn_normal_types]
-        self.reduce_ops = [canonical_op(o) for o in args.shared_cnn_reduce_types]
-        for name, ops in (("normal", self.normal_ops), ("reduce", self.reduce_ops)):
-            if len(set(ops)) != len(ops):
-                raise WplError(f"--shared_cnn_{name}_types lists an op twice: {ops}")
+    def __init__(self, data: ImageSplits, config: CnnConfig, device: torch.device) -> None:
+        cfg = self.config = config
+        self.device, self.data = device, data
+        self.normal_ops = list(cfg.shared_cnn_normal_types)
+        self.reduce_ops = list(cfg.shared_cnn_reduce_types)
         c, _, _ = data.shape
         self.train_x, self.train_y = data.train_x.to(device), data.train_y.to(device)
         self.valid_x, self.valid_y = data.valid_x.to(device), data.valid_y.to(device)
         self.test_x, self.test_y = data.test_x.to(device), data.test_y.to(device)
         classes = max(len(data.classes), int(data.train_y.max()) + 1)
-        self.supernet = SharedCNN(c, classes, args.cnn_final_filter_size, args.cnn_num_modules,
-                                  args.cnn_num_repeat_normal, args.num_blocks, self.normal_ops,
+        self.supernet = SharedCNN(c, classes, cfg.cnn_final_filter_size, cfg.cnn_num_modules,
+                                  cfg.cnn_num_repeat_normal, cfg.num_blocks, self.normal_ops,
                                   self.reduce_ops).to(device)
-        n_valid = math.ceil(len(self.valid_x) / args.batch_size)
-        if args.forgetting_batches > n_valid:
-            raise WplError(f"--forgetting_batches={args.forgetting_batches} exceeds the {n_valid} validation batches")
-        self.decisions = micro_decisions(args.num_blocks, len(self.normal_ops), len(self.reduce_ops))
+        n_valid = math.ceil(len(self.valid_x) / cfg.batch_size)
+        if cfg.forgetting_batches > n_valid:
+            raise ConfigError("forgetting_batches", cfg.forgetting_batches,
+                              f"exceeds the {n_valid} validation batches of batch_size {cfg.batch_size}")
+        self.decisions = micro_decisions(cfg.num_blocks, len(self.normal_ops), len(self.reduce_ops))
         self.reset_at: tuple[int, ...] = (len(self.decisions) // 2,)
-        self.gen = torch.Generator().manual_seed(args.random_seed)
+        self.gen = torch.Generator().manual_seed(cfg.random_seed)
         self.order = torch.randperm(len(self.train_x), generator=self.gen)
         self.train_pos, self.valid_pos = 0, 0
         self.flip = not data.source.startswith("mnist")  # mirrored digits are other digits
 
     # ---- architectures -------------------------------------------------------------------------
-    def decode(self, actions: list[int]) -> MicroArch:
+    def decode(self, actions: Sequence[int]) -> MicroArch:
         """Controller actions → architecture."""
         return decode_micro(actions, self.normal_ops, self.reduce_ops)
 
@@ -70,30 +83,30 @@ class ImageTask:
 
     def protected_names(self, arch: MicroArch) -> list[str]:
         """The shared parameters WPL protects for ``arch``: its ops' weights (``--wpl_scope=used``: all it uses)."""
-        if self.args.wpl_scope == "used":
+        if self.config.wpl_scope == "used":
             return self.supernet.parameters_for(arch)
         return self.supernet.op_names(arch)
 
     def all_protected_names(self) -> list[str]:
         """Every parameter WPL may protect."""
-        if self.args.wpl_scope == "used":
+        if self.config.wpl_scope == "used":
             return [n for n, _ in self.supernet.named_parameters()]
         return self.supernet.op_names()
 
-    def graph(self, arch: MicroArch):
+    def graph(self, arch: MicroArch) -> Graph:
         """Nodes and edges of the drawing."""
         return micro_graph(arch)
 
     # ---- data ----------------------------------------------------------------------------------
     def _next_train(self) -> tuple[Tensor, Tensor]:
-        bs = self.args.batch_size
+        bs = self.config.batch_size
         if self.train_pos + bs > len(self.order):  # a new shuffled pass (the short remainder is skipped)
             self.order = torch.randperm(len(self.train_x), generator=self.gen)
             self.train_pos = 0
         idx = self.order[self.train_pos:self.train_pos + bs].to(self.device)
         self.train_pos += bs
         x = augment(self.train_x[idx], self.data.mean, self.data.std, self.gen, flip=self.flip,
-                    cutout=self.args.cutout)
+                    cutout=self.config.cutout)
         return x, self.train_y[idx]
 
     def train_loss(self, arch: MicroArch) -> tuple[Tensor, Tensor]:
@@ -122,34 +135,33 @@ class ImageTask:
 
     def score(self, arch: MicroArch) -> tuple[float, float]:
         """(error rate, loss) on the fixed validation slice (the first ``--forgetting_batches`` batches)."""
-        loss, acc = self._stats(self.valid_x, self.valid_y, arch, 0, self.args.forgetting_batches,
-                                self.args.batch_size)
+        loss, acc = self._stats(self.valid_x, self.valid_y, arch, 0, self.config.forgetting_batches,
+                                self.config.batch_size)
         return 1.0 - acc, loss
 
-    def reward(self, arch: MicroArch) -> tuple[float, float]:
-        """(reward, loss) on ``nb_batch_reward_controller`` batches at the moving validation position."""
-        loss, acc = self._stats(self.valid_x, self.valid_y, arch, self.valid_pos,
-                                self.args.nb_batch_reward_controller, self.args.batch_size)
-        return self.args.reward_c * (acc * acc if self.args.ppl_square else acc), loss
+    def reward(self, arch: MicroArch, batches: int) -> tuple[float, float]:
+        """(reward, loss) on ``batches`` validation batches at the stream's position (not moved)."""
+        loss, acc = self._stats(self.valid_x, self.valid_y, arch, self.valid_pos, batches, self.config.batch_size)
+        return self.config.reward_c * (acc * acc if self.config.ppl_square else acc), loss
 
-    def advance_valid(self, n: int = 1) -> None:
-        """Move the validation stream on by ``n`` batches (wrapping)."""
-        self.valid_pos += n * self.args.batch_size
+    def advance_valid(self, batches: int) -> None:
+        """Move the validation stream on by ``batches`` batches (wrapping)."""
+        self.valid_pos += batches * self.config.batch_size
         if self.valid_pos >= len(self.valid_x):
             self.valid_pos = 0
 
-    def fisher_batch(self, arch: MicroArch):
-        """``(model_fn, [(x, y)], loss_fn)`` for one validation batch at the moving position (then advance)."""
-        pos, bs = self.valid_pos, self.args.batch_size
+    def fisher_batch(self, arch: MicroArch) -> FisherBatch:
+        """One normalised validation batch at the stream's position (not moved); the model is an
+        ``nn.Module`` of ``arch`` returning logits, so every estimator applies."""
+        pos, bs = self.valid_pos, self.config.batch_size
         x, y = normalise(self.valid_x[pos:pos + bs], self.data.mean, self.data.std), self.valid_y[pos:pos + bs]
-        self.advance_valid(1)
-        return (lambda inp: self.supernet(inp, arch)), [(x, y)], F.cross_entropy
+        return FisherBatch(ArchNet(self.supernet, arch), [(x, y)], F.cross_entropy)
 
     def evaluate(self, arch: MicroArch, split: str) -> dict[str, float]:
-        """Full ``valid`` or ``test`` split at ``--test_batch_size``: loss, error rate, accuracy."""
+        """Full ``valid`` or ``test`` split at ``test_batch_size``: loss, error rate, accuracy."""
         x, y = (self.valid_x, self.valid_y) if split == "valid" else (self.test_x, self.test_y)
-        loss, acc = self._stats(x, y, arch, 0, None, self.args.test_batch_size)
-        return {"loss": loss, "err": 1.0 - acc, "acc": acc}
+        loss, acc = self._stats(x, y, arch, 0, None, self.config.test_batch_size)
+        return {"loss": loss, "error": 1.0 - acc, "acc": acc}
 
     # ---- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -1,0 +1,231 @@
+"""Typed configs of a search, each checked when built: :class:`SearchConfig` (the loop),
+:class:`ControllerConfig` (the policy and its REINFORCE update), :class:`RnnConfig` and
+:class:`CnnConfig` (each space's sizes and task settings), with :class:`~wpl.plasticity.WplConfig`
+(the regularizer) gathered in :class:`Configs`. A bad value raises :class:`~wpl.errors.ConfigError`
+naming the field; field names are the search flags' names (the command line builds these once, in
+:mod:`wpl.nas.search_flags`), except the regularizer's ``alpha`` (``--alpha_fisher``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+from ..fisher import ESTIMATORS
+from ..plasticity import WplConfig
+from .cnn import OPS, canonical_op
+from .rnn import check_activation
+
+RNN_ACTIVATIONS = ("tanh", "ReLU", "identity", "sigmoid")  # the original's default list (its spelling)
+CNN_OPS = tuple(OPS)
+# Fisher estimators each space supports (per-sample ones need class logits per sample)
+SPACE_ESTIMATORS = {"rnn": ("batch_sq",), "micro_cnn": tuple(ESTIMATORS)}
+
+
+def _at_least(cfg: object, low: float, *names: str) -> None:
+    for name in names:
+        value = getattr(cfg, name)
+        if not value >= low:
+            raise ConfigError(name, value, f"must be >= {low:g}")
+
+
+def _in_unit(cfg: object, *names: str, closed: bool = False) -> None:
+    for name in names:
+        value = getattr(cfg, name)
+        if not (0.0 <= value <= 1.0 if closed else 0.0 <= value < 1.0):
+            raise ConfigError(name, value, f"must be in [0, 1{']' if closed else ')'}")
+
+
+def _one_of(cfg: object, name: str, allowed: Sequence) -> None:
+    value = getattr(cfg, name)
+    if value not in allowed:
+        raise ConfigError(name, value, f"must be one of {', '.join(map(str, allowed))}")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """The loop: epochs, shared training, when WPL and the controller are on, telemetry, derive, saving."""
+
+    max_epoch: int = 100
+    shared_max_step: int = 50
+    shared_initial_step: int = 0
+    num_batch_per_iter: int = 10
+    shared_optim: str = "sgd"
+    shared_lr: float = 20.0
+    shared_decay: float = 0.96
+    shared_decay_after: float = 15.0
+    shared_l2_reg: float = 1e-7
+    shared_grad_clip: float = 0.25
+    use_wpl: bool = True
+    start_using_fisher: int = 0
+    shared_valid_fisher: bool = True
+    fisher_estimator: str = "batch_sq"
+    fisher_mode: str = "train"
+    train_controller: bool = False
+    start_training_controller: int = 0
+    stop_training_controller: int = 1000
+    controller_max_step: int = 1500
+    nb_batch_reward_controller: int = 1
+    start_evaluate_diff: int = 0
+    forgetting_top_k: int = 5
+    derive_num_sample: int = 100
+    save_epoch: int = 5
+    max_save_num: int = 4
+    log_step: int = 50
+
+    def __post_init__(self) -> None:
+        _at_least(self, 1, "max_epoch", "shared_max_step", "num_batch_per_iter", "controller_max_step",
+                  "nb_batch_reward_controller", "forgetting_top_k", "derive_num_sample", "save_epoch",
+                  "max_save_num", "log_step")
+        _at_least(self, 0, "shared_initial_step", "shared_lr", "shared_l2_reg", "shared_grad_clip", "shared_decay")
+        _one_of(self, "shared_optim", ("sgd", "adam"))
+        _one_of(self, "fisher_estimator", ESTIMATORS)
+        _one_of(self, "fisher_mode", ("train", "eval"))
+
+    def shared_lr_at(self, epoch: int) -> float:
+        """The shared learning rate of ``epoch``: constant, then ×decay per epoch after ``shared_decay_after``."""
+        return self.shared_lr * self.shared_decay ** max(epoch - self.shared_decay_after, 0)
+
+    def wpl_active(self, epoch: int) -> bool:
+        """WPL is on from ``start_using_fisher`` on (never without ``use_wpl``)."""
+        return self.use_wpl and epoch >= self.start_using_fisher
+
+    def controller_trains(self, epoch: int) -> bool:
+        """The controller trains in ``epoch``."""
+        return self.train_controller and self.start_training_controller <= epoch < self.stop_training_controller
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    """The ENAS policy's size and sampling, and its REINFORCE update."""
+
+    controller_hid: int = 100
+    softmax_temperature: float = 5.0
+    tanh_c: float = 2.5
+    controller_optim: str = "adam"
+    controller_lr: float = 3.5e-4
+    controller_grad_clip: float = 0.0
+    policy_batch_size: int = 5
+    entropy_mode: str = "reward"
+    entropy_coeff: float = 1e-4
+    ema_baseline_decay: float = 0.95
+    discount: float = 1.0
+
+    def __post_init__(self) -> None:
+        _at_least(self, 1, "controller_hid", "policy_batch_size")
+        _at_least(self, 0, "controller_lr", "controller_grad_clip", "tanh_c")
+        if not self.softmax_temperature > 0:
+            raise ConfigError("softmax_temperature", self.softmax_temperature, "must be > 0")
+        _one_of(self, "controller_optim", ("adam", "sgd"))
+        _one_of(self, "entropy_mode", ("reward", "regularizer"))
+        _in_unit(self, "ema_baseline_decay")
+        if not 0.0 < self.discount <= 1.0:
+            raise ConfigError("discount", self.discount, "must be in (0, 1] (1 = no discount)")
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """What every task reads: batch sizes, the forgetting slice, the reward and what WPL protects."""
+
+    batch_size: int = 64
+    test_batch_size: int = 1
+    forgetting_batches: int = 4
+    reward_c: float = 80.0
+    ppl_square: bool = False
+    wpl_scope: str = "edges"
+    num_blocks: int = 12
+
+    def __post_init__(self) -> None:
+        _at_least(self, 1, "batch_size", "test_batch_size", "forgetting_batches", "num_blocks")
+        _one_of(self, "wpl_scope", ("edges", "used"))
+
+
+@dataclass(frozen=True)
+class RnnConfig(TaskConfig):
+    """The recurrent-cell space's sizes, dropouts and activation regularizers."""
+
+    shared_embed: int = 1000
+    shared_hid: int = 1000
+    tie_weights: bool = True
+    shared_wdrop: float = 0.5
+    shared_dropout: float = 0.4
+    shared_dropoute: float = 0.1
+    shared_dropouti: float = 0.65
+    shared_rnn_max_length: int = 35
+    shared_rnn_activations: tuple[str, ...] = RNN_ACTIVATIONS
+    activation_regularization: bool = False
+    activation_regularization_amount: float = 2.0
+    temporal_activation_regularization: bool = False
+    temporal_activation_regularization_amount: float = 1.0
+    norm_stabilizer_regularization: bool = False
+    norm_stabilizer_regularization_amount: float = 1.0
+    norm_stabilizer_fixed_point: float = 5.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _at_least(self, 1, "shared_embed", "shared_hid", "shared_rnn_max_length")
+        _in_unit(self, "shared_wdrop", "shared_dropout", "shared_dropoute", "shared_dropouti")
+        if self.tie_weights and self.shared_embed != self.shared_hid:
+            raise ConfigError("tie_weights", True, f"needs shared_embed == shared_hid, got {self.shared_embed} and "
+                              f"{self.shared_hid} (or set tie_weights False)")
+        acts = [_space_name(check_activation, "shared_rnn_activations", a) for a in self.shared_rnn_activations]
+        _distinct("shared_rnn_activations", acts)
+        object.__setattr__(self, "shared_rnn_activations", tuple(acts))
+
+
+@dataclass(frozen=True)
+class CnnConfig(TaskConfig):
+    """The micro-CNN space's sizes and op lists, and the augmentation of its training batches."""
+
+    num_blocks: int = 5
+    cnn_final_filter_size: int = 384
+    cnn_num_repeat_normal: int = 6
+    cnn_num_modules: int = 3
+    shared_cnn_normal_types: tuple[str, ...] = CNN_OPS
+    shared_cnn_reduce_types: tuple[str, ...] = CNN_OPS
+    cutout: int = 0
+    random_seed: int = 12345
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _at_least(self, 1, "cnn_num_modules")
+        _at_least(self, 0, "cnn_num_repeat_normal", "cutout")
+        scale = 2 ** self.cnn_num_modules
+        if self.cnn_final_filter_size < scale or self.cnn_final_filter_size % scale:
+            raise ConfigError("cnn_final_filter_size", self.cnn_final_filter_size,
+                              f"must be a multiple of 2^cnn_num_modules = {scale} (channels halve per stage and "
+                              "reductions split them in two)")
+        for name in ("shared_cnn_normal_types", "shared_cnn_reduce_types"):
+            ops = [_space_name(canonical_op, name, o) for o in getattr(self, name)]
+            _distinct(name, ops)
+            object.__setattr__(self, name, tuple(ops))
+
+
+def _space_name(check, field: str, name: str) -> str:
+    try:
+        return check(name)
+    except ValueError as exc:
+        raise ConfigError(field, name, str(exc)) from exc
+
+
+def _distinct(field: str, names: list[str]) -> None:
+    if len(set(names)) != len(names):
+        raise ConfigError(field, names, "lists a name twice")
+
+
+@dataclass(frozen=True)
+class Configs:
+    """Everything a search needs, built once from the flags."""
+
+    network_type: str
+    search: SearchConfig
+    wpl: WplConfig
+    controller: ControllerConfig
+    space: RnnConfig | CnnConfig
+
+    def __post_init__(self) -> None:
+        allowed = SPACE_ESTIMATORS[self.network_type]
+        if self.search.fisher_estimator not in allowed:
+            raise ConfigError("fisher_estimator", self.search.fisher_estimator,
+                              f"is not available for network_type={self.network_type} (it has "
+                              f"{', '.join(allowed)}: a language-model batch has no per-sample class logits)")
