@@ -7,27 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import run_interrupted
+from conftest import README_RNN, rnn_argv, run_interrupted
 from wpl.nas.run import run_search
 from wpl.nas.search_flags import parse_search_args
 
-README_RNN = (
-    "--comment='rnn-train' --train_controller=True --start_training_controller=1 --start_using_fisher=5 "
-    "--max_epoch=150 --shared_max_step=60 --save_epoch=30 --fisher_clip_by_norm=10.0 --alpha_fisher=60.0 "
-    "--alpha_decay=1. --alpha_decay_after=15 --set_fisher_zero_per_iter=2 --policy_batch_size=1 "
-    "--controller_max_step=2000 --num_blocks=12 --num_batch_per_iter=7 --alpha_decay=1. --alpha_decay_after=15 "
-    "--alpha_small_scale=.0001 --reward_c=80"
-).replace("'", "").split()
-
-TINY = ["--shared_embed=8", "--shared_hid=8", "--num_blocks=3", "--batch_size=4", "--test_batch_size=4",
-        "--shared_max_step=3", "--num_batch_per_iter=2", "--controller_max_step=3", "--derive_num_sample=3",
-        "--shared_rnn_max_length=6", "--forgetting_batches=2", "--log_step=2", "--save_epoch=1",
-        "--controller_hid=8", "--use_tensorboard=False", "--log_level=WARNING", "--num_gpu=0"]
-
 
 def _argv(text_root: Path, tmp_path: Path, *extra: str) -> list[str]:
-    return [*README_RNN, "--dataset=tiny", f"--data_dir={text_root}", f"--log_dir={tmp_path / 'logs'}",
-            *TINY, "--max_epoch=2", "--start_using_fisher=1", "--start_training_controller=0", *extra]
+    return rnn_argv(text_root, tmp_path, *extra)
 
 
 def test_readme_command_flags_parse() -> None:

@@ -22,7 +22,8 @@ DEMO_FLAGS = [
 RUNS = (("no_wpl", ["--use_wpl=False"]), ("wpl", []))
 # --size tiny: a smoke run of both halves in seconds (the numbers mean nothing at this size)
 TINY_FLAGS = ["--shared_embed=16", "--shared_hid=16", "--num_blocks=4", "--shared_max_step=3", "--num_batch_per_iter=2",
-              "--controller_max_step=3", "--max_epoch=2", "--save_epoch=2", "--derive_num_sample=2"]
+              "--controller_max_step=2", "--max_epoch=2", "--save_epoch=2", "--derive_num_sample=2",
+              "--forgetting_batches=1", "--test_batch_size=64"]
 TINY_TWO_MODELS = {"a_iters": {"strict": 60, "loose": 20}, "b_iters": 40, "eval_every": 20, "fisher_samples": 50}
 SIZES = ("full", "tiny")
 
