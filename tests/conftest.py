@@ -1,6 +1,7 @@
 """Shared fixtures: tiny MNIST-format data written on the fly."""
 
 import gzip
+import json
 import struct
 from pathlib import Path
 
@@ -127,3 +128,30 @@ def run_interrupted(argv: list[str], epoch: int, monkeypatch) -> None:
     with pytest.raises(KeyboardInterrupt):
         run_search(argv)
     monkeypatch.setattr(search_mod.Search, "run_epoch", real)
+
+
+def events_of(run: Path) -> list[dict]:
+    """The run's metrics.jsonl events."""
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def assert_schema(run: Path, summary: dict, metric: str, top_k: int) -> None:
+    """The documented keys of summary.json and metrics.jsonl (README, "Outputs")."""
+    on_disk = json.loads((run / "summary.json").read_text())
+    assert on_disk["metric"] == summary["metric"] == metric
+    for key in ("best_valid", "test", "best_arch", "epochs_done", "seconds"):
+        assert key in on_disk, key
+    assert isinstance(on_disk["test"], float) and on_disk["best_arch"]["type"] in ("rnn", "micro_cnn")
+    alias = {"ppl": "ppl", "error": "err"}[metric]
+    assert on_disk[f"test_{alias}"] == on_disk["test"] and on_disk[f"best_valid_{alias}"] == on_disk["best_valid"]
+    events = events_of(run)
+    derives = [e for e in events if e["event"] == "derive"]
+    assert {e["metric"] for e in derives} == {metric}
+    assert min(derives, key=lambda e: e["valid_loss"])["valid"] == on_disk["best_valid"]
+    forgetting = [e for e in events if e["event"] == "forgetting"]
+    assert forgetting and all(e["top_k"] == top_k and "diff_best_mean" in e for e in forgetting)
+    epochs = [e for e in events if e["event"] == "epoch"]
+    assert all(("shared_ppl" in e) == (metric == "ppl") for e in epochs)  # no perplexity for image tasks
+    assert all(("ppl" in e) == (metric == "ppl") for e in events if e["event"] == "shared")
+    done = events[-1]
+    assert done["event"] == "done" and done["test"] == on_disk["test"] and done["metric"] == metric

@@ -32,8 +32,11 @@ def test_two_models_end_to_end(mnist_dir, tmp_path, capsys):
     for r in result["runs"]:
         assert r["shared_blocks"] == 3
         for key in ("plain", "wpl", "l2"):
-            assert 0.0 <= r[key]["a_acc_after"] <= 1.0 and 0.0 <= r[key]["b_acc"] <= 1.0
-            assert len(r[key]["curve"]["iter"]) == len(r[key]["curve"]["a_acc"])
+            curve = r[key]["curve"]
+            assert len(curve["iter"]) == len(curve["a_acc"]) and curve["iter"][-1] == 30  # --b_iters
+            assert r[key]["a_acc_after"] == curve["a_acc"][-1] and r[key]["b_acc"] == curve["b_acc"][-1]
+            assert r[key]["b_acc"] > curve["b_acc"][0] + 0.2  # B learns its (separable) task
+            assert r[key]["a_acc_after"] * 100 == pytest.approx(round(r[key]["a_acc_after"] * 100))  # 100 test images
         assert r["forgetting_plain"] == pytest.approx(r["a_acc_before"] - r["plain"]["a_acc_after"])
         if r["forgetting_plain"] > 0:
             assert r["forgetting_reduction"] == pytest.approx(1 - r["forgetting_wpl"] / r["forgetting_plain"])
@@ -95,7 +98,7 @@ def test_unwritable_output_dir(capsys, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     code, _, err = run(["two-models", "--output_dir", str(blocker / "out")], capsys)
-    assert code == 1 and f"--output_dir {blocker / 'out'}: cannot write there" in one_line_error(err)
+    assert code == 1 and f"--output_dir={blocker / 'out'}: cannot write there" in one_line_error(err)
 
 
 def test_bad_values_and_unknown_command(capsys, tmp_path):
@@ -104,4 +107,4 @@ def test_bad_values_and_unknown_command(capsys, tmp_path):
     code, _, err = run(["two-model"], capsys)
     assert code == 2 and "did you mean two-models?" in one_line_error(err)
     code, _, err = run(["two-models", "--device", "cuda:7", "--output_dir", str(tmp_path)], capsys)
-    assert code == 1 and "--device cuda:7" in one_line_error(err)
+    assert code == 1 and "--device=cuda:7: " in one_line_error(err)

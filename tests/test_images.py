@@ -58,7 +58,7 @@ def test_image_folder_without_valid_holds_out_training_images(tmp_path: Path) ->
     make_image_folder(tmp_path, valid=False)
     d = load_images(tmp_path, "shapes", valid_size=6)
     assert len(d.train_x) == 18 and len(d.valid_x) == 6
-    with pytest.raises(WplError, match="--valid_size=5000 must be between 1 and 23"):
+    with pytest.raises(WplError, match="valid_size=5000: must be between 1 and 23"):
         load_images(tmp_path, "shapes", valid_size=5000)
 
 

@@ -68,5 +68,5 @@ def test_wrong_magic(mnist_dir):
 
 
 def test_bad_valid_size(mnist_dir):
-    with pytest.raises(WplError, match="--valid_size"):
+    with pytest.raises(WplError, match="valid_size="):
         load_mnist(mnist_dir, valid_size=300)

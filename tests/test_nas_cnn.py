@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import make_cifar, make_image_folder, run_interrupted
+from conftest import assert_schema, make_cifar, make_image_folder, run_interrupted
 from wpl.nas.cnn import OPS, MicroArch, SharedCNN, canonical_op, decode_micro, encode_micro, micro_decisions
 from wpl.nas.run import run_search
 
@@ -83,12 +83,18 @@ def test_tiny_cnn_search_writes_every_output(tmp_path: Path) -> None:
                  "networks/epoch_001.json", "networks/epoch_001.dot", "networks/epoch_001.png"):
         assert (run / name).is_file(), name
     assert summary["network_type"] == "micro_cnn" and summary["wpl_active"] is True
-    assert 0.0 <= summary["best_valid_err"] <= 1.0 and 0.0 <= summary["test_err"] <= 1.0
+    # error rates are counts over the split: 8 held-out validation images, 20 test images
+    assert summary["best_valid"] * 8 == pytest.approx(round(summary["best_valid"] * 8))
+    assert summary["test"] * 20 == pytest.approx(round(summary["test"] * 20))
     assert summary["test_metrics"]["acc"] == pytest.approx(1 - summary["test_err"])
+    assert_schema(run, summary, "error", top_k=5)
     derived = json.loads((run / "networks/epoch_001.json").read_text())
     assert set(derived["arch"]) == {"type", "normal", "reduce"}  # both cells
     rows = list(csv.DictReader((run / "forgetting.csv").open()))
-    assert len(rows) == 2 * 2 and all(-1.0 <= float(r["diff"]) <= 1.0 for r in rows)  # error rates
+    assert len(rows) == 2 * 2
+    for r in rows:  # error rates on the 4-image forgetting slice
+        assert float(r["diff"]) * 4 == pytest.approx(round(float(r["diff"]) * 4), abs=1e-4)
+        assert float(r["diff"]) == pytest.approx(float(r["err2"]) - float(r["err1"]), abs=1e-5)
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["shared_lr"] == 0.1 and cfg["shared_grad_clip"] == 5.0  # the CNN's defaults
 
@@ -111,7 +117,7 @@ def test_cnn_search_on_an_image_folder(tmp_path: Path) -> None:
     data = make_image_folder(tmp_path / "data", per_class=6, size=12)
     argv = [a for a in _cnn_argv(data, tmp_path) if not a.startswith("--dataset")]
     summary = run_search([*argv, "--dataset=shapes", "--cnn_height=8", "--cnn_width=8", "--max_epoch=1"])
-    assert summary["dataset"] == "shapes" and summary["test_err"] is not None
+    assert summary["dataset"] == "shapes" and summary["test"] * 12 == pytest.approx(round(summary["test"] * 12))
 
 
 def test_generate_gif_of_the_derived_cells(tmp_path: Path, capsys) -> None:
@@ -132,3 +138,24 @@ def test_generate_gif_of_the_derived_cells(tmp_path: Path, capsys) -> None:
     picked = pick_frames(paths, 50)
     assert len(picked) == 50 and picked[0] == paths[0] and picked[-1] == paths[-1]
     assert pick_frames(paths[:7], 50) == paths[:7]  # fewer than max_frame: all (the original raised)
+
+
+def test_cnn_derive_and_test_modes(tmp_path: Path) -> None:
+    data = make_cifar(tmp_path / "data")
+    summary = run_search(_cnn_argv(data, tmp_path))
+    run = tmp_path / "logs" / "cifar10_cnn"
+    rec = run_search(_cnn_argv(data, tmp_path, "--mode=derive"))
+    assert rec["metric"] == "error" and (run / "networks/derived.png").is_file()
+    out = run_search(_cnn_argv(data, tmp_path, "--mode=test"))
+    assert out["test"] == pytest.approx(summary["test"]) and out["test_acc"] == pytest.approx(1 - out["test"])
+    assert json.loads((run / "test.json").read_text())["arch"] == summary["best_arch"]
+
+
+@pytest.mark.parametrize("estimator", ["empirical", "true"])
+def test_per_sample_fisher_estimators_in_the_cnn_search(tmp_path: Path, estimator: str) -> None:
+    data = make_cifar(tmp_path / "data")
+    run_search(_cnn_argv(data, tmp_path, "--max_epoch=1", "--start_using_fisher=0", "--legacy_compound_alpha=False",
+                         f"--fisher_estimator={estimator}", "--fisher_mode=eval"))
+    state = torch.load(tmp_path / "logs/cifar10_cnn/checkpoint.pt", weights_only=True)
+    assert sum(bool(f.any()) for f in state["wpl"]["fisher"].values()) > 0
+    assert all(bool((f >= 0).all()) for f in state["wpl"]["fisher"].values())

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import rnn_argv
+from conftest import assert_schema, events_of, rnn_argv
 from wpl.cli import main
 from wpl.nas.run import run_dir_for, run_search
 from wpl.nas.search_flags import parse_search_args
@@ -18,16 +18,12 @@ ROOT = Path(__file__).resolve().parent.parent
 RUN = "tiny_rnn-train"
 
 
-def _events(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-
-
 def test_resume_with_a_larger_max_epoch_extends_the_run(text_root: Path, tmp_path: Path) -> None:
     run_search(rnn_argv(text_root, tmp_path, "--max_epoch=2"))
     run = tmp_path / "logs" / RUN
     summary = run_search(rnn_argv(text_root, tmp_path, "--max_epoch=3", "--resume=True"))
     assert summary["epochs_done"] == 3 and summary["max_epoch"] == 3
-    assert [e["epoch"] for e in _events(run) if e["event"] == "epoch"] == [0, 1, 2]
+    assert [e["epoch"] for e in events_of(run) if e["event"] == "epoch"] == [0, 1, 2]
     assert json.loads((run / "config.json").read_text())["max_epoch"] == 3
     # resuming with the same command after it finished runs nothing more
     assert run_search(rnn_argv(text_root, tmp_path, "--max_epoch=3", "--resume=True"))["epochs_done"] == 3
@@ -43,11 +39,11 @@ def test_resume_keeps_learned_flags_unless_asked(text_root: Path, tmp_path: Path
     assert len(warned) == 1 and "ignoring --shared_lr from the command line" in warned[0]
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["shared_lr"] == 20.0 and cfg["max_epoch"] == 2
-    lr = [e["lr"] for e in _events(run) if e["event"] == "epoch"]
+    lr = [e["lr"] for e in events_of(run) if e["event"] == "epoch"]
     assert lr == [20.0, 20.0]
     run_search(rnn_argv(text_root, tmp_path, "--max_epoch=3", "--resume=True", "--shared_lr=1.0",
                         "--resume_with_new_params=True"))
-    assert [e["lr"] for e in _events(run) if e["event"] == "epoch"] == [20.0, 20.0, 1.0]
+    assert [e["lr"] for e in events_of(run) if e["event"] == "epoch"] == [20.0, 20.0, 1.0]
 
 
 def test_load_path_forms_name_the_same_run(tmp_path: Path) -> None:
@@ -100,35 +96,13 @@ def test_nan_loss_exits_1_and_keeps_the_last_good_checkpoint(text_root: Path, tm
 def test_entropy_regularizer_and_discount_run_end_to_end(text_root: Path, tmp_path: Path) -> None:
     summary = run_search(rnn_argv(text_root, tmp_path, "--max_epoch=1", "--entropy_mode=regularizer",
                                   "--discount=0.9", "--policy_batch_size=2"))
-    ctrl = [e for e in _events(tmp_path / "logs" / RUN) if e["event"] == "controller"]
+    ctrl = [e for e in events_of(tmp_path / "logs" / RUN) if e["event"] == "controller"]
     assert ctrl and all(e["entropy"] > 0 for e in ctrl) and summary["epochs_done"] == 1
 
 
 def test_metrics_schema_of_the_rnn_space(text_root: Path, tmp_path: Path) -> None:
     summary = run_search(rnn_argv(text_root, tmp_path, "--forgetting_top_k=2"))
     assert_schema(tmp_path / "logs" / RUN, summary, "ppl", top_k=2)
-
-
-def assert_schema(run: Path, summary: dict, metric: str, top_k: int) -> None:
-    """The documented keys of summary.json and metrics.jsonl (README, "Outputs")."""
-    on_disk = json.loads((run / "summary.json").read_text())
-    assert on_disk["metric"] == summary["metric"] == metric
-    for key in ("best_valid", "test", "best_arch", "epochs_done", "seconds"):
-        assert key in on_disk, key
-    assert isinstance(on_disk["test"], float) and on_disk["best_arch"]["type"] in ("rnn", "micro_cnn")
-    alias = {"ppl": "ppl", "error": "err"}[metric]
-    assert on_disk[f"test_{alias}"] == on_disk["test"] and on_disk[f"best_valid_{alias}"] == on_disk["best_valid"]
-    events = _events(run)
-    derives = [e for e in events if e["event"] == "derive"]
-    assert {e["metric"] for e in derives} == {metric}
-    assert min(derives, key=lambda e: e["valid_loss"])["valid"] == on_disk["best_valid"]
-    forgetting = [e for e in events if e["event"] == "forgetting"]
-    assert forgetting and all(e["top_k"] == top_k and "diff_best_mean" in e for e in forgetting)
-    epochs = [e for e in events if e["event"] == "epoch"]
-    assert all(("shared_ppl" in e) == (metric == "ppl") for e in epochs)  # no perplexity for image tasks
-    assert all(("ppl" in e) == (metric == "ppl") for e in events if e["event"] == "shared")
-    done = events[-1]
-    assert done["event"] == "done" and done["test"] == on_disk["test"] and done["metric"] == metric
 
 
 @pytest.mark.parametrize("flags, message", [

@@ -8,18 +8,18 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import WplError
+from .errors import ConfigError
 
 
-def ensure_writable_dir(path: str | Path, flag: str = "--output_dir") -> Path:
-    """Create ``path`` if needed and check that files can be written in it."""
+def ensure_writable_dir(path: str | Path, name: str = "output_dir") -> Path:
+    """Create ``path`` if needed and check that files can be written in it (``name``: the setting that chose it)."""
     p = Path(path)
     try:
         p.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=p, prefix=".wpl-write-test-"):
             pass
     except OSError as exc:
-        raise WplError(f"{flag} {p}: cannot write there ({exc.strerror or exc}); choose another directory") from exc
+        raise ConfigError(name, str(p), f"cannot write there ({exc.strerror or exc}); choose another directory") from exc
     return p
 
 

@@ -53,7 +53,7 @@ def make_gif(run_dir: str | Path, output: str | Path, max_frame: int = 50, title
         caption = f"{title}  epoch {int(match.group(1))}" if match else f"{title}  {path.stem}"
         ImageDraw.Draw(img).text((10, 12), caption.strip(), fill="black", font=font)
         canvas.append(img.convert("P", palette=Image.ADAPTIVE))
-    ensure_writable_dir(output.parent if str(output.parent) else ".", "--output")
+    ensure_writable_dir(output.parent if str(output.parent) else ".", "output")
     atomic_write(output, lambda tmp: canvas[0].save(tmp, format="GIF", save_all=True, append_images=canvas[1:],
                                                     duration=frame_ms, loop=0))
     return output

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import WplError
+from .errors import ConfigError
 
 Mode = Literal["eval", "train", "keep"]
 
@@ -24,14 +24,14 @@ def resolve_device(device: str | None = None) -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError as exc:
-        raise WplError(f"--device {device!r} is not a device name; use auto, cpu, cuda or cuda:N") from exc
+        raise ConfigError("device", device, "is not a device name; use auto, cpu, cuda or cuda:N") from exc
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise WplError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
+            raise ConfigError("device", device, "CUDA is not available on this machine; use cpu")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise WplError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+            raise ConfigError("device", device, f"only {torch.cuda.device_count()} CUDA device(s) are visible")
     elif dev.type != "cpu":
-        raise WplError(f"--device {device!r}: only cpu and cuda are supported")
+        raise ConfigError("device", device, "only cpu and cuda are supported")
     return dev
 
 

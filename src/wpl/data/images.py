@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import WplError
+from ..errors import ConfigError, WplError
 from .splits import Splits
 
 CIFAR_TRAIN = [f"data_batch_{i}" for i in range(1, 6)]
@@ -86,8 +86,8 @@ def _cifar_dir(root: Path) -> Path:
 def _hold_out(x: Tensor, y: Tensor, valid_size: int, seed: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     n = len(x)
     if not 0 < valid_size < n:
-        raise WplError(f"--valid_size={valid_size} must be between 1 and {n - 1} (the training images); "
-                       "lower it for a small dataset")
+        raise ConfigError("valid_size", valid_size, f"must be between 1 and {n - 1} (the training images); "
+                          "lower it for a small dataset")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     v, t = perm[:valid_size], perm[valid_size:]
     return x[t], y[t], x[v], y[v]
@@ -153,7 +153,7 @@ def _folder_split(split_dir: Path, classes: list[str] | None, size: tuple[int, i
     xs, ys = [], []
     mode = {1: "L", 3: "RGB"}.get(channels)
     if mode is None:
-        raise WplError(f"--cnn_input_channels={channels}: image folders are read as 1 (grey) or 3 (RGB) channels")
+        raise ConfigError("channels", channels, "image folders are read as 1 (grey) or 3 (RGB) channels")
     for sub in subdirs:
         files = sorted(p for p in sub.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         for f in files:
@@ -191,14 +191,15 @@ def load_images(data_dir: str | Path | None, dataset: str, *, valid_size: int = 
     if dataset == "mnist":
         return _mnist(None if data_dir is None else Path(data_dir), valid_size, seed)
     if data_dir is None:
-        raise WplError(f"--dataset={dataset} needs --data_dir (only mnist has an embedded copy)")
+        raise ConfigError("data_dir", "embedded", f"dataset {dataset!r} needs a data folder (only mnist has an "
+                          "embedded copy)")
     root = Path(data_dir) / dataset
     if not root.is_dir() and dataset == "cifar10":
         raise WplError(f"{root}: no such folder; extract CIFAR-10's python version (cifar-10-python.tar.gz from "
                        "https://www.cs.toronto.edu/~kriz/cifar.html) into it")
     if not root.is_dir():
         raise WplError(f"{root}: no such folder; put images in {root}/{{train,valid,test}}/<class_name>/*.png "
-                       "(valid/ optional), or use --dataset=cifar10 or --dataset=mnist")
+                       "(valid/ optional), or use the dataset cifar10 or mnist")
     if dataset == "cifar10" or any(root.rglob(CIFAR_TEST)):
         return load_cifar10(root, valid_size, seed)
     return load_image_folder(root, size, channels, valid_size, seed)

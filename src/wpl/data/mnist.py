@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import WplError
+from ..errors import ConfigError, WplError
 from .splits import Splits
 
 FILES = {
@@ -84,7 +84,7 @@ def load_mnist(
     else:
         root = Path(data_dir)
         if not root.is_dir():
-            raise WplError(f"--data_dir {root}: no such directory (it must hold the four MNIST idx .gz files)")
+            raise ConfigError("data_dir", str(root), "no such directory (it must hold the four MNIST idx .gz files)")
         sub = root / "mnist"
         if not (root / FILES["train_images"]).exists() and (sub / FILES["train_images"]).exists():
             root = sub
@@ -96,7 +96,7 @@ def load_mnist(
             raise WplError(f"MNIST {split} split has {ni} images but {nl} labels; the files do not belong together")
     n_train = len(arrays["train_images"])
     if not 0 < valid_size < n_train:
-        raise WplError(f"--valid_size {valid_size} must be between 1 and {n_train - 1} (training images)")
+        raise ConfigError("valid_size", valid_size, f"must be between 1 and {n_train - 1} (training images)")
     perm = torch.randperm(n_train, generator=torch.Generator().manual_seed(seed))
     x = _to_tensor(arrays["train_images"])
     y = torch.from_numpy(arrays["train_labels"].astype(np.int64))

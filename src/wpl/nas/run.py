@@ -141,7 +141,7 @@ def run_search(argv: Sequence[str], prog: str = "wpl search") -> dict:
         raise WplError(f"{run_dir} already holds a run; pass --resume=True to continue it, or choose another "
                        "--comment / --log_dir")
     device = pick_device(args)
-    ensure_writable_dir(run_dir, "--log_dir")
+    ensure_writable_dir(run_dir, "log_dir")
     if state is None:
         seed_everything(args.random_seed)
     search = build_search(args, run_dir, device)

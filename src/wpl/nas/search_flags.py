@@ -172,8 +172,8 @@ CHOICES = {
     "fisher_estimator": list(ESTIMATORS),
     "fisher_mode": ["train", "eval"],
 }
-# the regularizer's field that the command line spells differently
-FLAG_OF = {"alpha": "alpha_fisher"}
+# settings the command line spells differently (the regularizer's α, the image loader's channels)
+FLAG_OF = {"alpha": "alpha_fisher", "channels": "cnn_input_channels"}
 
 
 # the original used the RNN's SGD settings for the CNN too (lr 20, clip 0.25): a micro-CNN with a
