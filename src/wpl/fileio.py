@@ -19,7 +19,8 @@ def ensure_writable_dir(path: str | Path, name: str = "output_dir") -> Path:
         with tempfile.NamedTemporaryFile(dir=p, prefix=".wpl-write-test-"):
             pass
     except OSError as exc:
-        raise ConfigError(name, str(p), f"cannot write there ({exc.strerror or exc}); choose another directory") from exc
+        raise ConfigError(name, str(p),
+                          f"cannot write there ({exc.strerror or exc}); choose another directory") from exc
     return p
 
 

@@ -146,7 +146,8 @@ def _train(
         if penalty is not None:
             loss = loss + penalty()
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite loss {loss.item()} at iteration {it}; lower alpha or the learning rate")
+            raise FloatingPointError(f"non-finite loss {loss.item()} at iteration {it}; lower alpha or the "
+                                     "learning rate")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -96,7 +96,8 @@ class Search:
         if not torch.isfinite(total):
             raise FloatingPointError(
                 f"non-finite training loss ({total.item()}){where}; the last good checkpoint is "
-                f"{None if self.dir is None else self.dir / 'checkpoint.pt'}; lower the shared learning rate or WPL's alpha")
+                f"{None if self.dir is None else self.dir / 'checkpoint.pt'}; lower the shared learning rate or "
+                "WPL's alpha")
         self.shared_opt.zero_grad(set_to_none=True)
         total.backward()
         value = 0.0
