@@ -100,7 +100,7 @@ def bench_rnn(data_dir: str, steps: int, hid: int, num_blocks: int) -> None:
             "--num_gpu=0", "--nb_batch_reward_controller=1", "--policy_batch_size=1", f"--data_dir={data_dir}",
             "--dataset=ptb"]
     def floor(task) -> dict[str, Callable]:
-        a = task.args
+        a = task.config
         return {"floor": floor_fn(a.shared_rnn_max_length, a.batch_size, hid, hid, task.supernet.vocab_size,
                                   num_blocks)}
 

@@ -142,3 +142,22 @@ def test_demo_at_a_tiny_size(tmp_path: Path, capsys) -> None:
     for name in ("no_wpl", "wpl"):
         summary = json.loads((tmp_path / f"demo/search/ptb_{name}/summary.json").read_text())
         assert summary["epochs_done"] == 2 and summary["wpl_active"] == (name == "wpl")
+
+
+def test_search_from_python_with_configs_only(text_root: Path, tmp_path: Path) -> None:
+    from wpl import WplConfig
+    from wpl.data.text import load_corpus
+    from wpl.nas.config import ControllerConfig, RnnConfig, SearchConfig
+    from wpl.nas.rnn_task import RnnTask
+    from wpl.nas.search import Search
+
+    task = RnnTask(load_corpus(str(text_root), "tiny"),
+                   RnnConfig(shared_embed=8, shared_hid=8, num_blocks=3, batch_size=4, test_batch_size=4,
+                             shared_rnn_max_length=6, forgetting_batches=2), torch.device("cpu"))
+    search = Search(task, SearchConfig(max_epoch=2, shared_max_step=2, num_batch_per_iter=2, train_controller=True,
+                                       controller_max_step=2, derive_num_sample=2, save_epoch=1, start_using_fisher=1),
+                    WplConfig(alpha=100.0), ControllerConfig(controller_hid=8), tmp_path / "run")
+    summary = search.run()
+    assert summary["epochs_done"] == 2 and summary["wpl_active"] and summary["metric"] == "ppl"
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["test"] == summary["test"]
+    assert (tmp_path / "run" / "forgetting.csv").read_text().count("\n") == 1 + 2 * 2

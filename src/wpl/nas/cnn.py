@@ -26,21 +26,6 @@ from torch import Tensor, nn
 
 from ..viz import INPUT_COLOR, JOIN_COLOR, Graph
 
-ALIASES = {  # the original's names → ours ("depthwise" there was depthwise-only; ours is separable)
-    "avg3x3": "avg_pool_3x3", "max3x3": "max_pool_3x3", "depthwise_3x3": "sep_conv_3x3",
-    "depthwise_5x5": "sep_conv_5x5", "sep3x3": "sep_conv_3x3", "sep5x5": "sep_conv_5x5",
-}
-
-
-def canonical_op(name: str) -> str:
-    """Our name for an op (accepts the original's names); ValueError for unknown ones."""
-    op = ALIASES.get(name.lower(), name.lower())
-    if op not in OPS:
-        raise ValueError(f"unknown CNN op {name!r}; known: {', '.join(OPS)} (or the original's "
-                         f"{', '.join(list(ALIASES)[:4])})")
-    return op
-
-
 Block = tuple[int, str, int, str]  # (input 1, op 1, input 2, op 2)
 
 
@@ -225,6 +210,21 @@ OPS: dict[str, OpSpec] = {
     "avg_pool_3x3": OpSpec(lambda c, s: Pool("avg", s), "avg 3x3", "#43cd80"),
     "max_pool_3x3": OpSpec(lambda c, s: Pool("max", s), "max 3x3", "#87ceeb"),
 }
+
+
+ALIASES = {  # the original's names → ours ("depthwise" there was depthwise-only; ours is separable)
+    "avg3x3": "avg_pool_3x3", "max3x3": "max_pool_3x3", "depthwise_3x3": "sep_conv_3x3",
+    "depthwise_5x5": "sep_conv_5x5", "sep3x3": "sep_conv_3x3", "sep5x5": "sep_conv_5x5",
+}
+
+
+def canonical_op(name: str) -> str:
+    """Our name for an op (accepts the original's names); ValueError for unknown ones."""
+    op = ALIASES.get(name.lower(), name.lower())
+    if op not in OPS:
+        raise ValueError(f"unknown CNN op {name!r}; known: {', '.join(OPS)} (or the original's "
+                         f"{', '.join(list(ALIASES)[:4])})")
+    return op
 
 
 def make_op(name: str, c: int, stride: int) -> nn.Module:

@@ -106,13 +106,14 @@ def build_task(args: Namespace, configs: Configs, device):
         raise WplError(exc.as_flag(FLAG_OF.get(exc.name, exc.name))) from exc
 
 
-def build_search(args: Namespace, run_dir: Path, device):
+def build_search(args: Namespace, run_dir: Path | None, device, runlog=None):
     """Configs, task and :class:`~wpl.nas.search.Search` of parsed (and, on resume, merged) flags."""
     from .search import Search
 
     configs = configs_of(args)
     task = build_task(args, configs, device)
-    return Search(task, configs.search, configs.wpl, configs.controller, run_dir, flags=flags_of(args))
+    return Search(task, configs.search, configs.wpl, configs.controller, run_dir, flags=flags_of(args),
+                  runlog=runlog)
 
 
 def run_search(argv: Sequence[str], prog: str = "wpl search") -> dict:
@@ -144,12 +145,10 @@ def run_search(argv: Sequence[str], prog: str = "wpl search") -> dict:
     ensure_writable_dir(run_dir, "log_dir")
     if state is None:
         seed_everything(args.random_seed)
-    search = build_search(args, run_dir, device)
-
     from ..runlog import RunLog
 
     purge = None if state is None else state["shared_step"] + state["controller_step"]
-    search.runlog = RunLog(run_dir, args.use_tensorboard, purge_step=purge)
+    search = build_search(args, run_dir, device, RunLog(run_dir, args.use_tensorboard, purge_step=purge))
     if state is None:
         for stale in ("summary.json", "metrics.jsonl", "forgetting.csv"):
             (run_dir / stale).unlink(missing_ok=True)
@@ -176,15 +175,13 @@ def inspect_run(args: Namespace, run_dir: Path, ckpt: Path) -> dict:
     """``--mode=derive``: derive a cell from a run's latest checkpoint (``networks/derived.*``);
     ``--mode=test``: score the run's best derived cell on the test split (``test.json``)."""
     from ..checkpoint import load_checkpoint
-    from ..runlog import RunLog
 
     if not ckpt.exists():
         raise WplError(f"--mode={args.mode} reads a run's checkpoint, and {ckpt} does not exist; name the run "
                        "with --load_path=<run folder> (or the --comment/--dataset it was started with)")
     state = load_checkpoint(ckpt)
     args = merge_saved_args(args, state["args"])
-    search = build_search(args, run_dir, pick_device(args))
-    search.runlog = RunLog(run_dir, tensorboard=False)
+    search = build_search(args, run_dir, pick_device(args))  # plain-file logs only
     search.load_state_dict(state, ckpt, cut_logs=False)
     task, m = search.task, search.metric
     try:

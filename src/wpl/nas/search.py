@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from ..checkpoint import rng_state, save_checkpoint, set_rng_state
-from ..errors import WplError
+from ..errors import ConfigError, WplError
 from ..fileio import write_json
 from ..forgetting import ForgettingMonitor
 from ..plasticity import WeightPlasticity, WplConfig
@@ -37,13 +37,14 @@ PHASES = ("shared", "controller", "derive", "eval", "forgetting")
 
 
 class Search:
-    """One search run on ``task`` in ``run_dir``; ``flags`` (plain data) is saved in checkpoints as the run's flags."""
+    """One search run on ``task`` in ``run_dir`` (plain-file logs unless ``runlog`` says otherwise); ``flags``
+    (plain data) is saved in checkpoints as the run's flags."""
 
     def __init__(self, task: Task, search: SearchConfig, wpl: WplConfig, controller: ControllerConfig,
-                 run_dir: Path | None, flags: dict | None = None) -> None:
+                 run_dir: Path | None, flags: dict | None = None, runlog: RunLog | None = None) -> None:
         if search.fisher_estimator not in task.fisher_estimators:
-            raise WplError(f"fisher_estimator={search.fisher_estimator!r} is not available for the {task.kind} "
-                           f"space (it has {', '.join(task.fisher_estimators)})")
+            raise ConfigError("fisher_estimator", search.fisher_estimator, f"is not available for the {task.kind} "
+                              f"space (it has {', '.join(task.fisher_estimators)})")
         self.cfg, self.task, self.dir, self.flags = search, task, run_dir, dict(flags or {})
         self.supernet = task.supernet
         self.controller = Controller.from_config(task.decisions, controller, task.reset_at).to(task.device)
@@ -60,7 +61,10 @@ class Search:
         self.seconds = dict.fromkeys(PHASES, 0.0)
         self.best: dict | None = None
         self.history: list[dict] = []
-        self.runlog: RunLog | None = None
+        if runlog is None and run_dir is not None:
+            Path(run_dir).mkdir(parents=True, exist_ok=True)
+            runlog = RunLog(Path(run_dir), tensorboard=False)
+        self.runlog = runlog
 
     # ---- helpers -------------------------------------------------------------------------------
     @property
