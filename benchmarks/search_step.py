@@ -8,12 +8,15 @@ step, the controller step (``Search.shared_batch``, ``fisher_step``, ``controlle
 Usage: python benchmarks/search_step.py --space rnn --data_dir ../shared/data [--steps 20] [--hid 200]
        python benchmarks/search_step.py --space cnn --data_dir ~/data   (holding cifar10/)
 Variants are interleaved in one run, their order rotated each round (these machines are noisy, and
-whatever runs first after another variant pays its cache misses); medians are reported.
+whatever runs first after another variant pays its cache misses); medians are reported, and the
+run ends with one JSON line (space, shared_over_floor or images_per_s, wpl_overhead, wpl_options,
+controller_steps_per_s).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 from collections.abc import Callable
@@ -70,6 +73,8 @@ def measure(argv: list[str], steps: int, extra: Callable[[object], dict[str, Cal
     task.supernet.train()
     variants = {"plain": lambda: search.shared_batch(arch, protect, wpl=False),
                 "wpl": lambda: search.shared_batch(arch, protect, wpl=True),
+                "wpl_fold": lambda: search.shared_batch(arch, protect, wpl=True, fold_fisher=True),
+                "anchors": lambda: search.wpl.update_anchors(protect),
                 "controller": search.controller_step, "fisher": lambda: search.fisher_step(arch),
                 **(extra(task) if extra else {})}
     for fn in variants.values():
@@ -79,17 +84,39 @@ def measure(argv: list[str], steps: int, extra: Callable[[object], dict[str, Cal
     for i in range(steps):
         for name in order[i % len(order):] + order[:i % len(order)]:
             times[name].append(_time(variants[name]))
-    return {k: statistics.median(v) for k, v in times.items()}, args, task
+    med = {k: statistics.median(v) for k, v in times.items()}
+    q = statistics.quantiles(times["plain"], n=4)
+    med["plain_iqr"] = q[2] - q[0]
+    return med, args, task
+
+
+def wpl_options(med: dict[str, float], npb: int) -> dict[str, float]:
+    """Shared step with WPL over a plain one, per --fisher_source: ``valid`` (the default: one validation
+    batch after the step) and ``train`` (the step's last training-batch gradient is folded)."""
+    plain = npb * med["plain"]
+    return {"valid": (npb * med["wpl"] + med["fisher"]) / plain,
+            "train": ((npb - 1) * med["wpl"] + med["wpl_fold"] + med["anchors"]) / plain}
+
+
+def json_line(space: str, med: dict[str, float], npb: int, **extra: float) -> str:
+    """The benchmark's one machine-readable line."""
+    opts = wpl_options(med, npb)
+    return json.dumps({"space": space, **extra, "wpl_overhead": round(opts["valid"], 4),
+                       "controller_steps_per_s": round(1 / med["controller"], 3),
+                       "wpl_options": {k: round(v, 4) for k, v in opts.items()},
+                       "plain_batch_ms": round(med["plain"] * 1e3, 1),
+                       "plain_batch_iqr_ms": round(med["plain_iqr"] * 1e3, 1)})
 
 
 def _common_rows(med: dict[str, float], npb: int, unit: str, per_batch: int) -> None:
-    step_wpl = npb * med["wpl"] + med["fisher"]
+    opts = wpl_options(med, npb)
     print("| measure | value |\n|---|---|")
     print(f"| shared batch, plain | {med['plain'] * 1e3:.0f} ms ({per_batch / med['plain']:.1f} {unit}/s) |")
     print(f"| shared batch, with WPL (closed-form grad) | {med['wpl'] * 1e3:.0f} ms "
           f"(×{med['wpl'] / med['plain']:.3f}) |")
     print(f"| Fisher update + anchors (one validation batch) | {med['fisher'] * 1e3:.0f} ms |")
-    print(f"| shared step with WPL ({npb} batches + Fisher) vs plain | ×{step_wpl / (npb * med['plain']):.3f} |")
+    print(f"| shared step with WPL ({npb} batches + Fisher) vs plain | ×{opts['valid']:.3f} |")
+    print(f"| the same with --fisher_source=train (last training batch folded, anchors) | ×{opts['train']:.3f} |")
     print(f"| controller step (1 sample, reward batches as configured) | {med['controller'] * 1e3:.0f} ms "
           f"({1 / med['controller']:.2f} steps/s) |")
 
@@ -110,6 +137,7 @@ def bench_rnn(data_dir: str, steps: int, hid: int, num_blocks: int) -> None:
     _common_rows(med, args.num_batch_per_iter, "batches", 1)
     print(f"| matmul floor of one shared batch | {med['floor'] * 1e3:.0f} ms |")
     print(f"| shared batch / floor | ×{med['plain'] / med['floor']:.2f} |")
+    print(json_line("rnn", med, args.num_batch_per_iter, shared_over_floor=round(med["plain"] / med["floor"], 3)))
 
 
 def bench_cnn(data_dir: str, steps: int) -> None:
@@ -123,6 +151,7 @@ def bench_cnn(data_dir: str, steps: int) -> None:
     _common_rows(med, args.num_batch_per_iter, "images", args.batch_size)
     print(f"| data path of one training batch (index + augment) | {med['data'] * 1e3:.1f} ms "
           f"({med['data'] / med['plain'] * 100:.1f}% of a plain shared batch) |")
+    print(json_line("cnn", med, args.num_batch_per_iter, images_per_s=round(args.batch_size / med["plain"], 1)))
 
 
 def main() -> None:

@@ -171,3 +171,36 @@ def test_derive_and_test_modes_read_a_finished_run(text_root: Path, tmp_path: Pa
     assert json.loads((run / "test.json").read_text())["arch"] == summary["best_arch"]
     assert (run / "checkpoint.pt").read_bytes() == before[0]  # the run itself is untouched
     assert (run / "metrics.jsonl").read_text().startswith(before[1])
+
+
+def test_fisher_source_train_folds_the_training_gradient_without_a_validation_pass(text_root: Path, tmp_path: Path,
+                                                                                    monkeypatch) -> None:
+    from wpl.nas.rnn_task import RnnTask
+
+    calls = {"fisher_batch": 0}
+    real = RnnTask.fisher_batch
+
+    def counted(self, arch):
+        calls["fisher_batch"] += 1
+        return real(self, arch)
+
+    monkeypatch.setattr(RnnTask, "fisher_batch", counted)
+    run_search(_argv(text_root, tmp_path, "--max_epoch=1", "--start_using_fisher=0", "--fisher_source=train"))
+    state = torch.load(tmp_path / "logs/tiny_rnn-train/checkpoint.pt", weights_only=True)
+    assert calls["fisher_batch"] == 0  # no validation batch was drawn for the Fisher
+    assert any(f.any() for n, f in state["wpl"]["fisher"].items() if n.startswith("edges."))
+
+
+def test_fisher_source_train_needs_the_batch_sq_estimator(capsys) -> None:
+    with pytest.raises(SystemExit):
+        parse_search_args(["--network_type=micro_cnn", "--fisher_source=train", "--fisher_estimator=empirical"])
+    assert "--fisher_estimator=empirical: fisher_source=train folds" in capsys.readouterr().err
+
+
+def test_num_threads_sets_torch_threads(text_root: Path, tmp_path: Path) -> None:
+    before = torch.get_num_threads()
+    try:
+        run_search(_argv(text_root, tmp_path, "--max_epoch=1", "--num_threads=1"))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -61,6 +61,7 @@ class SearchConfig:
     shared_valid_fisher: bool = True
     fisher_estimator: str = "batch_sq"
     fisher_mode: str = "train"
+    fisher_source: str = "valid"  # valid: one validation batch per step; train: the step's last training batch
     train_controller: bool = False
     start_training_controller: int = 0
     stop_training_controller: int = 1000
@@ -81,6 +82,10 @@ class SearchConfig:
         _one_of(self, "shared_optim", ("sgd", "adam"))
         _one_of(self, "fisher_estimator", ESTIMATORS)
         _one_of(self, "fisher_mode", ("train", "eval"))
+        _one_of(self, "fisher_source", ("valid", "train"))
+        if self.fisher_source == "train" and self.fisher_estimator != "batch_sq":
+            raise ConfigError("fisher_estimator", self.fisher_estimator, "fisher_source=train folds the training "
+                              "batch's own gradient, which is batch_sq; use fisher_source=valid for the others")
 
     def shared_lr_at(self, epoch: int) -> float:
         """The shared learning rate of ``epoch``: constant, then ×decay per epoch after ``shared_decay_after``."""

@@ -10,6 +10,8 @@ from argparse import Namespace
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
+
 from ..errors import ConfigError, WplError
 from ..fileio import ensure_writable_dir, write_json
 from ..runtime import resolve_device, seed_everything
@@ -22,7 +24,7 @@ COMMAND_FLAGS = ("resume", "resume_with_new_params", "load_path", "mode", "expli
 # Flags that say how long or where to run, not what is learned: on resume, the ones given on the
 # command line win (so --max_epoch=N extends a run) and the others keep their saved values.
 RUN_FLAGS = ("max_epoch", "save_epoch", "max_save_num", "log_step", "log_level", "use_tensorboard", "device",
-             "num_gpu", "data_dir", "log_dir")
+             "num_gpu", "num_threads", "data_dir", "log_dir")
 
 
 def setup_logging(level: str) -> None:
@@ -142,6 +144,8 @@ def run_search(argv: Sequence[str], prog: str = "wpl search") -> dict:
         raise WplError(f"{run_dir} already holds a run; pass --resume=True to continue it, or choose another "
                        "--comment / --log_dir")
     device = pick_device(args)
+    if args.num_threads > 0:
+        torch.set_num_threads(args.num_threads)
     ensure_writable_dir(run_dir, "log_dir")
     if state is None:
         seed_everything(args.random_seed)

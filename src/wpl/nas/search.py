@@ -116,22 +116,28 @@ class Search:
 
     def shared_step(self, arch: Arch, wpl: bool, where: str = "") -> list[tuple[float, float]]:
         """Train ``arch`` on ``num_batch_per_iter`` consecutive batches (the supernet in train mode);
-        returns each batch's (CE, WPL value). Without ``shared_valid_fisher``, with WPL on, the last
-        batch's gradient is also folded into the Fisher (the original's extra estimate)."""
+        returns each batch's (CE, WPL value). With WPL on and ``fisher_source="train"`` — or, as the
+        original's extra estimate, without ``shared_valid_fisher`` — the last batch's gradient (taken
+        before the optimizer steps on it) is folded into the Fisher."""
         c = self.cfg
         protect = self.task.protected_names(arch)
         self.supernet.train()
         out = []
         for i in range(c.num_batch_per_iter):
-            fold = wpl and not c.shared_valid_fisher and i == c.num_batch_per_iter - 1
+            fold = (wpl and i == c.num_batch_per_iter - 1
+                    and (c.fisher_source == "train" or not c.shared_valid_fisher))
             out.append(self.shared_batch(arch, protect, wpl, fold, where))
         self.shared_steps += 1
         return out
 
     def fisher_step(self, arch: Arch) -> None:
-        """Fold ``arch``'s Fisher on one validation batch (``fisher_estimator``, supernet in
-        ``fisher_mode``) into the regularizer, move its anchors, and advance the validation stream."""
+        """After ``arch``'s shared step with WPL on: with ``fisher_source="valid"``, fold its Fisher on
+        one validation batch (``fisher_estimator``, supernet in ``fisher_mode``) and advance the
+        validation stream; then move its anchors. (With ``"train"`` the Fisher was folded during the step.)"""
         protect = self.task.protected_names(arch)
+        if self.cfg.fisher_source == "train":
+            self.wpl.update_anchors(protect)
+            return
         batch = self.task.fisher_batch(arch)
         with model_mode(self.supernet, self.cfg.fisher_mode):
             self.wpl.estimate_fisher(batch.model, batch.batches, names=protect, estimator=self.cfg.fisher_estimator,

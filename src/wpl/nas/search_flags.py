@@ -57,6 +57,9 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
          "folds in the step's last training batch (its gradient, with AR/TAR if on)"),
         ("fisher_estimator", str, "batch_sq", "Fisher estimator: batch_sq (the original's squared batch gradient), "
          "empirical or true (per-sample; micro_cnn only)"),
+        ("fisher_source", str, "valid", "data of the Fisher after each shared step: valid = one validation "
+         "batch (the original; one extra forward and backward), train = the step's last training batch, whose "
+         "gradient is computed anyway (before the optimizer steps on it; no extra pass)"),
         ("fisher_mode", str, "train", "mode of the supernet during the Fisher pass: train (dropout on, as the "
          "original) or eval"),
         ("shared_ce_fisher", bool, True, "Fisher from the cross-entropy only (accepted; always CE here)"),
@@ -156,6 +159,8 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
         ("comment", str, None, "run name suffix: logs/<dataset>_<comment>"),
         ("dag_path", str, "", "accepted for compatibility"),
         ("device", str, "auto", "auto, cpu, cuda or cuda:N (overrides --num_gpu)"),
+        ("num_threads", int, 0, "CPU threads of torch's intra-op pool (0 = torch's default: all cores); give "
+         "each of several searches on one machine its share"),
     ],
 }
 ALIASES = {"random_seed": ["--seed"]}
@@ -171,6 +176,7 @@ CHOICES = {
     "search_mode": ["micro"],
     "fisher_estimator": list(ESTIMATORS),
     "fisher_mode": ["train", "eval"],
+    "fisher_source": ["valid", "train"],
 }
 # settings the command line spells differently (the regularizer's α, the image loader's channels)
 FLAG_OF = {"alpha": "alpha_fisher", "channels": "cnn_input_channels"}
@@ -264,4 +270,6 @@ def check_args(args: argparse.Namespace) -> list[str]:
                        "--legacy_compound_alpha=False")
     if args.num_gpu < 0:
         out.append(f"--num_gpu must be >= 0, got {args.num_gpu}")
+    if args.num_threads < 0:
+        out.append(f"--num_threads must be >= 0 (0 = torch's default), got {args.num_threads}")
     return out
