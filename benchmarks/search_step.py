@@ -121,11 +121,11 @@ def _common_rows(med: dict[str, float], npb: int, unit: str, per_batch: int) -> 
           f"({1 / med['controller']:.2f} steps/s) |")
 
 
-def bench_rnn(data_dir: str, steps: int, hid: int, num_blocks: int) -> None:
+def bench_rnn(data_dir: str, steps: int, hid: int, num_blocks: int, flags: list[str]) -> None:
     """RNN space on PTB at embed = hid = ``hid``."""
     argv = [f"--shared_embed={hid}", f"--shared_hid={hid}", f"--num_blocks={num_blocks}", "--log_level=WARNING",
             "--num_gpu=0", "--nb_batch_reward_controller=1", "--policy_batch_size=1", f"--data_dir={data_dir}",
-            "--dataset=ptb"]
+            "--dataset=ptb", *flags]
     def floor(task) -> dict[str, Callable]:
         a = task.config
         return {"floor": floor_fn(a.shared_rnn_max_length, a.batch_size, hid, hid, task.supernet.vocab_size,
@@ -140,11 +140,11 @@ def bench_rnn(data_dir: str, steps: int, hid: int, num_blocks: int) -> None:
     print(json_line("rnn", med, args.num_batch_per_iter, shared_over_floor=round(med["plain"] / med["floor"], 3)))
 
 
-def bench_cnn(data_dir: str, steps: int) -> None:
+def bench_cnn(data_dir: str, steps: int, flags: list[str]) -> None:
     """CNN space on CIFAR-10 at the README's CPU configuration."""
     argv = ["--network_type=micro_cnn", "--dataset=cifar10", f"--data_dir={data_dir}", "--num_blocks=5",
             "--cnn_final_filter_size=32", "--cnn_num_repeat_normal=1", "--batch_size=32", "--num_batch_per_iter=7",
-            "--nb_batch_reward_controller=5", "--policy_batch_size=1", "--log_level=WARNING", "--num_gpu=0"]
+            "--nb_batch_reward_controller=5", "--policy_batch_size=1", "--log_level=WARNING", "--num_gpu=0", *flags]
     med, args, _ = measure(argv, steps, lambda task: {"data": task._next_train})
     print(f"CIFAR-10, micro cells B = 5, final filters 32, 1 normal cell per stage, batch {args.batch_size}, "
           f"2 threads, medians of {steps}")
@@ -161,12 +161,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20, help="timed rounds (every variant once per round)")
     ap.add_argument("--hid", type=int, default=200, help="rnn: embedding and hidden size")
     ap.add_argument("--num_blocks", type=int, default=12, help="rnn: nodes per cell")
+    ap.add_argument("--flags", default="", help="search flags appended to the configuration, e.g. "
+                    "'--cnn_sep_conv=depthwise'")
     a = ap.parse_args()
     torch.set_num_threads(2)
     if a.space == "rnn":
-        bench_rnn(a.data_dir, a.steps, a.hid, a.num_blocks)
+        bench_rnn(a.data_dir, a.steps, a.hid, a.num_blocks, a.flags.split())
     else:
-        bench_cnn(a.data_dir, a.steps)
+        bench_cnn(a.data_dir, a.steps, a.flags.split())
 
 
 if __name__ == "__main__":

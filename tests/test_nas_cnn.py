@@ -159,3 +159,15 @@ def test_per_sample_fisher_estimators_in_the_cnn_search(tmp_path: Path, estimato
     state = torch.load(tmp_path / "logs/cifar10_cnn/checkpoint.pt", weights_only=True)
     assert sum(bool(f.any()) for f in state["wpl"]["fisher"].values()) > 0
     assert all(bool((f >= 0).all()) for f in state["wpl"]["fisher"].values())
+
+
+def test_depthwise_sep_conv_is_the_original_op(tmp_path: Path) -> None:
+    sep = SharedCNN(final_filters=8, num_modules=2, num_repeat_normal=1, num_blocks=2)
+    dw = SharedCNN(final_filters=8, num_modules=2, num_repeat_normal=1, num_blocks=2, sep_conv="depthwise")
+    pw = {n for n, _ in sep.named_parameters() if ".pw." in n}
+    assert pw and not any(".pw." in n for n, _ in dw.named_parameters())
+    assert sum(p.numel() for p in sep.parameters()) - sum(p.numel() for p in dw.parameters()) == \
+        sum(p.numel() for n, p in sep.named_parameters() if n in pw)
+    data = make_cifar(tmp_path / "data")
+    summary = run_search(_cnn_argv(data, tmp_path, "--max_epoch=1", "--cnn_sep_conv=depthwise"))
+    assert summary["epochs_done"] == 1

@@ -161,13 +161,19 @@ class FactorizedReduce(nn.Module):
         return self.bn(torch.cat([self.a(x), self.b(shifted)], dim=1))
 
 
-class SepConv(nn.Module):
-    """ReLU → depthwise k×k (stride) → pointwise 1×1 → BN (ENAS's separable conv)."""
+SEP_CONVS = ("separable", "depthwise")
 
-    def __init__(self, c: int, k: int, stride: int) -> None:
+
+class SepConv(nn.Module):
+    """ReLU → depthwise k×k (stride) → pointwise 1×1 → BN (ENAS's separable conv); ``kind="depthwise"``
+    drops the pointwise conv (the original code's op)."""
+
+    def __init__(self, c: int, k: int, stride: int, kind: str = "separable") -> None:
         super().__init__()
+        if kind not in SEP_CONVS:
+            raise ValueError(f"kind must be one of {', '.join(SEP_CONVS)}, got {kind!r}")
         self.dw = nn.Conv2d(c, c, k, stride=stride, padding=k // 2, groups=c, bias=False)
-        self.pw = nn.Conv2d(c, c, 1, bias=False)
+        self.pw = nn.Conv2d(c, c, 1, bias=False) if kind == "separable" else nn.Identity()
         self.bn = _bn(c)
 
     def forward(self, x: Tensor) -> Tensor:  # noqa: D102
@@ -191,24 +197,25 @@ class Pool(nn.Module):
 
 @dataclass(frozen=True)
 class OpSpec:
-    """One op of the space: ``build(channels, stride)`` makes its module; ``label`` and ``color`` draw it."""
+    """One op of the space: ``build(channels, stride, sep_conv)`` makes its module (``sep_conv`` is one of
+    ``SEP_CONVS``, read by the convolutions only); ``label`` and ``color`` draw it."""
 
-    build: Callable[[int, int], nn.Module]
+    build: Callable[[int, int, str], nn.Module]
     label: str
     color: str
 
 
-def _identity(c: int, stride: int) -> nn.Module:
+def _identity(c: int, stride: int, sep_conv: str) -> nn.Module:
     return nn.Identity() if stride == 1 else FactorizedReduce(c, c)
 
 
 # the one table of the space's ops: configs, the supernet, the drawings and the flag check read it
 OPS: dict[str, OpSpec] = {
     "identity": OpSpec(_identity, "identity", "#ffa500"),
-    "sep_conv_3x3": OpSpec(lambda c, s: SepConv(c, 3, s), "sep 3x3", "#ffc0cb"),
-    "sep_conv_5x5": OpSpec(lambda c, s: SepConv(c, 5, s), "sep 5x5", "#ff8fa3"),
-    "avg_pool_3x3": OpSpec(lambda c, s: Pool("avg", s), "avg 3x3", "#43cd80"),
-    "max_pool_3x3": OpSpec(lambda c, s: Pool("max", s), "max 3x3", "#87ceeb"),
+    "sep_conv_3x3": OpSpec(lambda c, s, sep: SepConv(c, 3, s, sep), "sep 3x3", "#ffc0cb"),
+    "sep_conv_5x5": OpSpec(lambda c, s, sep: SepConv(c, 5, s, sep), "sep 5x5", "#ff8fa3"),
+    "avg_pool_3x3": OpSpec(lambda c, s, sep: Pool("avg", s), "avg 3x3", "#43cd80"),
+    "max_pool_3x3": OpSpec(lambda c, s, sep: Pool("max", s), "max 3x3", "#87ceeb"),
 }
 
 
@@ -227,16 +234,16 @@ def canonical_op(name: str) -> str:
     return op
 
 
-def make_op(name: str, c: int, stride: int) -> nn.Module:
+def make_op(name: str, c: int, stride: int, sep_conv: str = "separable") -> nn.Module:
     """The module of op ``name`` at ``c`` channels; stride 2 halves the resolution; ValueError for unknown names."""
-    return OPS[canonical_op(name)].build(c, stride)
+    return OPS[canonical_op(name)].build(c, stride, sep_conv)
 
 
 class Cell(nn.Module):
     """One cell position of the supernet: its input calibration, every op choice, the projection."""
 
     def __init__(self, c_pp: int, c_p: int, c: int, num_blocks: int, ops: list[str], reduction: bool,
-                 reduction_prev: bool) -> None:
+                 reduction_prev: bool, sep_conv: str = "separable") -> None:
         super().__init__()
         self.reduction = reduction
         self.pre0 = FactorizedReduce(c_pp, c) if reduction_prev else ReluConvBn(c_pp, c)
@@ -245,7 +252,7 @@ class Cell(nn.Module):
         for b in range(num_blocks):
             for i in range(b + 2):
                 for op in ops:
-                    self.ops[f"{b}_{i}_{op}"] = make_op(op, c, 2 if reduction and i < 2 else 1)
+                    self.ops[f"{b}_{i}_{op}"] = make_op(op, c, 2 if reduction and i < 2 else 1, sep_conv)
         self.proj = nn.ParameterList(nn.Parameter(torch.empty(c, c, 1, 1)) for _ in range(num_blocks))
         for w in self.proj:
             nn.init.kaiming_normal_(w, mode="fan_out", nonlinearity="relu")
@@ -266,8 +273,10 @@ class SharedCNN(nn.Module):
 
     def __init__(self, in_channels: int = 3, classes: int = 10, final_filters: int = 384, num_modules: int = 3,
                  num_repeat_normal: int = 6, num_blocks: int = 5, normal_ops: list[str] | None = None,
-                 reduce_ops: list[str] | None = None) -> None:
+                 reduce_ops: list[str] | None = None, sep_conv: str = "separable") -> None:
         super().__init__()
+        if sep_conv not in SEP_CONVS:
+            raise ValueError(f"sep_conv must be one of {', '.join(SEP_CONVS)}, got {sep_conv!r}")
         normal_ops = [canonical_op(o) for o in normal_ops or OPS]
         reduce_ops = [canonical_op(o) for o in reduce_ops or OPS]
         if num_modules < 1 or num_repeat_normal < 0 or num_blocks < 1:
@@ -287,7 +296,7 @@ class SharedCNN(nn.Module):
             plan = ([True] if s > 0 else []) + [False] * num_repeat_normal
             for red in plan:
                 self.cells.append(Cell(c_pp, c_p, c, num_blocks, reduce_ops if red else normal_ops, red,
-                                       reduction_prev))
+                                       reduction_prev, sep_conv))
                 self.kinds.append("reduce" if red else "normal")
                 c_pp, c_p, reduction_prev = c_p, c, red
         if not self.cells:

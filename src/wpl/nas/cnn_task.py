@@ -56,7 +56,7 @@ class CnnTask:
         classes = max(len(data.classes), int(data.train_y.max()) + 1)
         self.supernet = SharedCNN(c, classes, cfg.cnn_final_filter_size, cfg.cnn_num_modules,
                                   cfg.cnn_num_repeat_normal, cfg.num_blocks, self.normal_ops,
-                                  self.reduce_ops).to(device)
+                                  self.reduce_ops, cfg.cnn_sep_conv).to(device)
         n_valid = math.ceil(len(self.valid_x) / cfg.batch_size)
         if cfg.forgetting_batches > n_valid:
             raise ConfigError("forgetting_batches", cfg.forgetting_batches,

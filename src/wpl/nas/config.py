@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ..errors import ConfigError
 from ..fisher import ESTIMATORS
 from ..plasticity import WplConfig
-from .cnn import OPS, canonical_op
+from .cnn import OPS, SEP_CONVS, canonical_op
 from .rnn import check_activation
 
 RNN_ACTIVATIONS = ("tanh", "ReLU", "identity", "sigmoid")  # the original's default list (its spelling)
@@ -188,6 +188,7 @@ class CnnConfig(TaskConfig):
     cnn_num_modules: int = 3
     shared_cnn_normal_types: tuple[str, ...] = CNN_OPS
     shared_cnn_reduce_types: tuple[str, ...] = CNN_OPS
+    cnn_sep_conv: str = "separable"  # or "depthwise": the original's op (no pointwise conv)
     cutout: int = 0
     random_seed: int = 12345
 
@@ -195,6 +196,7 @@ class CnnConfig(TaskConfig):
         super().__post_init__()
         _at_least(self, 1, "cnn_num_modules")
         _at_least(self, 0, "cnn_num_repeat_normal", "cutout")
+        _one_of(self, "cnn_sep_conv", SEP_CONVS)
         scale = 2 ** self.cnn_num_modules
         if self.cnn_final_filter_size < scale or self.cnn_final_filter_size % scale:
             raise ConfigError("cnn_final_filter_size", self.cnn_final_filter_size,

@@ -83,6 +83,8 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
         ("cnn_num_modules", int, 3, "stages (reduction cells between them)"),
         ("num_workers", int, 4, "accepted for compatibility (data stays in memory)"),
         ("valid_size", int, 5000, "training images held out for validation (images only)"),
+        ("cnn_sep_conv", str, "separable", "the sep_conv ops: separable = depthwise + pointwise (ENAS), "
+         "depthwise = depthwise only (the original code's op)"),
         ("cutout", int, 0, "cutout size in pixels for training augmentation (0 = off)"),
     ],
     "Network": [
@@ -177,6 +179,7 @@ CHOICES = {
     "fisher_estimator": list(ESTIMATORS),
     "fisher_mode": ["train", "eval"],
     "fisher_source": ["valid", "train"],
+    "cnn_sep_conv": ["separable", "depthwise"],
 }
 # settings the command line spells differently (the regularizer's α, the image loader's channels)
 FLAG_OF = {"alpha": "alpha_fisher", "channels": "cnn_input_channels"}
