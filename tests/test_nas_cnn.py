@@ -171,3 +171,21 @@ def test_depthwise_sep_conv_is_the_original_op(tmp_path: Path) -> None:
     data = make_cifar(tmp_path / "data")
     summary = run_search(_cnn_argv(data, tmp_path, "--max_epoch=1", "--cnn_sep_conv=depthwise"))
     assert summary["epochs_done"] == 1
+
+
+@pytest.mark.parametrize("kind, stride", [("avg", 1), ("avg", 2), ("max", 1), ("max", 2)])
+def test_channels_last_pool_matches_the_plain_one(kind: str, stride: int) -> None:
+    from wpl.nas.cnn import Pool
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 6, 9, 9, requires_grad=True)
+    y = Pool(kind, stride)(x)
+    if kind == "avg":
+        ref = torch.nn.functional.avg_pool2d(x, 3, stride, 1, count_include_pad=False)
+    else:
+        ref = torch.nn.functional.max_pool2d(x, 3, stride, 1)
+    assert y.is_contiguous() and torch.allclose(y, ref, atol=1e-6)
+    g = torch.randn_like(ref)
+    (gy,) = torch.autograd.grad(y, x, g)
+    (gr,) = torch.autograd.grad(ref, x, g)
+    assert torch.allclose(gy, gr, atol=1e-5)
