@@ -18,7 +18,6 @@ from torch import Tensor, nn
 
 from ..data.augment import augment, normalise
 from ..data.images import ImageSplits
-from ..errors import ConfigError
 from ..runtime import model_mode
 from ..viz import Graph
 from .cnn import MicroArch, SharedCNN, decode_micro, encode_micro, micro_decisions, micro_graph
@@ -58,9 +57,7 @@ class CnnTask:
                                   cfg.cnn_num_repeat_normal, cfg.num_blocks, self.normal_ops,
                                   self.reduce_ops, cfg.cnn_sep_conv).to(device)
         n_valid = math.ceil(len(self.valid_x) / cfg.batch_size)
-        if cfg.forgetting_batches > n_valid:
-            raise ConfigError("forgetting_batches", cfg.forgetting_batches,
-                              f"exceeds the {n_valid} validation batches of batch_size {cfg.batch_size}")
+        cfg.check_valid_batches(n_valid)
         self.decisions = micro_decisions(cfg.num_blocks, len(self.normal_ops), len(self.reduce_ops))
         self.reset_at: tuple[int, ...] = (len(self.decisions) // 2,)
         self.gen = torch.Generator().manual_seed(cfg.random_seed)

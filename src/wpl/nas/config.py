@@ -144,6 +144,12 @@ class TaskConfig:
         _at_least(self, 1, "batch_size", "test_batch_size", "forgetting_batches", "num_blocks")
         _one_of(self, "wpl_scope", ("edges", "used"))
 
+    def check_valid_batches(self, n_valid: int) -> None:
+        """The forgetting slice must fit in the ``n_valid`` validation batches the data gives."""
+        if self.forgetting_batches > n_valid:
+            raise ConfigError("forgetting_batches", self.forgetting_batches,
+                              f"exceeds the {n_valid} validation batches of batch_size {self.batch_size}")
+
 
 @dataclass(frozen=True)
 class RnnConfig(TaskConfig):

@@ -15,7 +15,6 @@ import torch
 from torch import Tensor
 
 from ..data.text import Corpus, batchify, get_batch
-from ..errors import ConfigError
 from ..runtime import model_mode
 from ..viz import Graph
 from .config import SPACE_ESTIMATORS, RnnConfig
@@ -41,9 +40,7 @@ class RnnTask:
         self.valid_eval = batchify(corpus.valid, cfg.test_batch_size).to(device)
         self.test_eval = batchify(corpus.test, cfg.test_batch_size).to(device)
         n_valid = self._num_batches(self.valid_data)
-        if cfg.forgetting_batches > n_valid:
-            raise ConfigError("forgetting_batches", cfg.forgetting_batches,
-                              f"exceeds the {n_valid} validation batches of batch_size {cfg.batch_size}")
+        cfg.check_valid_batches(n_valid)
         self.supernet = SharedRNN(
             corpus.vocab_size, cfg.shared_embed, cfg.shared_hid, cfg.num_blocks, cfg.tie_weights,
             cfg.shared_dropout, cfg.shared_dropoute, cfg.shared_dropouti, cfg.shared_wdrop,

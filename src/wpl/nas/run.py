@@ -71,14 +71,6 @@ def merge_saved_args(args: Namespace, saved: dict) -> Namespace:
     return Namespace(**merged)
 
 
-def configs_of(args: Namespace) -> Configs:
-    """The typed configs of ``args``; a bad value is a one-line error naming its flag."""
-    try:
-        return build_configs(args)
-    except ConfigError as exc:
-        raise WplError(exc.as_flag(FLAG_OF.get(exc.name, exc.name))) from exc
-
-
 def flags_of(args: Namespace) -> dict:
     """The flags as plain data (``config.json`` and the checkpoints' ``args``)."""
     return {k: v for k, v in vars(args).items() if k != "explicit"}
@@ -87,39 +79,44 @@ def flags_of(args: Namespace) -> dict:
 def build_task(args: Namespace, configs: Configs, device):
     """Load the data of ``--dataset`` and build the task of ``--network_type`` on it."""
     data_dir = None if args.data_dir == "embedded" else args.data_dir
-    try:
-        if configs.network_type == "rnn":
-            from ..data.text import load_corpus
-            from .rnn_task import RnnTask
+    if configs.network_type == "rnn":
+        from ..data.text import load_corpus
+        from .rnn_task import RnnTask
 
-            corpus = load_corpus(data_dir, args.dataset)
-            log.info("corpus %s: %d/%d/%d tokens, vocabulary %d", corpus.source, corpus.train.numel(),
-                     corpus.valid.numel(), corpus.test.numel(), corpus.vocab_size)
-            return RnnTask(corpus, configs.space, device)
-        from ..data.images import load_images
-        from .cnn_task import CnnTask
+        corpus = load_corpus(data_dir, args.dataset)
+        log.info("corpus %s: %d/%d/%d tokens, vocabulary %d", corpus.source, corpus.train.numel(),
+                 corpus.valid.numel(), corpus.test.numel(), corpus.vocab_size)
+        return RnnTask(corpus, configs.space, device)
+    from ..data.images import load_images
+    from .cnn_task import CnnTask
 
-        data = load_images(data_dir, args.dataset, valid_size=args.valid_size, seed=args.random_seed,
-                           size=(args.cnn_height, args.cnn_width), channels=args.cnn_input_channels)
-        log.info("images %s: %d/%d/%d train/valid/test, %d classes, %s", data.source, len(data.train_x),
-                 len(data.valid_x), len(data.test_x), len(data.classes), "×".join(map(str, data.shape)))
-        return CnnTask(data, configs.space, device)
-    except ConfigError as exc:
-        raise WplError(exc.as_flag(FLAG_OF.get(exc.name, exc.name))) from exc
+    data = load_images(data_dir, args.dataset, valid_size=args.valid_size, seed=args.random_seed,
+                       size=(args.cnn_height, args.cnn_width), channels=args.cnn_input_channels)
+    log.info("images %s: %d/%d/%d train/valid/test, %d classes, %s", data.source, len(data.train_x),
+             len(data.valid_x), len(data.test_x), len(data.classes), "×".join(map(str, data.shape)))
+    return CnnTask(data, configs.space, device)
 
 
 def build_search(args: Namespace, run_dir: Path | None, device, runlog=None):
     """Configs, task and :class:`~wpl.nas.search.Search` of parsed (and, on resume, merged) flags."""
     from .search import Search
 
-    configs = configs_of(args)
+    configs = build_configs(args)
     task = build_task(args, configs, device)
     return Search(task, configs.search, configs.wpl, configs.controller, run_dir, flags=flags_of(args),
                   runlog=runlog)
 
 
 def run_search(argv: Sequence[str], prog: str = "wpl search") -> dict:
-    """The whole command; returns the summary."""
+    """The whole command; returns the summary. A setting's bad value found after parsing (e.g. more
+    forgetting batches than the data has) becomes a one-line error naming its flag."""
+    try:
+        return _run_search(argv, prog)
+    except ConfigError as exc:
+        raise WplError(exc.as_flag(FLAG_OF.get(exc.name, exc.name))) from exc
+
+
+def _run_search(argv: Sequence[str], prog: str) -> dict:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         args = parse_search_args(argv, prog)
