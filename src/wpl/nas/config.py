@@ -171,10 +171,12 @@ class RnnConfig(TaskConfig):
     norm_stabilizer_regularization: bool = False
     norm_stabilizer_regularization_amount: float = 1.0
     norm_stabilizer_fixed_point: float = 5.0
+    rnn_cell: str = "auto"  # rnn_cell.unroll's impl: auto | cpp | python | reference (same numbers to rounding)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _at_least(self, 1, "shared_embed", "shared_hid", "shared_rnn_max_length")
+        _one_of(self, "rnn_cell", ("auto", "cpp", "python", "reference"))
         _in_unit(self, "shared_wdrop", "shared_dropout", "shared_dropoute", "shared_dropouti")
         if self.tie_weights and self.shared_embed != self.shared_hid:
             raise ConfigError("tie_weights", True, f"needs shared_embed == shared_hid, got {self.shared_embed} and "

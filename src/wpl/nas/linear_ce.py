@@ -10,12 +10,17 @@
   page-faulted in by the OS every time, which costs as much as a pass over it.
 
 A graph through it can be backpropagated once (the buffer goes back to the pool in the backward).
+On the CPU in float32 the softmax runs as one C++ pass per row (:mod:`.cpp_ops`, ``softmax_ce.cpp``:
+bias, max, exp, normalise and the bias gradient while the row is in cache) instead of seven torch
+passes over the ``[N, V]`` matrix; elsewhere it runs in torch ops.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+from . import cpp_ops
 
 _FREE: list[Tensor] = []  # flat CPU buffers ready for reuse
 _MAX_FREE = 2
@@ -42,6 +47,19 @@ class _LinearCrossEntropy(torch.autograd.Function):
         n, v = h.size(0), weight.size(0)
         buf = _acquire(n * v, h)
         logits = buf[: n * v].view(n, v)
+        grad = any(ctx.needs_input_grad[:3])
+        ops = cpp_ops.load() if _cpp_ok(h, weight, bias) else None
+        if ops is not None and not torch.isfinite(h.sum() + weight.sum() + bias.sum()):
+            ops = None  # the C++ pass does not propagate NaN; torch ops do
+        if ops is not None:
+            torch.mm(h, weight.t(), out=logits)
+            losses, colsum = ops.softmax_ce_(logits, bias.contiguous(), target, grad)
+            if grad:
+                ctx.save_for_backward(h, weight, logits)
+                ctx.buf, ctx.done, ctx.colsum = buf, False, colsum
+            else:
+                _release(buf)
+            return losses.mean()
         torch.addmm(bias, h, weight.t(), out=logits)
         picked = logits.gather(1, target.unsqueeze(1)).squeeze(1)
         top = logits.amax(dim=1, keepdim=True)
@@ -50,11 +68,11 @@ class _LinearCrossEntropy(torch.autograd.Function):
         exp = logits.sub_(top).clamp_(min=-80.0).exp_()
         total = exp.sum(dim=1, keepdim=True)
         loss = (top.squeeze(1) + total.log().squeeze(1) - picked).mean()
-        if any(ctx.needs_input_grad[:3]):
+        if grad:
             probs = exp.div_(total)
             probs.scatter_add_(1, target.unsqueeze(1), probs.new_full((n, 1), -1.0))
             ctx.save_for_backward(h, weight, probs)
-            ctx.buf, ctx.done = buf, False
+            ctx.buf, ctx.done, ctx.colsum = buf, False, None
         else:
             _release(buf)
         return loss
@@ -71,10 +89,14 @@ class _LinearCrossEntropy(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             grad_w = (dlogits.t() @ h).mul_(scale)
         if ctx.needs_input_grad[2]:
-            grad_b = dlogits.sum(0).mul_(scale)
+            grad_b = (dlogits.sum(0) if ctx.colsum is None else ctx.colsum).mul_(scale)
         ctx.done = True
         _release(ctx.buf)
         return grad_h, grad_w, grad_b, None
+
+
+def _cpp_ok(*tensors: Tensor) -> bool:
+    return all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
 
 
 def linear_cross_entropy(h: Tensor, weight: Tensor, bias: Tensor, target: Tensor) -> Tensor:

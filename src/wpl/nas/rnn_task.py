@@ -43,7 +43,7 @@ class RnnTask:
         cfg.check_valid_batches(n_valid)
         self.supernet = SharedRNN(
             corpus.vocab_size, cfg.shared_embed, cfg.shared_hid, cfg.num_blocks, cfg.tie_weights,
-            cfg.shared_dropout, cfg.shared_dropoute, cfg.shared_dropouti, cfg.shared_wdrop,
+            cfg.shared_dropout, cfg.shared_dropoute, cfg.shared_dropouti, cfg.shared_wdrop, cell_impl=cfg.rnn_cell,
         ).to(device)
         self.decisions = rnn_decisions(cfg.num_blocks, len(self.activations))
         self.reset_at: tuple[int, ...] = ()

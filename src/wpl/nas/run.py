@@ -24,7 +24,7 @@ COMMAND_FLAGS = ("resume", "resume_with_new_params", "load_path", "mode", "expli
 # Flags that say how long or where to run, not what is learned: on resume, the ones given on the
 # command line win (so --max_epoch=N extends a run) and the others keep their saved values.
 RUN_FLAGS = ("max_epoch", "save_epoch", "max_save_num", "log_step", "log_level", "use_tensorboard", "device",
-             "num_gpu", "num_threads", "data_dir", "log_dir")
+             "num_gpu", "num_threads", "data_dir", "log_dir", "rnn_cell")
 
 
 def setup_logging(level: str) -> None:
@@ -76,6 +76,26 @@ def flags_of(args: Namespace) -> dict:
     return {k: v for k, v in vars(args).items() if k != "explicit"}
 
 
+def _log_kernels(cell: str, device) -> None:
+    """Say which RNN cell runs, and what building the C++ kernels cost (once per machine)."""
+    on_cpu = torch.device(device).type == "cpu"
+    if cell == "cpp" and not on_cpu:
+        raise WplError(f"--rnn_cell=cpp: the C++ kernels run on the CPU only, not on {device}; use --rnn_cell=auto")
+    if cell not in ("auto", "cpp") or not on_cpu:
+        log.info("RNN cell: %s", "python" if cell == "auto" else cell)
+        return
+    from . import cpp_ops
+
+    ops, st = cpp_ops.load(), cpp_ops.STATUS
+    if ops is None and cell == "cpp":
+        raise WplError(f"--rnn_cell=cpp: the C++ kernels could not be built here ({st.get('reason')}); install a "
+                       "C++ compiler and ninja, or use --rnn_cell=auto (falls back to the Python cell)")
+    if ops is None:
+        log.info("RNN cell: python (C++ kernels unavailable: %s)", st.get("reason"))
+    else:
+        log.info("RNN cell: C++ kernels (ready in %.1f s; built once per machine, then cached)", st["seconds"])
+
+
 def build_task(args: Namespace, configs: Configs, device):
     """Load the data of ``--dataset`` and build the task of ``--network_type`` on it."""
     data_dir = None if args.data_dir == "embedded" else args.data_dir
@@ -86,7 +106,9 @@ def build_task(args: Namespace, configs: Configs, device):
         corpus = load_corpus(data_dir, args.dataset)
         log.info("corpus %s: %d/%d/%d tokens, vocabulary %d", corpus.source, corpus.train.numel(),
                  corpus.valid.numel(), corpus.test.numel(), corpus.vocab_size)
-        return RnnTask(corpus, configs.space, device)
+        task = RnnTask(corpus, configs.space, device)
+        _log_kernels(configs.space.rnn_cell, device)
+        return task
     from ..data.images import load_images
     from .cnn_task import CnnTask
 

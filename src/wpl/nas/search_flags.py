@@ -99,6 +99,8 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
         ("shared_embed", int, 1000, "embedding size"),
         ("shared_hid", int, 1000, "hidden size"),
         ("shared_rnn_max_length", int, 35, "BPTT length"),
+        ("rnn_cell", str, "auto", "the RNN cell's implementation: auto = the C++ kernels where they build (CPU, "
+         "float32), else python = the hand-written backward in torch ops; reference = plain autograd (slowest)"),
         ("shared_rnn_activations", str_list, list(RNN_ACTIVATIONS), "activation vocabulary of the RNN cell"),
         ("shared_cnn_types", str_list, list(CNN_OPS), "accepted for compatibility (unused in the original)"),
         ("shared_cnn_normal_types", str_list, list(CNN_OPS), "op vocabulary of normal cells"),
@@ -180,6 +182,7 @@ CHOICES = {
     "fisher_mode": ["train", "eval"],
     "fisher_source": ["valid", "train"],
     "cnn_sep_conv": ["separable", "depthwise"],
+    "rnn_cell": ["auto", "cpp", "python", "reference"],
 }
 # settings the command line spells differently (the regularizer's α, the image loader's channels)
 FLAG_OF = {"alpha": "alpha_fisher", "channels": "cnn_input_channels"}
