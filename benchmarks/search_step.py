@@ -5,7 +5,7 @@ step, the controller step (``Search.shared_batch``, ``fisher_step``, ``controlle
   must do (the floor);
 - CNN space (real CIFAR-10): images/s and the data path's (indexing + augmentation) share.
 
-Usage: python benchmarks/search_step.py --space rnn --data_dir ../shared/data [--steps 20] [--hid 200]
+Usage: python benchmarks/search_step.py --space rnn --data_dir ../shared/data [--steps 20] [--hid 200] [--archs 4]
        python benchmarks/search_step.py --space cnn --data_dir ~/data   (holding cifar10/)
 Variants are interleaved in one run, their order rotated each round (these machines are noisy, and
 whatever runs first after another variant pays its cache misses); medians are reported, and the
@@ -60,28 +60,42 @@ def floor_fn(T: int, N: int, E: int, H: int, V: int, B: int) -> Callable[[], Non
     return run
 
 
-def measure(argv: list[str], steps: int, extra: Callable[[object], dict[str, Callable]] | None = None):
-    """Build the search from ``argv``; time its step-level methods (plus ``extra(task)``) interleaved."""
+def measure(argv: list[str], steps: int, extra: Callable[[object], dict[str, Callable]] | None = None,
+            num_archs: int = 4):
+    """Build the search from ``argv``; time its step-level methods (plus ``extra(task)``) interleaved.
+
+    Round ``i`` uses the ``i % num_archs``-th of ``num_archs`` sampled architectures for every variant
+    (one architecture's cost is not a run's: a CNN cell full of pools costs less than one of convs)."""
     args = parse_search_args(argv)
     torch.manual_seed(0)
     search = build_search(args, run_dir=None, device=torch.device("cpu"))
     task = search.task
     for f in search.wpl.fisher.values():
         f.uniform_(0, 1e-3)
-    arch = search.sample_archs(1)[0]
-    protect = task.protected_names(arch)
+    archs = search.sample_archs(num_archs)
+    protects = [task.protected_names(a) for a in archs]
+    cur = [0]
     task.supernet.train()
-    variants = {"plain": lambda: search.shared_batch(arch, protect, wpl=False),
-                "wpl": lambda: search.shared_batch(arch, protect, wpl=True),
-                "wpl_fold": lambda: search.shared_batch(arch, protect, wpl=True, fold_fisher=True),
-                "anchors": lambda: search.wpl.update_anchors(protect),
-                "controller": search.controller_step, "fisher": lambda: search.fisher_step(arch),
+
+    def arch():
+        return archs[cur[0]]
+
+    def protect():
+        return protects[cur[0]]
+
+    variants = {"plain": lambda: search.shared_batch(arch(), protect(), wpl=False),
+                "wpl": lambda: search.shared_batch(arch(), protect(), wpl=True),
+                "wpl_fold": lambda: search.shared_batch(arch(), protect(), wpl=True, fold_fisher=True),
+                "anchors": lambda: search.wpl.update_anchors(protect()),
+                "controller": search.controller_step, "fisher": lambda: search.fisher_step(arch()),
                 **(extra(task) if extra else {})}
-    for fn in variants.values():
-        fn()
+    for cur[0] in range(num_archs):
+        for fn in variants.values():
+            fn()
     times: dict[str, list[float]] = {k: [] for k in variants}
     order = list(variants)
     for i in range(steps):
+        cur[0] = i % num_archs
         for name in order[i % len(order):] + order[:i % len(order)]:
             times[name].append(_time(variants[name]))
     med = {k: statistics.median(v) for k, v in times.items()}
@@ -121,7 +135,7 @@ def _common_rows(med: dict[str, float], npb: int, unit: str, per_batch: int) -> 
           f"({1 / med['controller']:.2f} steps/s) |")
 
 
-def bench_rnn(data_dir: str, steps: int, hid: int, num_blocks: int, flags: list[str]) -> None:
+def bench_rnn(data_dir: str, steps: int, hid: int, num_blocks: int, flags: list[str], num_archs: int) -> None:
     """RNN space on PTB at embed = hid = ``hid``."""
     argv = [f"--shared_embed={hid}", f"--shared_hid={hid}", f"--num_blocks={num_blocks}", "--log_level=WARNING",
             "--num_gpu=0", "--nb_batch_reward_controller=1", "--policy_batch_size=1", f"--data_dir={data_dir}",
@@ -131,23 +145,23 @@ def bench_rnn(data_dir: str, steps: int, hid: int, num_blocks: int, flags: list[
         return {"floor": floor_fn(a.shared_rnn_max_length, a.batch_size, hid, hid, task.supernet.vocab_size,
                                   num_blocks)}
 
-    med, args, _ = measure(argv, steps, floor)
+    med, args, _ = measure(argv, steps, floor, num_archs)
     print(f"PTB, embed = hid = {hid}, B = {num_blocks}, batch {args.batch_size}, BPTT {args.shared_rnn_max_length}, "
-          f"2 threads, medians of {steps}")
+          f"2 threads, medians of {steps}, {num_archs} sampled architectures in turn")
     _common_rows(med, args.num_batch_per_iter, "batches", 1)
     print(f"| matmul floor of one shared batch | {med['floor'] * 1e3:.0f} ms |")
     print(f"| shared batch / floor | ×{med['plain'] / med['floor']:.2f} |")
     print(json_line("rnn", med, args.num_batch_per_iter, shared_over_floor=round(med["plain"] / med["floor"], 3)))
 
 
-def bench_cnn(data_dir: str, steps: int, flags: list[str]) -> None:
+def bench_cnn(data_dir: str, steps: int, flags: list[str], num_archs: int) -> None:
     """CNN space on CIFAR-10 at the README's CPU configuration."""
     argv = ["--network_type=micro_cnn", "--dataset=cifar10", f"--data_dir={data_dir}", "--num_blocks=5",
             "--cnn_final_filter_size=32", "--cnn_num_repeat_normal=1", "--batch_size=32", "--num_batch_per_iter=7",
             "--nb_batch_reward_controller=5", "--policy_batch_size=1", "--log_level=WARNING", "--num_gpu=0", *flags]
-    med, args, _ = measure(argv, steps, lambda task: {"data": task._next_train})
+    med, args, _ = measure(argv, steps, lambda task: {"data": task._next_train}, num_archs)
     print(f"CIFAR-10, micro cells B = 5, final filters 32, 1 normal cell per stage, batch {args.batch_size}, "
-          f"2 threads, medians of {steps}")
+          f"2 threads, medians of {steps}, {num_archs} sampled architectures in turn")
     _common_rows(med, args.num_batch_per_iter, "images", args.batch_size)
     print(f"| data path of one training batch (index + augment) | {med['data'] * 1e3:.1f} ms "
           f"({med['data'] / med['plain'] * 100:.1f}% of a plain shared batch) |")
@@ -161,14 +175,15 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20, help="timed rounds (every variant once per round)")
     ap.add_argument("--hid", type=int, default=200, help="rnn: embedding and hidden size")
     ap.add_argument("--num_blocks", type=int, default=12, help="rnn: nodes per cell")
+    ap.add_argument("--archs", type=int, default=4, help="sampled architectures, used in turn round by round")
     ap.add_argument("--flags", default="", help="search flags appended to the configuration, e.g. "
                     "'--cnn_sep_conv=depthwise'")
     a = ap.parse_args()
     torch.set_num_threads(2)
     if a.space == "rnn":
-        bench_rnn(a.data_dir, a.steps, a.hid, a.num_blocks, a.flags.split())
+        bench_rnn(a.data_dir, a.steps, a.hid, a.num_blocks, a.flags.split(), a.archs)
     else:
-        bench_cnn(a.data_dir, a.steps, a.flags.split())
+        bench_cnn(a.data_dir, a.steps, a.flags.split(), a.archs)
 
 
 if __name__ == "__main__":
