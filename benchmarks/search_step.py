@@ -26,25 +26,31 @@ import torch
 from wpl.nas.run import build_search
 from wpl.nas.search_flags import parse_search_args
 
+DEVICE = torch.device("cpu")
+
+
+def _sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
+
 
 def _time(fn: Callable[[], object]) -> float:
+    """Seconds one call takes (the device synchronised before each clock read)."""
+    _sync()
     t0 = time.perf_counter()
     fn()
+    _sync()
     return time.perf_counter() - t0
 
 
 def floor_fn(T: int, N: int, E: int, H: int, V: int, B: int) -> Callable[[], None]:
     """Bare matmuls of one RNN shared batch (decoder and cell, forward and backward), outputs preallocated."""
-    x = torch.randn(T * N, E)
-    wx = torch.randn(E, 2 * H)
-    h = torch.randn(N, H)
-    w = torch.randn(H, 2 * H)
-    out = torch.randn(T * N, H)
-    dec = torch.randn(H, V)
-    g_logits = torch.randn(T * N, V)
-    g2 = torch.randn(N, 2 * H)
-    g_x = torch.randn(T * N, 2 * H)
-    logits, g_out, g_dec = torch.empty(T * N, V), torch.empty(T * N, H), torch.empty(H, V)
+    def r(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, device=DEVICE)
+
+    x, wx, h, w, out, dec = r(T * N, E), r(E, 2 * H), r(N, H), r(H, 2 * H), r(T * N, H), r(H, V)
+    g_logits, g2, g_x = r(T * N, V), r(N, 2 * H), r(T * N, 2 * H)
+    logits, g_out, g_dec = r(T * N, V), r(T * N, H), r(H, V)
 
     def run() -> None:
         torch.mm(out, dec, out=logits)  # decoder forward
@@ -68,7 +74,7 @@ def measure(argv: list[str], steps: int, extra: Callable[[object], dict[str, Cal
     (one architecture's cost is not a run's: a CNN cell full of pools costs less than one of convs)."""
     args = parse_search_args(argv)
     torch.manual_seed(0)
-    search = build_search(args, run_dir=None, device=torch.device("cpu"))
+    search = build_search(args, run_dir=None, device=DEVICE)
     task = search.task
     for f in search.wpl.fisher.values():
         f.uniform_(0, 1e-3)
@@ -138,7 +144,8 @@ def _common_rows(med: dict[str, float], npb: int, unit: str, per_batch: int) -> 
 def bench_rnn(data_dir: str, steps: int, hid: int, num_blocks: int, flags: list[str], num_archs: int) -> None:
     """RNN space on PTB at embed = hid = ``hid``."""
     argv = [f"--shared_embed={hid}", f"--shared_hid={hid}", f"--num_blocks={num_blocks}", "--log_level=WARNING",
-            "--num_gpu=0", "--nb_batch_reward_controller=1", "--policy_batch_size=1", f"--data_dir={data_dir}",
+            f"--num_gpu={int(DEVICE.type == 'cuda')}", "--nb_batch_reward_controller=1", "--policy_batch_size=1",
+            f"--data_dir={data_dir}",
             "--dataset=ptb", *flags]
     def floor(task) -> dict[str, Callable]:
         a = task.config
@@ -158,7 +165,8 @@ def bench_cnn(data_dir: str, steps: int, flags: list[str], num_archs: int) -> No
     """CNN space on CIFAR-10 at the README's CPU configuration."""
     argv = ["--network_type=micro_cnn", "--dataset=cifar10", f"--data_dir={data_dir}", "--num_blocks=5",
             "--cnn_final_filter_size=32", "--cnn_num_repeat_normal=1", "--batch_size=32", "--num_batch_per_iter=7",
-            "--nb_batch_reward_controller=5", "--policy_batch_size=1", "--log_level=WARNING", "--num_gpu=0", *flags]
+            "--nb_batch_reward_controller=5", "--policy_batch_size=1", "--log_level=WARNING",
+            f"--num_gpu={int(DEVICE.type == 'cuda')}", *flags]
     med, args, _ = measure(argv, steps, lambda task: {"data": task._next_train}, num_archs)
     print(f"CIFAR-10, micro cells B = 5, final filters 32, 1 normal cell per stage, batch {args.batch_size}, "
           f"2 threads, medians of {steps}, {num_archs} sampled architectures in turn")
@@ -175,10 +183,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20, help="timed rounds (every variant once per round)")
     ap.add_argument("--hid", type=int, default=200, help="rnn: embedding and hidden size")
     ap.add_argument("--num_blocks", type=int, default=12, help="rnn: nodes per cell")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:i] (on a GPU use e.g. --hid 1000, the "
+                    "README's full size; the floor is then bare cuBLAS products)")
     ap.add_argument("--archs", type=int, default=4, help="sampled architectures, used in turn round by round")
     ap.add_argument("--flags", default="", help="search flags appended to the configuration, e.g. "
                     "'--cnn_sep_conv=depthwise'")
     a = ap.parse_args()
+    global DEVICE
+    DEVICE = torch.device(a.device)
     torch.set_num_threads(2)
     if a.space == "rnn":
         bench_rnn(a.data_dir, a.steps, a.hid, a.num_blocks, a.flags.split(), a.archs)

@@ -122,10 +122,11 @@ class SharedRNN(nn.Module):
         """The decoder's input ``[T, N, H]`` (dropout applied), next hidden, raw cell outputs."""
         train = self.training
         emb_w = self.encoder.weight
-        if train and self.dropoute > 0:
+        x = F.embedding(tokens, emb_w)
+        if train and self.dropoute > 0:  # whole words dropped: one mask draw per vocabulary row
             keep = emb_w.new_empty(emb_w.size(0), 1).bernoulli_(1 - self.dropoute).div_(1 - self.dropoute)
-            emb_w = emb_w * keep
-        x = _locked_dropout(F.embedding(tokens, emb_w), self.dropouti, train)
+            x = x * F.embedding(tokens, keep)  # = embedding(tokens, emb_w * keep), without the [V, E] product
+        x = _locked_dropout(x, self.dropouti, train)
         x_proj = self.w_x(x)  # all time steps at once: [T, N, 2H]
         w_h0 = F.dropout(self.w_h0, self.wdrop, train) if self.wdrop > 0 else self.w_h0
         raw = self._unroll(x_proj, hidden, w_h0, arch)

@@ -89,8 +89,8 @@ void node_fwd(float* __restrict gate, float* __restrict cand, const float* __res
 }
 
 // d: gradient of the node's output; writes the gradients of its gate and candidate
-// pre-activations, and adds d * (1 - gate) into dhi
-template <int A>
+// pre-activations, and writes (First) or adds d * (1 - gate) into dhi
+template <int A, bool First>
 void node_bwd(const float* __restrict d, const float* __restrict gate, const float* __restrict cand,
               const float* __restrict hi, float* __restrict dgate, float* __restrict dcand,
               float* __restrict dhi, int64_t H) {
@@ -99,7 +99,8 @@ void node_bwd(const float* __restrict d, const float* __restrict gate, const flo
     const float dc = dh * c;
     dcand[h] = dc * act_grad<A>(g);
     dgate[h] = dh * (g - hi[h]) * c * (1.f - c);
-    dhi[h] += dh - dc;
+    if constexpr (First) dhi[h] = dh - dc;
+    else dhi[h] += dh - dc;
   }
 }
 
@@ -112,14 +113,22 @@ void fwd_row(int64_t a, float* gate, float* cand, const float* hi, float* out, i
   }
 }
 
-void bwd_row(int64_t a, const float* d, const float* gate, const float* cand, const float* hi, float* dgate,
-             float* dcand, float* dhi, int64_t H) {
+template <bool First>
+void bwd_row_(int64_t a, const float* d, const float* gate, const float* cand, const float* hi, float* dgate,
+              float* dcand, float* dhi, int64_t H) {
   switch (a) {
-    case 0: node_bwd<0>(d, gate, cand, hi, dgate, dcand, dhi, H); break;
-    case 1: node_bwd<1>(d, gate, cand, hi, dgate, dcand, dhi, H); break;
-    case 2: node_bwd<2>(d, gate, cand, hi, dgate, dcand, dhi, H); break;
-    default: node_bwd<3>(d, gate, cand, hi, dgate, dcand, dhi, H);
+    case 0: node_bwd<0, First>(d, gate, cand, hi, dgate, dcand, dhi, H); break;
+    case 1: node_bwd<1, First>(d, gate, cand, hi, dgate, dcand, dhi, H); break;
+    case 2: node_bwd<2, First>(d, gate, cand, hi, dgate, dcand, dhi, H); break;
+    default: node_bwd<3, First>(d, gate, cand, hi, dgate, dcand, dhi, H);
   }
+}
+
+// first = true: dhi is written (the first contribution to it), else accumulated
+void bwd_row(bool first, int64_t a, const float* d, const float* gate, const float* cand, const float* hi,
+             float* dgate, float* dcand, float* dhi, int64_t H) {
+  if (first) bwd_row_<true>(a, d, gate, cand, hi, dgate, dcand, dhi, H);
+  else bwd_row_<false>(a, d, gate, cand, hi, dgate, dcand, dhi, H);
 }
 
 // a node's output at step t: base pointer and row stride
@@ -250,7 +259,8 @@ std::vector<Tensor> cell_backward(const Tensor& grad_raw, const Tensor& hs, cons
   const float inv_leaves = 1.0f / static_cast<float>(p.leaves.size());
   float* dn = dnode.data_ptr<float>();
   for (int64_t t = T - 1; t >= 0; --t) {
-    dnode.zero_();
+    // every node's gradient has one source: the output (a loose end) or its children (one group),
+    // so each is written by its first contribution and dnode needs no zeroing
     // gradient of this step's clipped output: from the loss and from step t + 1
     const float* gr = grad_raw.data_ptr<float>() + t * N * H;
     const float* cr = carry.data_ptr<float>();
@@ -275,7 +285,7 @@ std::vector<Tensor> cell_backward(const Tensor& grad_raw, const Tensor& hs, cons
     const float lw = p.leaves.size() > 1 ? inv_leaves : 1.0f;
     for (int64_t j : p.leaves) {
       float* dj = dn + j * N * H;
-      for (int64_t i = 0; i < N * H; ++i) dj[i] += lw * d[i];
+      for (int64_t i = 0; i < N * H; ++i) dj[i] = lw * d[i];
     }
     for (int64_t g = p.groups() - 1; g >= 0; --g) {
       const auto& ch = p.children[g];
@@ -289,7 +299,7 @@ std::vector<Tensor> cell_backward(const Tensor& grad_raw, const Tensor& hs, cons
         for (int64_t n = lo; n < hi_; ++n)
           for (int64_t s = 0; s < k; ++s) {
             const int64_t off = (n * k + s) * 2 * H;
-            bwd_row(p.acts[ch[s]], dn + ch[s] * N * H + n * H, base + off, base + off + H,
+            bwd_row(s == 0, p.acts[ch[s]], dn + ch[s] * N * H + n * H, base + off, base + off + H,
                     hi.ptr + n * hi.stride, dbase + off, dbase + off + H, di + n * H, H);
           }
       });
@@ -301,12 +311,12 @@ std::vector<Tensor> cell_backward(const Tensor& grad_raw, const Tensor& hs, cons
       const float* base = p0.data_ptr<float>() + t * N * 2 * H;
       float* dbase = dp0.data_ptr<float>() + t * N * 2 * H;
       const float* hp = hs.data_ptr<float>() + t * N * H;
-      Tensor next = at::zeros({N, H}, opt);
+      Tensor next = at::empty({N, H}, opt);
       float* nx = next.data_ptr<float>();
       const int64_t a0 = p.acts[0];
       at::parallel_for(0, N, kGrain, [&](int64_t lo, int64_t hi_) {
         for (int64_t n = lo; n < hi_; ++n)
-          bwd_row(a0, dn + n * H, base + n * 2 * H, base + n * 2 * H + H, hp + n * H, dbase + n * 2 * H,
+          bwd_row(true, a0, dn + n * H, base + n * 2 * H, base + n * 2 * H + H, hp + n * H, dbase + n * 2 * H,
                   dbase + n * 2 * H + H, nx + n * H, H);
       });
       next.addmm_(dp0[t].view({N, 2 * H}), w_h0);
