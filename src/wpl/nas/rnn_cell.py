@@ -224,7 +224,8 @@ class _UnrollCpp(torch.autograd.Function):
     @staticmethod
     def forward(ctx, plan: _Plan, x_proj: Tensor, h0: Tensor, w_h0: Tensor, *weights: Tensor) -> Tensor:  # noqa: D102
         ops = cpp_ops.load()
-        bufs = ops.rnn_cell_forward(x_proj, h0, w_h0, list(weights), plan.codes, plan.flat, plan.leaves)
+        keep = any(ctx.needs_input_grad)  # False: no backward follows, the C++ loop keeps no intermediates
+        bufs = ops.rnn_cell_forward(x_proj, h0, w_h0, list(weights), plan.codes, plan.flat, plan.leaves, keep)
         ctx.plan, ctx.bufs = plan, bufs
         ctx.save_for_backward(w_h0, *weights)
         return bufs[0][1:]

@@ -158,7 +158,7 @@ void check_float(const Tensor& t, const char* name) {
 
 std::vector<Tensor> cell_forward(const Tensor& x_proj, const Tensor& h0, const Tensor& w_h0,
                                  std::vector<Tensor> weights, std::vector<int64_t> acts,
-                                 std::vector<int64_t> plan_flat, std::vector<int64_t> leaves) {
+                                 std::vector<int64_t> plan_flat, std::vector<int64_t> leaves, bool keep) {
   check_float(x_proj, "x_proj");
   check_float(h0, "h0");
   check_float(w_h0, "w_h0");
@@ -168,24 +168,28 @@ std::vector<Tensor> cell_forward(const Tensor& x_proj, const Tensor& h0, const T
   auto opt = x_proj.options();
   Tensor hs = at::empty({T + 1, N, H}, opt);
   hs[0].copy_(h0);
-  Tensor p0 = at::empty({T, N, 2, H}, opt), o0 = at::empty({T, N, H}, opt), scale = at::empty({T, N, 1}, opt);
+  // keep = false (no backward will follow): one step of scratch, reused, instead of T steps kept
+  // for the backward (tens of MB written to memory per call)
+  const int64_t Tk = keep ? T : 1;
+  Tensor p0 = at::empty({Tk, N, 2, H}, opt), o0 = at::empty({Tk, N, H}, opt), scale = at::empty({T, N, 1}, opt);
   std::vector<Tensor> ps, outs, wts;
   for (int64_t g = 0; g < p.groups(); ++g) {
     const int64_t k = static_cast<int64_t>(p.children[g].size());
-    ps.push_back(at::empty({T, N, k, 2, H}, opt));
-    outs.push_back(at::empty({T, N, k, H}, opt));
+    ps.push_back(at::empty({Tk, N, k, 2, H}, opt));
+    outs.push_back(at::empty({Tk, N, k, H}, opt));
     wts.push_back(weights[g].t());
   }
   const Tensor wt0 = w_h0.t();
   const float inv_leaves = 1.0f / static_cast<float>(p.leaves.size());
   for (int64_t t = 0; t < T; ++t) {
+    const int64_t tt = keep ? t : 0;  // where step t's intermediates live
     Tensor h = hs[t];
-    Tensor pt = p0[t].view({N, 2 * H});
+    Tensor pt = p0[tt].view({N, 2 * H});
     at::addmm_out(pt, x_proj[t], h, wt0);
     {
       float* base = pt.data_ptr<float>();
       const float* hp = h.data_ptr<float>();
-      float* op = o0.data_ptr<float>() + t * N * H;
+      float* op = o0.data_ptr<float>() + tt * N * H;
       const int64_t a0 = p.acts[0];
       at::parallel_for(0, N, kGrain, [&](int64_t lo, int64_t hi_) {
         for (int64_t n = lo; n < hi_; ++n)
@@ -195,11 +199,11 @@ std::vector<Tensor> cell_forward(const Tensor& x_proj, const Tensor& h0, const T
     for (int64_t g = 0; g < p.groups(); ++g) {
       const auto& ch = p.children[g];
       const int64_t k = static_cast<int64_t>(ch.size());
-      Rows hi = node_rows(p, p.parent[g], t, o0, outs, N, H);
-      Tensor pg = ps[g][t].view({N, k * 2 * H});
+      Rows hi = node_rows(p, p.parent[g], tt, o0, outs, N, H);
+      Tensor pg = ps[g][tt].view({N, k * 2 * H});
       at::mm_out(pg, rows_tensor(o0, hi, N, H), wts[g]);
       float* base = pg.data_ptr<float>();
-      float* ob = outs[g].data_ptr<float>() + t * N * k * H;
+      float* ob = outs[g].data_ptr<float>() + tt * N * k * H;
       at::parallel_for(0, N, kGrain, [&](int64_t lo, int64_t hi_) {
         for (int64_t n = lo; n < hi_; ++n)
           for (int64_t s = 0; s < k; ++s) {
@@ -212,7 +216,7 @@ std::vector<Tensor> cell_forward(const Tensor& x_proj, const Tensor& h0, const T
     float* out = hs.data_ptr<float>() + (t + 1) * N * H;
     float* sc = scale.data_ptr<float>() + t * N;
     std::vector<Rows> lv;
-    for (int64_t j : p.leaves) lv.push_back(node_rows(p, j, t, o0, outs, N, H));
+    for (int64_t j : p.leaves) lv.push_back(node_rows(p, j, tt, o0, outs, N, H));
     for (int64_t n = 0; n < N; ++n) {
       float* o = out + n * H;
       const float* first = lv[0].ptr + n * lv[0].stride;
@@ -343,7 +347,7 @@ std::vector<Tensor> cell_backward(const Tensor& grad_raw, const Tensor& hs, cons
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(wpl, m) {
-  m.def("rnn_cell_forward(Tensor x_proj, Tensor h0, Tensor w_h0, Tensor[] weights, int[] acts, int[] plan, int[] leaves) -> Tensor[]",
+  m.def("rnn_cell_forward(Tensor x_proj, Tensor h0, Tensor w_h0, Tensor[] weights, int[] acts, int[] plan, int[] leaves, bool keep) -> Tensor[]",
         &cell_forward);
   m.def("rnn_cell_backward(Tensor grad_raw, Tensor hs, Tensor p0, Tensor o0, Tensor scale, Tensor[] ps, Tensor[] outs, "
         "Tensor w_h0, Tensor[] weights, int[] acts, int[] plan, int[] leaves) -> Tensor[]",
