@@ -2,6 +2,7 @@
 rotation, a NaN loss, the metrics schema, the root scripts and the demo."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -115,6 +116,15 @@ def test_bad_alpha_is_refused_before_any_data_loads(flags, message, tmp_path: Pa
                            f"--log_dir={tmp_path / 'logs'}"], capture_output=True, text=True, cwd=tmp_path)
     err = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(err) == 1 and message in err[0], proc.stderr
+    assert not (tmp_path / "logs").exists()
+
+
+def test_unavailable_cpp_cell_is_one_line_and_writes_nothing(text_root: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "WPL_CPP": "0"}
+    proc = subprocess.run([sys.executable, str(ROOT / "main.py"), *rnn_argv(text_root, tmp_path, "--rnn_cell=cpp")],
+                          capture_output=True, text=True, cwd=tmp_path, env=env)
+    err = [ln for ln in proc.stderr.strip().splitlines() if "error" in ln]
+    assert proc.returncode != 0 and len(err) == 1 and "--rnn_cell=cpp" in err[0] and "--rnn_cell=auto" in err[0]
     assert not (tmp_path / "logs").exists()
 
 

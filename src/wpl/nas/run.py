@@ -76,8 +76,9 @@ def flags_of(args: Namespace) -> dict:
     return {k: v for k, v in vars(args).items() if k != "explicit"}
 
 
-def _log_kernels(cell: str, device) -> None:
-    """Say which RNN cell runs, and what building the C++ kernels cost (once per machine)."""
+def check_rnn_cell(cell: str, device) -> None:
+    """Say which RNN cell runs and what building the C++ kernels cost (once per machine); a WplError
+    when ``--rnn_cell=cpp`` cannot run here."""
     on_cpu = torch.device(device).type == "cpu"
     if cell == "cpp" and not on_cpu:
         raise WplError(f"--rnn_cell=cpp: the C++ kernels run on the CPU only, not on {device}; use --rnn_cell=auto")
@@ -106,9 +107,7 @@ def build_task(args: Namespace, configs: Configs, device):
         corpus = load_corpus(data_dir, args.dataset)
         log.info("corpus %s: %d/%d/%d tokens, vocabulary %d", corpus.source, corpus.train.numel(),
                  corpus.valid.numel(), corpus.test.numel(), corpus.vocab_size)
-        task = RnnTask(corpus, configs.space, device)
-        _log_kernels(configs.space.rnn_cell, device)
-        return task
+        return RnnTask(corpus, configs.space, device)
     from ..data.images import load_images
     from .cnn_task import CnnTask
 
@@ -165,6 +164,8 @@ def _run_search(argv: Sequence[str], prog: str) -> dict:
     device = pick_device(args)
     if args.num_threads > 0:
         torch.set_num_threads(args.num_threads)
+    if args.network_type == "rnn":
+        check_rnn_cell(args.rnn_cell, device)  # before anything is written
     ensure_writable_dir(run_dir, "log_dir")
     if state is None:
         seed_everything(args.random_seed)
