@@ -1,4 +1,4 @@
-"""The ``wpl`` command: ``wpl two-models``, ``wpl demo``."""
+"""The ``wpl`` command and its subcommands (``wpl --help`` lists them)."""
 
 from __future__ import annotations
 
@@ -95,11 +95,30 @@ def cmd_demo(argv: Sequence[str]) -> int:
     return 0
 
 
-def cmd_search(argv: Sequence[str]) -> int:
-    """``wpl search``: ENAS search with WPL (the original ``main.py`` flags)."""
+def _split_mode(argv: Sequence[str]) -> tuple[str | None, list[str]]:
+    """The ``--mode`` value of ``argv`` (None when absent) and ``argv`` without it."""
+    rest, mode, skip = [], None, False
+    for k, a in enumerate(argv):
+        if skip:
+            skip = False
+        elif a.startswith("--mode="):
+            mode = a.split("=", 1)[1]
+        elif a == "--mode" and k + 1 < len(argv):
+            mode, skip = argv[k + 1], True
+        else:
+            rest.append(a)
+    return mode, rest
+
+
+def cmd_search(argv: Sequence[str], prog: str = "wpl search") -> int:
+    """``wpl search``: ENAS search with WPL (the original ``main.py`` flags); ``--mode=train_final`` is
+    ``wpl train-final`` (its own flags)."""
     from .nas.run import run_search
 
-    run_search(argv)
+    mode, rest = _split_mode(argv)
+    if mode == "train_final":
+        return cmd_train_final(rest, f"{prog} --mode=train_final")
+    run_search(argv, prog)
     return 0
 
 
@@ -122,11 +141,59 @@ def cmd_gif(argv: Sequence[str], prog: str = "wpl gif") -> int:
     return 0
 
 
+def cmd_train_final(argv: Sequence[str], prog: str = "wpl train-final") -> int:
+    """``wpl train-final``: train a cell from scratch, test it once."""
+    import logging
+
+    import torch
+
+    from .nas.final import train_final
+    from .nas.final_flags import build_job, parse_final_args
+
+    args = parse_final_args(argv, prog)
+    logging.basicConfig(format="%(asctime)s:%(levelname)s::%(message)s", level=getattr(logging, args.log_level),
+                        force=True)
+    if args.num_threads > 0:
+        torch.set_num_threads(args.num_threads)
+    job = build_job(args)
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    with logging_redirect_tqdm(loggers=[logging.root]):
+        s = train_final(job)
+    m = s["metric"]
+    valid = "n/a" if s["best_valid"] is None else f"{s['best_valid']:.4g}"
+    print(f"final training of {s['source']}: {s['params']:,} parameters, {s['epochs_done']} epochs "
+          f"({s['seconds'] / 60:.1f} min){', stopped early' if s['stopped_early'] else ''}\n"
+          f"  best epoch {s['best_epoch']}: valid {m} {valid}, test {m} {s['test']:.4g}\n"
+          f"  wrote {job.out_dir}/: summary.json, metrics.jsonl, config.json, checkpoint.pt, best.pt"
+          f"{', tensorboard/' if job.use_tensorboard else ''}")
+    return 0
+
+
+def cmd_cells(argv: Sequence[str]) -> int:
+    """``wpl cells``: the named cells, their space and source."""
+    from .nas.cells import PRESETS
+
+    p = StrictParser(prog="wpl cells", description="The named cells --arch accepts (and random:SEED)")
+    p.add_argument("--json", type=str2bool, default=False, help="print each cell's canonical JSON too")
+    args = p.parse_args(argv)
+    for name, pr in PRESETS.items():
+        print(f"{name:<18} {pr.space:<9} {pr.source}")
+        if pr.note:
+            print(f"{'':<28} {pr.note}")
+        if args.json:
+            print(f"{'':<28} {pr.arch.to_json()}")
+    print("random:SEED[:rnn|micro_cnn]  a uniformly sampled cell (12 nodes / B = 5), e.g. random:0")
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "search": (cmd_search, "ENAS search with WPL (the original main.py flags)"),
     "two-models": (cmd_two_models, "the two-model forgetting experiment (MNIST)"),
     "demo": (cmd_demo, "the main job on embedded data (what `make demo` runs)"),
     "gif": (cmd_gif, "an animated GIF of a search run's derived cells (= python generate_gif.py)"),
+    "train-final": (cmd_train_final, "train a derived or named cell from scratch, test it once"),
+    "cells": (cmd_cells, "the named cells (ENAS, DARTS, baselines) that --arch accepts"),
 }
 
 

@@ -34,7 +34,10 @@ def _locked_dropout(x: Tensor, p: float, training: bool) -> Tensor:
 
 
 class SharedRNN(nn.Module):
-    """The supernet: embedding, node-0 weights, one ``[2H, H]`` weight per possible edge, tied decoder."""
+    """The supernet: embedding, node-0 weights, one ``[2H, H]`` weight per possible edge, tied decoder.
+
+    ``only=arch`` builds the weights of that one cell's edges instead: the standalone language model
+    a derived cell is trained from scratch as (:mod:`.final_rnn`)."""
 
     def __init__(
         self,
@@ -49,6 +52,7 @@ class SharedRNN(nn.Module):
         wdrop: float = 0.5,
         init_range: float = 0.025,
         cell_impl: str = "auto",
+        only: RnnArch | None = None,
     ) -> None:
         super().__init__()
         if tie_weights and embed != hid:
@@ -60,9 +64,8 @@ class SharedRNN(nn.Module):
         self.encoder = nn.Embedding(vocab_size, embed)
         self.w_x = nn.Linear(embed, 2 * hid)
         self.w_h0 = nn.Parameter(torch.empty(2 * hid, hid))
-        self.edges = nn.ParameterDict(
-            {f"{i}_{j}": nn.Parameter(torch.empty(2 * hid, hid)) for j in range(1, num_blocks) for i in range(j)}
-        )
+        pairs = [(i, j) for j in range(1, num_blocks) for i in range(j)] if only is None else only.edges()
+        self.edges = nn.ParameterDict({f"{i}_{j}": nn.Parameter(torch.empty(2 * hid, hid)) for i, j in pairs})
         self.decoder_weight = None if tie_weights else nn.Parameter(torch.empty(vocab_size, hid))
         self.decoder_bias = nn.Parameter(torch.zeros(vocab_size))
         for name, p in self.named_parameters():

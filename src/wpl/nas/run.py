@@ -3,6 +3,7 @@ resume when asked, build the task and run the search."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import warnings
@@ -200,6 +201,13 @@ def inspect_run(args: Namespace, run_dir: Path, ckpt: Path) -> dict:
     ``--mode=test``: score the run's best derived cell on the test split (``test.json``)."""
     from ..checkpoint import load_checkpoint
 
+    final = run_dir / "final" / "summary.json"
+    if args.mode == "test" and final.is_file():
+        out = json.loads(final.read_text())
+        log.info("test %s of the final model (the best derived cell trained from scratch, %d parameters, best "
+                 "epoch %d of %d): %s; from %s", out["metric"], out["params"], out["best_epoch"], out["epochs_done"],
+                 _fmt(out["test"]), final)
+        return {**out, "model": "final"}
     if not ckpt.exists():
         raise WplError(f"--mode={args.mode} reads a run's checkpoint, and {ckpt} does not exist; name the run "
                        "with --load_path=<run folder> (or the --comment/--dataset it was started with)")
@@ -222,9 +230,10 @@ def inspect_run(args: Namespace, run_dir: Path, ckpt: Path) -> dict:
         out = {"arch": arch.to_dict(), "epoch": search.best["epoch"], "metric": m, "valid": search.best["valid"],
                "test": test[m], **{f"test_{k}": v for k, v in test.items()}}
         write_json(run_dir / "test.json", out)
-        log.info("test %s of the best derived cell (epoch %d): %s; written to %s", m, out["epoch"],
+        log.info("test %s of the best derived cell (epoch %d) with the supernet's weights (no final model yet: "
+                 "wpl train-final --model_name=%s): %s; written to %s", m, out["epoch"], run_dir.name,
                  _fmt(test[m]), run_dir / "test.json")
-        return out
+        return {**out, "model": "supernet"}
     finally:
         search.runlog.close()
 

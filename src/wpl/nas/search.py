@@ -12,7 +12,6 @@ exactly at an epoch boundary. Logged names follow one schema for every space (RE
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from tqdm import tqdm
 
 from ..checkpoint import rng_state, save_checkpoint, set_rng_state
 from ..errors import ConfigError, WplError
-from ..fileio import write_json
+from ..fileio import finite, write_json
 from ..forgetting import ForgettingMonitor
 from ..plasticity import WeightPlasticity, WplConfig
 from ..runlog import RunLog
@@ -348,7 +347,7 @@ class Search:
             f"best_valid_{ALIAS[m]}": best_valid, f"test_{ALIAS[m]}": test_value,
             "epochs": self.history,
         }
-        write_json(self.dir / "summary.json", _finite(summary))
+        write_json(self.dir / "summary.json", finite(summary))
         self.runlog.event("done", metric=m, best_valid=best_valid, test=test_value)
         self.runlog.flush()
         return summary
@@ -413,13 +412,3 @@ class Search:
 EPOCH_FORGETTING = ("diff_mean", "diff_median", "diff_best_mean", "loss_diff_mean", "loss_diff_median",
                     "loss_diff_best_mean")
 ALIAS = {"ppl": "ppl", "error": "err"}
-
-
-def _finite(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    return obj

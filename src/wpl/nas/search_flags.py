@@ -116,7 +116,8 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
         ("dataset", str, "ptb", "folder under --data_dir (text: train/valid/test.txt)"),
     ],
     "Learning": [
-        ("mode", str, "train", "train (search), derive (derive from a saved run) or test (test numbers of a run)"),
+        ("mode", str, "train", "train (search), derive (derive from a saved run), test (test numbers of a run: "
+         "its final model's when trained) or train_final (= wpl train-final, its own flags)"),
         ("batch_size", int, 64, "text: parallel streams; images: batch size"),
         ("test_batch_size", int, 1, "batch size of the full validation/test evaluations"),
         ("max_epoch", int, 100, "epochs"),
@@ -170,7 +171,7 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
 ALIASES = {"random_seed": ["--seed"]}
 CHOICES = {
     "network_type": ["rnn", "micro_cnn"],
-    "mode": ["train", "derive", "test"],
+    "mode": ["train", "derive", "test", "train_final"],
     "entropy_mode": ["reward", "regularizer"],
     "controller_optim": ["adam", "sgd"],
     "shared_optim": ["sgd", "adam"],

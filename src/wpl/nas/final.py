@@ -1,0 +1,234 @@
+"""``wpl train-final``: train a cell from scratch and score it once on the test split.
+
+The cell comes from a search run (``--model_name RUN``, its best derived cell by default), from an
+architecture's JSON file, from a named preset, or ``random:SEED`` (``--arch``). The run folder
+(``RUN/final/`` or ``log_dir/<name>``) gets ``config.json``, ``metrics.jsonl``, TensorBoard events,
+``checkpoint.pt`` after every epoch (atomic, full state: ``--resume=True`` continues bit-identically),
+``best.pt`` (the best-validation weights) and, at the end, ``summary.json`` with the test score of
+the best-validation weights — the only time the test split is read.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from ..errors import WplError
+from ..fileio import ensure_writable_dir, finite, write_json
+from ..runtime import resolve_device, seed_everything
+from .cells import Arch, arch_from_dict
+from .cnn import MicroArch
+from .final_cnn import CnnFinal, CnnFinalConfig
+from .final_rnn import RnnFinal, RnnFinalConfig
+
+log = logging.getLogger("wpl")
+
+
+@dataclass
+class FinalJob:
+    """What to train, where, and how long (the space's recipe is in ``rnn`` / ``cnn``)."""
+
+    arch: Arch
+    out_dir: Path
+    source: str  # "RUN (best derived cell)", "preset enas-ptb", "file x.json", "random:0"
+    dataset: str
+    data_dir: str | None
+    max_epoch: int = 40
+    patience: int = 0  # stop after this many epochs without a better validation score (0: never)
+    seed: int = 0
+    device: str = "auto"
+    resume: bool = False
+    use_tensorboard: bool = True
+    valid_size: int = 5000
+    rnn: RnnFinalConfig = field(default_factory=RnnFinalConfig)
+    cnn: CnnFinalConfig = field(default_factory=CnnFinalConfig)
+
+    @property
+    def space(self) -> str:
+        """``rnn`` or ``micro_cnn``."""
+        return "micro_cnn" if isinstance(self.arch, MicroArch) else "rnn"
+
+    def config(self) -> dict:
+        """The job as plain data (``config.json``, the checkpoint's record of what was asked)."""
+        recipe = asdict(self.cnn if self.space == "micro_cnn" else self.rnn)
+        return {"arch": self.arch.to_dict(), "source": self.source, "network_type": self.space,
+                "dataset": self.dataset, "data_dir": self.data_dir, "max_epoch": self.max_epoch,
+                "patience": self.patience, "seed": self.seed, "valid_size": self.valid_size, "recipe": recipe}
+
+
+# ---- where the cell comes from ---------------------------------------------------------------------
+def list_runs(log_dir: Path) -> list[str]:
+    """Run folders under ``log_dir`` (those holding a search's config.json)."""
+    if not log_dir.is_dir():
+        return []
+    return sorted(p.name for p in log_dir.iterdir()
+                  if (p / "config.json").is_file() and ((p / "networks").is_dir() or (p / "checkpoint.pt").is_file()))
+
+
+def run_folder(log_dir: Path, name: str) -> Path:
+    """``log_dir/name`` if it is a search run; else a WplError listing the runs there."""
+    run = Path(name) if Path(name).is_absolute() else log_dir / name
+    if not (run / "config.json").is_file():
+        runs = list_runs(log_dir)
+        listing = ", ".join(runs[:20]) + (" …" if len(runs) > 20 else "") if runs else "none"
+        raise WplError(f"--model_name={name}: no search run at {run}; runs under {log_dir}: {listing}")
+    return run
+
+
+def arch_of_run(run: Path, which: str = "best") -> Arch:
+    """The run's ``best`` derived cell (best whole-validation score), its ``derived`` cell (``--mode=derive``)
+    or the one derived after epoch N (``epoch_NNN``)."""
+    if which == "best":
+        summary = run / "summary.json"
+        if summary.is_file():
+            best = json.loads(summary.read_text()).get("best_arch")
+            if best:
+                return arch_from_dict(json.loads(best) if isinstance(best, str) else best, str(summary))
+        ckpt = run / "checkpoint.pt"
+        if ckpt.is_file():
+            best = load_checkpoint(ckpt).get("best")
+            if best:
+                return arch_from_dict(json.loads(best["arch"]), str(ckpt))
+        raise WplError(f"{run}: the run has no derived cell yet (derive runs every --save_epoch); let the search "
+                       "reach its first derive, run --mode=derive, or pass --arch_from epoch_NNN")
+    if which == "derived" or which.startswith("epoch_"):
+        path = run / "networks" / f"{which}.json"
+        if not path.is_file():
+            have = sorted(p.stem for p in (run / "networks").glob("*.json")) if (run / "networks").is_dir() else []
+            raise WplError(f"--arch_from={which}: {path} does not exist; this run has {', '.join(have) or 'none'}"
+                           + ("" if which != "derived" else " (run --mode=derive to write derived.json)"))
+        d = json.loads(path.read_text())
+        return arch_from_dict(d.get("arch", d), str(path))
+    raise WplError(f"--arch_from={which}: must be best, derived or epoch_NNN (e.g. epoch_004)")
+
+
+# ---- the training loop -----------------------------------------------------------------------------
+def _build(job: FinalJob, device: torch.device):
+    if job.space == "rnn":
+        from ..data.text import load_corpus
+
+        corpus = load_corpus(job.data_dir, job.dataset)
+        log.info("corpus %s: %d/%d/%d tokens, vocabulary %d", corpus.source, corpus.train.numel(),
+                 corpus.valid.numel(), corpus.test.numel(), corpus.vocab_size)
+        return RnnFinal(job.arch, corpus, job.rnn, device, job.seed)
+    from ..data.images import load_images
+
+    data = load_images(job.data_dir, job.dataset, valid_size=job.valid_size, seed=job.seed)
+    log.info("images %s: %d/%d/%d train/valid/test, %d classes", data.source, len(data.train_x),
+             len(data.valid_x), len(data.test_x), len(data.classes))
+    return CnnFinal(job.arch, data, job.cnn, device, job.seed, job.max_epoch)
+
+
+def _is_better(metric_value: float, best: float | None) -> bool:
+    return best is None or metric_value < best
+
+
+def train_final(job: FinalJob) -> dict:
+    """Train, checkpoint every epoch, stop early when asked, test the best weights once; the summary."""
+    out = job.out_dir
+    ckpt = out / "checkpoint.pt"
+    if (out / "summary.json").is_file() and not job.resume:
+        raise WplError(f"{out} already holds a finished final training; pass --resume=True to extend it (with a "
+                       "larger --max_epoch) or choose another --name")
+    if ckpt.is_file() and not job.resume:
+        raise WplError(f"{out} already holds a final training; pass --resume=True to continue it")
+    state = load_checkpoint(ckpt) if job.resume and ckpt.is_file() else None
+    if state is not None and state["config"]["arch"] != job.arch.to_dict():
+        raise WplError(f"{ckpt}: it trains another architecture; resume with the same --arch / --model_name")
+    device = resolve_device(job.device)
+    if state is None:
+        seed_everything(job.seed)
+    ensure_writable_dir(out, "log_dir")
+    trainer = _build(job, device)
+    from ..runlog import RunLog
+
+    runlog = RunLog(out, job.use_tensorboard, purge_step=None if state is None else state["epoch"])
+    m = trainer.metric
+    epoch, best, best_epoch, bad, seconds, history = 0, None, None, 0, 0.0, []
+    if state is not None:
+        trainer.load_state_dict(state["trainer"])
+        epoch, best, best_epoch, bad = state["epoch"], state["best"], state["best_epoch"], state["bad"]
+        seconds, history = state["seconds"], list(state["history"])
+        runlog.truncate(state["log_sizes"])
+        set_rng_state(state["rng"])
+        log.info("resuming %s at epoch %d (to --max_epoch=%d)", out, epoch, job.max_epoch)
+    else:
+        for stale in ("summary.json", "metrics.jsonl", "best.pt"):
+            (out / stale).unlink(missing_ok=True)
+    write_json(out / "config.json", job.config())
+    validate = not (job.space == "micro_cnn" and job.cnn.train_on == "train+valid")
+    log.info("final training of %s (%s) in %s on %s: %d parameters, %s", job.arch.to_json(), job.source, out,
+             device, trainer.params, "validation picks the best epoch" if validate else
+             "trained on train+valid: the last epoch is tested")
+    from tqdm.auto import tqdm
+
+    stopped_early = False
+    bar = tqdm(total=job.max_epoch, initial=epoch, desc="final", dynamic_ncols=True, leave=False)
+    try:
+        while epoch < job.max_epoch:
+            t0 = time.perf_counter()
+            train = trainer.train_epoch()
+            val = trainer.evaluate("valid") if validate else {"loss": math.nan, m: math.nan}
+            note = trainer.end_epoch(val["loss"]) if validate else None
+            seconds += time.perf_counter() - t0
+            score = val[m] if validate else -epoch  # without validation the latest epoch is the best
+            improved = _is_better(score, best)
+            if improved:
+                best, best_epoch, bad = score, epoch, 0
+                save_checkpoint(out / "best.pt", {"weights": trainer.weights(), "epoch": epoch})
+            else:
+                bad += 1
+            rec = {"epoch": epoch, **train, "valid": val[m] if validate else None,
+                   "valid_loss": val["loss"] if validate else None, "seconds": round(seconds, 1)}
+            history.append(rec)
+            runlog.event("final_epoch", **rec, **({"note": note} if note else {}))
+            valid_scalars = {f"final/valid_{m}": val[m], "final/valid_loss": val["loss"]} if validate else {}
+            runlog.scalars(epoch, {"final/train_loss": train["train_loss"], **valid_scalars})
+            log.info("final epoch %d | train loss %.4f | valid %s %s%s%s", epoch, train["train_loss"], m,
+                     f"{val[m]:.4g}" if validate else "n/a", " (best)" if improved and validate else "",
+                     f" | {note}" if note else "")
+            epoch += 1
+            bar.set_postfix_str(f"valid {m} {val[m]:.4g}" if validate else f"train loss {train['train_loss']:.3f}",
+                                refresh=False)
+            bar.update(1)
+            save_checkpoint(ckpt, {"config": job.config(), "epoch": epoch, "trainer": trainer.state_dict(),
+                                   "best": best, "best_epoch": best_epoch, "bad": bad, "seconds": seconds,
+                                   "history": history, "rng": rng_state(), "log_sizes": runlog.sizes()})
+            if validate and job.patience and bad >= job.patience:
+                stopped_early = True
+                log.info("no better validation %s for %d epochs: stopping early", m, bad)
+                break
+        bar.close()
+        return _finish(job, trainer, out, runlog, epoch, best_epoch, seconds, history, stopped_early, validate)
+    finally:
+        runlog.close()
+
+
+def _finish(job: FinalJob, trainer, out: Path, runlog, epochs_done: int, best_epoch: int | None, seconds: float,
+            history: list[dict], stopped_early: bool, validate: bool) -> dict:
+    """Test the best weights once; write and return ``summary.json``."""
+    m = trainer.metric
+    if best_epoch is None:
+        raise WplError(f"{out}: no epoch was trained (--max_epoch={job.max_epoch})")
+    trainer.load_weights(load_checkpoint(out / "best.pt")["weights"])
+    t0 = time.perf_counter()
+    test = trainer.evaluate("test")
+    valid = trainer.evaluate("valid") if validate else None
+    seconds += time.perf_counter() - t0
+    summary = {
+        "metric": m, "best_valid": None if valid is None else valid[m], "test": test[m],
+        "best_epoch": best_epoch, "test_metrics": test, "valid_metrics": valid, "params": trainer.params,
+        "epochs_done": epochs_done, "max_epoch": job.max_epoch, "stopped_early": stopped_early,
+        "arch": job.arch.to_dict(), "source": job.source, "network_type": job.space, "dataset": job.dataset,
+        "seconds": round(seconds, 1), "epochs": history,
+    }
+    write_json(out / "summary.json", finite(summary))
+    runlog.event("done", metric=m, best_valid=summary["best_valid"], test=test[m], params=trainer.params)
+    return summary

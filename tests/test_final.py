@@ -1,0 +1,190 @@
+"""``wpl train-final`` on tiny runs of both spaces: search → train-final → --mode=test, identical
+training from a run and from the same cell's JSON, exact resume, named cells, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import make_cifar, make_text, rnn_argv
+from test_nas_cnn import TINY_CNN
+from wpl.cli import main
+from wpl.nas.cells import PRESETS, resolve_arch
+from wpl.nas.final_cnn import CnnFinalConfig, FixedCNN
+from wpl.nas.run import run_search
+
+RNN_RECIPE = ["--final_embed=8", "--final_hid=8", "--final_batch_size=4", "--final_eval_batch_size=4",
+              "--final_test_batch_size=2", "--final_bptt=6", "--use_tensorboard=False", "--log_level=WARNING",
+              "--device=cpu"]
+CNN_RECIPE = ["--final_channels=2", "--final_num_cells=3", "--final_batch_size=8", "--final_eval_batch_size=16",
+              "--final_cutout=4", "--final_auxiliary=True", "--valid_size=8", "--use_tensorboard=False",
+              "--log_level=WARNING", "--device=cpu"]
+SUMMARY_KEYS = {"metric", "best_valid", "test", "best_epoch", "test_metrics", "params", "epochs_done", "max_epoch",
+                "stopped_early", "arch", "source", "network_type", "dataset", "seconds", "epochs"}
+
+
+def _final(*argv: str) -> None:
+    assert main(["train-final", *argv]) == 0
+
+
+def _summary(folder: Path) -> dict:
+    return json.loads((folder / "summary.json").read_text())
+
+
+@pytest.fixture
+def rnn_run(tmp_path: Path) -> tuple[Path, Path]:
+    """A tiny finished RNN search: (data root, log_dir)."""
+    data = make_text(tmp_path / "data")
+    run_search(rnn_argv(data, tmp_path))
+    return data, tmp_path / "logs"
+
+
+def test_rnn_search_then_final_then_test(rnn_run, capsys) -> None:
+    data, logs = rnn_run
+    _final("--model_name=tiny_rnn-train", f"--log_dir={logs}", "--max_epoch=3", *RNN_RECIPE)
+    out = capsys.readouterr().out
+    final = logs / "tiny_rnn-train" / "final"
+    s = _summary(final)
+    assert SUMMARY_KEYS <= s.keys() and s["metric"] == "ppl" and s["epochs_done"] == 3
+    assert s["arch"] == json.loads((logs / "tiny_rnn-train" / "summary.json").read_text())["best_arch"]
+    assert s["params"] > 0 and s["test"] > 1 and len(s["epochs"]) == 3
+    assert "test ppl" in out and str(final) in out
+    events = [json.loads(ln) for ln in (final / "metrics.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events] == ["final_epoch"] * 3 + ["done"]
+    assert (final / "best.pt").is_file() and (final / "checkpoint.pt").is_file()
+    # --mode=test now reports the final model's number
+    res = run_search(["--mode=test", f"--load_path={logs / 'tiny_rnn-train'}", f"--data_dir={data}",
+                      "--log_level=WARNING"])
+    assert res["model"] == "final" and res["test"] == s["test"]
+
+
+def test_main_py_mode_train_final_is_train_final(rnn_run, tmp_path: Path) -> None:
+    _, logs = rnn_run
+    assert main(["search", "--mode=train_final", f"--load_path={logs / 'tiny_rnn-train'}", "--max_epoch=1",
+                 *RNN_RECIPE]) == 0
+    assert _summary(logs / "tiny_rnn-train" / "final")["epochs_done"] == 1
+
+
+def test_a_cell_from_json_trains_as_the_same_cell_from_its_run(rnn_run, tmp_path: Path) -> None:
+    data, logs = rnn_run
+    _final("--model_name=tiny_rnn-train", f"--log_dir={logs}", "--max_epoch=2", *RNN_RECIPE)
+    from_run = _summary(logs / "tiny_rnn-train" / "final")
+    cell = tmp_path / "cell.json"
+    cell.write_text(json.dumps(from_run["arch"]))
+    _final(f"--arch={cell}", f"--log_dir={tmp_path / 'alone'}", "--dataset=tiny", f"--data_dir={data}",
+           "--max_epoch=2", *RNN_RECIPE)
+    alone = _summary(tmp_path / "alone" / "cell")
+    assert alone["test"] == from_run["test"] and alone["best_valid"] == from_run["best_valid"]
+    assert [e["train_loss"] for e in alone["epochs"]] == [e["train_loss"] for e in from_run["epochs"]]
+
+
+def test_final_training_resumes_exactly(tmp_path: Path, monkeypatch) -> None:
+    data = make_text(tmp_path / "data")
+    common = ["--arch=random:1", "--dataset=tiny", f"--data_dir={data}", *RNN_RECIPE, "--final_asgd=True",
+              "--final_nonmono=1"]
+    _final(*common, f"--log_dir={tmp_path / 'full'}", "--max_epoch=4")
+    from wpl.nas import final as final_mod
+
+    real = final_mod.save_checkpoint
+    calls = {"n": 0}
+
+    def interrupt(path, state):  # the second epoch's checkpoint is written, then the run dies
+        out = real(path, state)
+        if Path(path).name == "checkpoint.pt":
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise KeyboardInterrupt
+        return out
+
+    monkeypatch.setattr(final_mod, "save_checkpoint", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        final_mod.train_final(_job(common, tmp_path / "part", 4))
+    monkeypatch.setattr(final_mod, "save_checkpoint", real)
+    _final(*common, f"--log_dir={tmp_path / 'part'}", "--max_epoch=4", "--resume=True")
+    a, b = _summary(tmp_path / "full" / "random-rnn-1"), _summary(tmp_path / "part" / "random-rnn-1")
+    strip = [{k: v for k, v in e.items() if k != "seconds"} for e in a["epochs"]]
+    assert strip == [{k: v for k, v in e.items() if k != "seconds"} for e in b["epochs"]]
+    assert a["test"] == b["test"] and a["best_epoch"] == b["best_epoch"]
+    full_events = (tmp_path / "full" / "random-rnn-1" / "metrics.jsonl").read_text().splitlines()
+    part_events = (tmp_path / "part" / "random-rnn-1" / "metrics.jsonl").read_text().splitlines()
+    assert len(full_events) == len(part_events) == 5
+
+
+def _job(argv: list[str], log_dir: Path, max_epoch: int):
+    from wpl.nas.final_flags import build_job, parse_final_args
+
+    return build_job(parse_final_args([*argv, f"--log_dir={log_dir}", f"--max_epoch={max_epoch}"]))
+
+
+def test_cnn_search_then_final(tmp_path: Path) -> None:
+    data = make_cifar(tmp_path / "data", per_batch=40)
+    run_search([*TINY_CNN, "--dataset=cifar10", f"--data_dir={data}", f"--log_dir={tmp_path / 'logs'}",
+                "--max_epoch=1"])
+    _final("--model_name=cifar10_cnn", f"--log_dir={tmp_path / 'logs'}", "--max_epoch=2", *CNN_RECIPE)
+    s = _summary(tmp_path / "logs" / "cifar10_cnn" / "final")
+    assert s["metric"] == "error" and 0 <= s["test"] <= 1 and s["network_type"] == "micro_cnn"
+
+
+def test_cnn_train_plus_valid_tests_the_last_epoch(tmp_path: Path) -> None:
+    data = make_cifar(tmp_path / "data", per_batch=40)
+    _final("--arch=enas-cifar10", f"--data_dir={data}", f"--log_dir={tmp_path / 'logs'}", "--max_epoch=2",
+           "--final_train_on=train+valid", *CNN_RECIPE)
+    s = _summary(tmp_path / "logs" / "enas-cifar10")
+    assert s["best_valid"] is None and s["best_epoch"] == 1 and 0 <= s["test"] <= 1
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_named_cells_parse_and_build(name: str) -> None:
+    arch, _ = resolve_arch(name)
+    assert resolve_arch(name)[0] == arch and type(arch).from_json(arch.to_json()) == arch
+    if PRESETS[name].space == "rnn":
+        from wpl.nas.rnn import SharedRNN
+
+        model = SharedRNN(20, 8, 8, arch.num_blocks, only=arch)
+        assert len(model.edges) == arch.num_blocks - 1
+        logits, _, _ = model(torch.randint(0, 20, (3, 2)), torch.zeros(2, 8), arch)
+    else:
+        model = FixedCNN(arch, 3, 10, CnnFinalConfig(channels=2, num_cells=3)).eval()
+        logits, _ = model(torch.randn(2, 3, 16, 16))
+    assert torch.isfinite(logits).all()
+
+
+def test_enas_ptb_cell_is_the_published_one() -> None:
+    arch = PRESETS["enas-ptb"].arch
+    assert arch.num_blocks == 12 and arch.leaves() == [2, 5, 6, 9, 10, 11]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model_name=nope"], "no search run at"),
+    (["--arch=no-such-cell"], "unknown cell 'no-such-cell'; the named cells are enas-ptb"),
+    ([], "name the cell to train"),
+    (["--arch=random:x"], "write random:SEED"),
+    (["--arch=enas-ptb", "--final_channels=4"], "--final_channels: not a setting of the rnn recipe"),
+    (["--arch=enas-ptb", "--final_dropout=1.5"], "--final_dropout=1.5: must be in [0, 1)"),
+])
+def test_bad_input_is_one_line(argv, message, tmp_path: Path, capsys) -> None:
+    assert main(["train-final", f"--log_dir={tmp_path}", *argv]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not any(tmp_path.iterdir())
+
+
+def test_bad_cell_files_and_runs_without_cells(rnn_run, tmp_path: Path, capsys) -> None:
+    _, logs = rnn_run
+    cases = {"wrong_space.json": {"type": "nb201", "ops": []}, "bad_op.json": {
+        "type": "micro_cnn", "normal": [[0, "conv_7x7", 1, "identity"]], "reduce": [[0, "identity", 1, "identity"]]}}
+    for fname, body in cases.items():
+        (tmp_path / fname).write_text(json.dumps(body))
+        assert main(["train-final", f"--arch={tmp_path / fname}", f"--log_dir={tmp_path / 'o'}"]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and fname in err[0], err
+    assert main(["train-final", "--model_name=nope", f"--log_dir={logs}"]) == 1
+    assert "tiny_rnn-train" in capsys.readouterr().err  # the runs that exist are listed
+    bare = logs / "empty_run"
+    (bare / "networks").mkdir(parents=True)
+    (bare / "config.json").write_text("{}")
+    assert main(["train-final", "--model_name=empty_run", f"--log_dir={logs}"]) == 1
+    assert "no derived cell yet" in capsys.readouterr().err
