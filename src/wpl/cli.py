@@ -187,6 +187,72 @@ def cmd_cells(argv: Sequence[str]) -> int:
     return 0
 
 
+def _runs_and_labels(args) -> tuple[list, list[str]]:
+    from .nas.final import run_folder
+    from .nas.run_report import load_run
+
+    names = [args.model_name, *args.compare]
+    log_dir = Path(args.log_dir)
+    runs = [load_run(run_folder(log_dir, n)) for n in names]
+    labels = list(args.labels) if args.labels else [Path(n).name for n in names]
+    if len(labels) != len(runs):
+        raise WplError(f"--labels: {len(labels)} labels for {len(runs)} runs; give one per run (the first is "
+                       "--model_name's)")
+    return runs, labels
+
+
+def _run_flags(p: StrictParser) -> None:
+    p.add_argument("--model_name", required=True, help="a search run under --log_dir")
+    p.add_argument("--compare", nargs="*", default=[], help="more runs to overlay")
+    p.add_argument("--labels", nargs="*", default=[], help="one label per run (default: the folder names)")
+    p.add_argument("--log_dir", default="logs")
+
+
+def cmd_plot(argv: Sequence[str]) -> int:
+    """``wpl plot``: the paper's ENAS forgetting figure from runs."""
+    from .nas.run_report import plot_runs
+
+    p = StrictParser(prog="wpl plot", description="The paper's ENAS figure (mean, best-5 and max forgetting per "
+                     "epoch, the controller's reward) from search runs, overlaid")
+    _run_flags(p)
+    p.add_argument("--unit", choices=["metric", "loss"], default="metric",
+                   help="forgetting in the task's unit (ppl or error) or in loss")
+    p.add_argument("--final", type=str2bool, default=False, help="add the runs' final-training validation curves")
+    p.add_argument("--output", default="", help="the PNG (default <run>/forgetting.png)")
+    args = p.parse_args(argv)
+    runs, labels = _runs_and_labels(args)
+    out = plot_runs(runs, labels, Path(args.output) if args.output else runs[0].path / "forgetting.png",
+                    args.unit, args.final)
+    for run, label in zip(runs, labels, strict=True):
+        fg = [e["diff_best_mean"] for e in run.forgetting if e["epoch"] >= run.wpl_from]
+        mean = f"{sum(fg) / len(fg):.4g}" if fg else "n/a"
+        print(f"{label}: {len(run.epochs)} epochs; mean best-5 forgetting from epoch {run.wpl_from}: {mean} "
+              f"{run.metric}")
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_compare(argv: Sequence[str]) -> int:
+    """``wpl compare``: settings, forgetting and scores of runs, as markdown and JSON."""
+    import json
+
+    from .fileio import finite, write_json
+    from .nas.run_report import compare_markdown, compare_runs
+
+    p = StrictParser(prog="wpl compare", description="A table of search runs: the settings that differ, "
+                     "forgetting over the WPL epochs, the best derived cell, the final-training score")
+    _run_flags(p)
+    p.add_argument("--json", default="", help="also write the comparison as JSON here")
+    args = p.parse_args(argv)
+    runs, labels = _runs_and_labels(args)
+    cmp = compare_runs(runs, labels)
+    sys.stdout.write(compare_markdown(cmp, labels))
+    if args.json:
+        write_json(args.json, finite(json.loads(json.dumps(cmp))))
+        print(f"wrote {args.json}")
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "search": (cmd_search, "ENAS search with WPL (the original main.py flags)"),
     "two-models": (cmd_two_models, "the two-model forgetting experiment (MNIST)"),
@@ -194,6 +260,8 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "gif": (cmd_gif, "an animated GIF of a search run's derived cells (= python generate_gif.py)"),
     "train-final": (cmd_train_final, "train a derived or named cell from scratch, test it once"),
     "cells": (cmd_cells, "the named cells (ENAS, DARTS, baselines) that --arch accepts"),
+    "plot": (cmd_plot, "the paper's ENAS forgetting figure from runs (overlaid)"),
+    "compare": (cmd_compare, "a table of runs: differing settings, forgetting, scores"),
 }
 
 
