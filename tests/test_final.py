@@ -188,3 +188,26 @@ def test_bad_cell_files_and_runs_without_cells(rnn_run, tmp_path: Path, capsys) 
     (bare / "config.json").write_text("{}")
     assert main(["train-final", "--model_name=empty_run", f"--log_dir={logs}"]) == 1
     assert "no derived cell yet" in capsys.readouterr().err
+
+
+def test_mode_test_scores_a_named_cell_with_the_supernet(rnn_run, tmp_path: Path) -> None:
+    data, logs = rnn_run
+    run = logs / "tiny_rnn-train"
+    res = run_search(["--mode=test", f"--load_path={run}", f"--data_dir={data}", "--arch=random:5",
+                      "--log_level=WARNING"])
+    assert res["model"] == "supernet" and res["name"] == "random-rnn-5" and (run / "test_random-rnn-5.json").is_file()
+    assert main(["search", "--mode=test", f"--load_path={run}", f"--data_dir={data}", "--arch=enas-cifar10",
+                 "--log_level=WARNING"]) == 1  # a CNN cell for an RNN run
+
+
+def test_draw_a_named_cell(tmp_path: Path, capsys) -> None:
+    assert main(["draw", "--arch=enas-cifar10", f"--output={tmp_path / 'c.png'}"]) == 0
+    assert (tmp_path / "c.png").is_file() and (tmp_path / "c.dot").is_file()
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_mode_test_refuses_a_cell_the_supernet_cannot_run(rnn_run, capsys) -> None:
+    data, logs = rnn_run  # the tiny run's cells have 3 nodes; the ENAS cell 12
+    assert main(["search", "--mode=test", f"--load_path={logs / 'tiny_rnn-train'}", f"--data_dir={data}",
+                 "--arch=enas-ptb", "--log_level=WARNING"]) == 1
+    assert "cannot run that cell" in capsys.readouterr().err

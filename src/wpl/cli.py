@@ -170,6 +170,25 @@ def cmd_train_final(argv: Sequence[str], prog: str = "wpl train-final") -> int:
     return 0
 
 
+def cmd_draw(argv: Sequence[str]) -> int:
+    """``wpl draw``: the drawing of a named cell, random:SEED or an architecture file."""
+    from .nas.cells import resolve_arch
+    from .nas.cnn import micro_graph
+    from .nas.rnn import RnnArch, rnn_graph
+    from .viz import save_cell_drawing
+
+    p = StrictParser(prog="wpl draw", description="Draw a cell (.png and Graphviz .dot)")
+    p.add_argument("--arch", required=True, help="a named cell (wpl cells), random:SEED[:rnn|micro_cnn] or a .json")
+    p.add_argument("--output", default="", help="the .png to write (default <name>.png here; the .dot goes beside it)")
+    args = p.parse_args(argv)
+    arch, name = resolve_arch(args.arch)
+    graph = rnn_graph(arch) if isinstance(arch, RnnArch) else micro_graph(arch)
+    stem = Path(args.output).with_suffix("") if args.output else Path(name)
+    dot, png = save_cell_drawing(*graph, stem, title=name)
+    print(f"wrote {png} and {dot}")
+    return 0
+
+
 def cmd_cells(argv: Sequence[str]) -> int:
     """``wpl cells``: the named cells, their space and source."""
     from .nas.cells import PRESETS
@@ -260,6 +279,7 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "gif": (cmd_gif, "an animated GIF of a search run's derived cells (= python generate_gif.py)"),
     "train-final": (cmd_train_final, "train a derived or named cell from scratch, test it once"),
     "cells": (cmd_cells, "the named cells (ENAS, DARTS, baselines) that --arch accepts"),
+    "draw": (cmd_draw, "draw a named cell, random:SEED or an architecture file"),
     "plot": (cmd_plot, "the paper's ENAS forgetting figure from runs (overlaid)"),
     "compare": (cmd_compare, "a table of runs: differing settings, forgetting, scores"),
 }

@@ -1,9 +1,11 @@
 """Cell drawings from a node/edge list (each space builds its own, see ``rnn_graph`` and
-``micro_graph``): Graphviz ``.dot`` text (render it anywhere) and a PNG drawn with Pillow (no
-Graphviz needed), laid out top-down by depth."""
+``micro_graph``): Graphviz ``.dot`` text, and a PNG — rendered by Graphviz when ``dot`` is
+installed, else drawn with Pillow (top-down by depth, connected parts side by side, a legend)."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
@@ -14,9 +16,12 @@ INPUT_COLOR, STATE_COLOR, JOIN_COLOR = "#ffffff", "#87ceeb", "#43cd80"
 Graph = tuple[dict[str, tuple[str, str]], list[tuple[str, str]]]  # nodes {id: (label, colour)}, edges
 
 
-def to_dot(nodes: dict[str, tuple[str, str]], edges: list[tuple[str, str]], name: str = "cell") -> str:
-    """Graphviz source for a node/edge list."""
+def to_dot(nodes: dict[str, tuple[str, str]], edges: list[tuple[str, str]], name: str = "cell",
+           title: str = "") -> str:
+    """Graphviz source for a node/edge list (``title`` as the graph's label)."""
     lines = [f'digraph "{name}" {{', "  rankdir=TB;", '  node [shape=box, style=filled, fontname="Helvetica"];']
+    if title:
+        lines.append(f'  labelloc=t; label="{title}";')
     for nid, (label, color) in nodes.items():
         text = label.replace("\n", "\\n")
         lines.append(f'  {nid} [label="{text}", fillcolor="{color}"];')
@@ -37,25 +42,44 @@ def _depths(nodes: dict, edges: list[tuple[str, str]]) -> dict[str, int]:
     return depth
 
 
-def render_png(nodes: dict[str, tuple[str, str]], edges: list[tuple[str, str]], title: str = "") -> Image.Image:
-    """Draw the graph top-down (one row per depth) with Pillow."""
+def _components(nodes: dict, edges: list[tuple[str, str]]) -> list[list[str]]:
+    """Weakly connected components, in the nodes' order (the CNN's normal and reduction cells)."""
+    comp = {n: n for n in nodes}
+
+    def root(n: str) -> str:
+        while comp[n] != n:
+            comp[n] = comp[comp[n]]
+            n = comp[n]
+        return n
+
+    for a, b in edges:
+        comp[root(a)] = root(b)
+    groups: dict[str, list[str]] = {}
+    for n in nodes:
+        groups.setdefault(root(n), []).append(n)
+    return list(groups.values())
+
+
+def _render_component(nodes: dict, edges: list[tuple[str, str]], font) -> Image.Image:
+    """One connected graph top-down, one row per depth, each row ordered by its parents' positions."""
     depth = _depths(nodes, edges)
     rows: dict[int, list[str]] = {}
     for n in nodes:
         rows.setdefault(depth[n], []).append(n)
-    font = ImageFont.load_default()
-    bw, bh, gx, gy, top = 90, 36, 24, 46, 30 if title else 12
+    parents: dict[str, list[str]] = {n: [] for n in nodes}
+    for a, b in edges:
+        parents[b].append(a)
+    bw, bh, gx, gy = 90, 36, 24, 46
     width = max(len(r) for r in rows.values()) * (bw + gx) + gx
-    height = top + len(rows) * (bh + gy) + 10
-    img = Image.new("RGB", (max(width, 200), height), "white")
+    img = Image.new("RGB", (max(width, 120), len(rows) * (bh + gy) + 10), "white")
     draw = ImageDraw.Draw(img)
-    if title:
-        draw.text((8, 8), title, fill="black", font=font)
-    pos = {}
+    pos: dict[str, tuple[int, int]] = {}
     for d, names in sorted(rows.items()):
+        if d > 0:  # barycentre ordering: fewer crossings
+            names.sort(key=lambda n: sum(pos[p][0] for p in parents[n]) / max(len(parents[n]), 1))
         x0 = (img.width - len(names) * (bw + gx) + gx) // 2
         for k, n in enumerate(names):
-            pos[n] = (x0 + k * (bw + gx), top + d * (bh + gy))
+            pos[n] = (x0 + k * (bw + gx), d * (bh + gy) + 4)
     for a, b in edges:
         (xa, ya), (xb, yb) = pos[a], pos[b]
         start, end = (xa + bw // 2, ya + bh), (xb + bw // 2, yb)
@@ -68,13 +92,64 @@ def render_png(nodes: dict[str, tuple[str, str]], edges: list[tuple[str, str]], 
     return img
 
 
+STRUCTURE = {"add", "avg", "normal", "reduce"}  # first label lines of the nodes that are not ops/activations
+
+
+def render_png(nodes: dict[str, tuple[str, str]], edges: list[tuple[str, str]], title: str = "") -> Image.Image:
+    """Draw the graph with Pillow: each connected part (a CNN's normal and reduction cell) top-down,
+    side by side, and a legend of the ops / activations used."""
+    font = ImageFont.load_default()
+    parts = []
+    for names in _components(nodes, edges):
+        keep = set(names)
+        parts.append(_render_component({n: nodes[n] for n in names}, [(a, b) for a, b in edges if a in keep],
+                                       font))
+    legend = {}
+    for label, color in nodes.values():
+        first = label.split("\n")[0]
+        if first not in STRUCTURE and not first.startswith(("x[", "h[")):
+            legend.setdefault(first, color)
+    top = 24 if title else 6
+    gap, legend_h = 30, 26 if legend else 0
+    width = sum(p.width for p in parts) + gap * (len(parts) - 1) + 16
+    img = Image.new("RGB", (max(width, 200), top + max(p.height for p in parts) + legend_h + 6), "white")
+    draw = ImageDraw.Draw(img)
+    if title:
+        draw.text((8, 6), title, fill="black", font=font)
+    x = 8
+    for p in parts:
+        img.paste(p, (x, top))
+        x += p.width + gap
+    x, y = 8, img.height - legend_h
+    for label, color in legend.items():
+        draw.rectangle([x, y + 4, x + 14, y + 18], fill=color, outline="black")
+        draw.text((x + 18, y + 5), label, fill="black", font=font)
+        x += 26 + int(draw.textlength(label, font=font)) + 12
+    return img
+
+
+def _render_dot(dot: Path, png: Path) -> bool:
+    """Render ``dot`` with Graphviz when it is installed; False when it is not or fails."""
+    exe = shutil.which("dot")
+    if exe is None:
+        return False
+    try:
+        atomic_write(png, lambda tmp: subprocess.run([exe, "-Tpng", str(dot), "-o", tmp], check=True,
+                                                     capture_output=True, timeout=60))
+    except (subprocess.SubprocessError, OSError):
+        return False
+    return True
+
+
 def save_cell_drawing(nodes: dict, edges: list, stem: str | Path, title: str = "") -> tuple[Path, Path]:
-    """Write ``stem.dot`` and ``stem.png`` atomically; return both paths."""
+    """Write ``stem.dot`` and ``stem.png`` atomically (the PNG by Graphviz ``dot`` when it is installed, else
+    by :func:`render_png`); return both paths."""
     stem = Path(stem)
     dot = stem.with_suffix(".dot")
     png = stem.with_suffix(".png")
-    text = to_dot(nodes, edges, stem.name)
+    text = to_dot(nodes, edges, stem.name, title.replace('"', "'"))
     atomic_write(dot, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-    img = render_png(nodes, edges, title)
-    atomic_write(png, lambda tmp: img.save(tmp, format="PNG"))
+    if not _render_dot(dot, png):
+        img = render_png(nodes, edges, title)
+        atomic_write(png, lambda tmp: img.save(tmp, format="PNG"))
     return dot, png

@@ -123,8 +123,9 @@ def arch_from_dict(d: dict, source: str) -> Arch:
     raise WplError(f"{source}: an architecture needs \"type\": \"rnn\" or \"micro_cnn\" (got {kind!r})")
 
 
-def resolve_arch(spec: str, space: str | None = None) -> tuple[Arch, str]:
-    """``(architecture, name)`` of a preset name, ``random:SEED[:space]`` or a JSON file path."""
+def resolve_arch(spec: str, space: str | None = None, num_blocks: int | None = None) -> tuple[Arch, str]:
+    """``(architecture, name)`` of a preset name, ``random:SEED[:space]`` (``num_blocks`` nodes/blocks when
+    given) or a JSON file path."""
     if spec in PRESETS:
         return PRESETS[spec].arch, spec
     if spec.startswith("random:"):
@@ -134,7 +135,7 @@ def resolve_arch(spec: str, space: str | None = None) -> tuple[Arch, str]:
         except (IndexError, ValueError):
             raise WplError(f"--arch={spec}: write random:SEED or random:SEED:rnn|micro_cnn (e.g. random:0)") from None
         sp = SPACE_ALIASES.get(parts[2], parts[2]) if len(parts) > 2 else (space or "rnn")
-        return random_arch(seed, sp), f"random-{'rnn' if sp == 'rnn' else 'cnn'}-{seed}"
+        return random_arch(seed, sp, num_blocks), f"random-{'rnn' if sp == 'rnn' else 'cnn'}-{seed}"
     path = Path(spec)
     if not path.is_file():
         preset(spec)  # raises with the list of presets

@@ -21,7 +21,7 @@ from .search_flags import FLAG_OF, build_configs, defaults, parse_search_args
 
 log = logging.getLogger("wpl")
 # Flags of this command alone: never taken from a saved run.
-COMMAND_FLAGS = ("resume", "resume_with_new_params", "load_path", "mode", "explicit")
+COMMAND_FLAGS = ("resume", "resume_with_new_params", "load_path", "mode", "explicit", "arch")
 # Flags that say how long or where to run, not what is learned: on resume, the ones given on the
 # command line win (so --max_epoch=N extends a run) and the others keep their saved values.
 RUN_FLAGS = ("max_epoch", "save_epoch", "max_save_num", "log_step", "log_level", "use_tensorboard", "device",
@@ -202,7 +202,7 @@ def inspect_run(args: Namespace, run_dir: Path, ckpt: Path) -> dict:
     from ..checkpoint import load_checkpoint
 
     final = run_dir / "final" / "summary.json"
-    if args.mode == "test" and final.is_file():
+    if args.mode == "test" and final.is_file() and not args.arch:
         out = json.loads(final.read_text())
         log.info("test %s of the final model (the best derived cell trained from scratch, %d parameters, best "
                  "epoch %d of %d): %s; from %s", out["metric"], out["params"], out["best_epoch"], out["epochs_done"],
@@ -222,6 +222,8 @@ def inspect_run(args: Namespace, run_dir: Path, ckpt: Path) -> dict:
             log.info("derived from %s (after epoch %d): valid %s %s; networks/derived.{json,dot,png}", ckpt,
                      search.epoch - 1, m, _fmt(rec["valid"]))
             return rec
+        if args.arch:
+            return _test_named(args.arch, search, run_dir)
         if search.best is None:
             raise WplError(f"{ckpt}: the run has no derived architecture yet (derive runs every --save_epoch); "
                            "run --mode=derive first")
@@ -236,6 +238,30 @@ def inspect_run(args: Namespace, run_dir: Path, ckpt: Path) -> dict:
         return {**out, "model": "supernet"}
     finally:
         search.runlog.close()
+
+
+def _test_named(spec: str, search, run_dir: Path) -> dict:
+    """``--mode=test --arch=...``: a given cell scored with the run's supernet weights (``test_<name>.json``)."""
+    from .cells import resolve_arch
+    from .rnn_arch import RnnArch
+
+    task, m = search.task, search.metric
+    arch, name = resolve_arch(spec, task.kind, task.config.num_blocks)
+    if isinstance(arch, RnnArch) != (task.kind == "rnn"):
+        raise WplError(f"--arch={spec}: a {type(arch).__name__} cell, but {run_dir} searched "
+                       f"--network_type={task.kind}")
+    try:
+        task.supernet.parameters_for(arch)
+        valid, test = task.evaluate(arch, "valid"), task.evaluate(arch, "test")
+    except (KeyError, IndexError, ValueError, AttributeError) as exc:
+        raise WplError(f"--arch={spec}: this run's supernet cannot run that cell ({exc}); it needs the same "
+                       "--num_blocks and ops") from exc
+    out = {"arch": arch.to_dict(), "name": name, "metric": m, "valid": valid[m], "test": test[m], "model": "supernet",
+           **{f"test_{k}": v for k, v in test.items()}}
+    write_json(run_dir / f"test_{name}.json", out)
+    log.info("%s with the supernet's weights of %s: valid %s %s, test %s %s; written to %s", name, run_dir.name, m,
+             _fmt(valid[m]), m, _fmt(test[m]), run_dir / f"test_{name}.json")
+    return out
 
 
 def _fmt(v) -> str:

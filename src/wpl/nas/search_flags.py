@@ -150,6 +150,8 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
     ],
     "Misc": [
         ("load_path", str, "", "run to resume or derive from: a folder, or a model name under --log_dir"),
+        ("arch", str, "", "--mode=test: score this cell with the run's supernet (a named cell, random:SEED or a "
+         ".json) instead of its best derived cell"),
         ("resume", bool, False, "continue the run named by --load_path, else the <dataset>_<comment> run"),
         ("resume_with_new_params", bool, False, "on resume, take hyper-parameters from this command line"),
         ("log_step", int, 50, "steps between log lines"),
