@@ -47,6 +47,7 @@ class FinalJob:
     resume: bool = False
     use_tensorboard: bool = True
     valid_size: int = 5000
+    split_seed: int | None = None  # the seed of the held-out validation images (a run's: its own)
     rnn: RnnFinalConfig = field(default_factory=RnnFinalConfig)
     cnn: CnnFinalConfig = field(default_factory=CnnFinalConfig)
 
@@ -60,7 +61,8 @@ class FinalJob:
         recipe = asdict(self.cnn if self.space == "micro_cnn" else self.rnn)
         return {"arch": self.arch.to_dict(), "source": self.source, "network_type": self.space,
                 "dataset": self.dataset, "data_dir": self.data_dir, "max_epoch": self.max_epoch,
-                "patience": self.patience, "seed": self.seed, "valid_size": self.valid_size, "recipe": recipe}
+                "patience": self.patience, "seed": self.seed, "valid_size": self.valid_size,
+                "split_seed": self.split_seed, "recipe": recipe}
 
 
 # ---- where the cell comes from ---------------------------------------------------------------------
@@ -120,7 +122,8 @@ def _build(job: FinalJob, device: torch.device):
         return RnnFinal(job.arch, corpus, job.rnn, device, job.seed)
     from ..data.images import load_images
 
-    data = load_images(job.data_dir, job.dataset, valid_size=job.valid_size, seed=job.seed)
+    data = load_images(job.data_dir, job.dataset, valid_size=job.valid_size,
+                       seed=job.seed if job.split_seed is None else job.split_seed)
     log.info("images %s: %d/%d/%d train/valid/test, %d classes", data.source, len(data.train_x),
              len(data.valid_x), len(data.test_x), len(data.classes))
     return CnnFinal(job.arch, data, job.cnn, device, job.seed, job.max_epoch)

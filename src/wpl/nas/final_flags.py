@@ -48,7 +48,8 @@ def final_parser(prog: str = "wpl train-final") -> StrictParser:
     run.add_argument("--log_dir", default="logs")
     run.add_argument("--dataset", default="", help="default: the run's; with --arch ptb (rnn) or cifar10 (cnn)")
     run.add_argument("--data_dir", default="", help="default: the run's; with --arch 'embedded' (the PTB slice)")
-    run.add_argument("--valid_size", type=int, default=5000, help="images held out for validation (images only)")
+    run.add_argument("--valid_size", type=int, default=None, help="images held out for validation (images only; "
+                     "default: the run's, else 5000)")
     run.add_argument("--max_epoch", type=int, default=40)
     run.add_argument("--patience", type=int, default=0,
                      help="stop after this many epochs without a better validation score (0: never)")
@@ -94,17 +95,20 @@ def build_job(args) -> FinalJob:
         dataset = args.dataset or cfg.get("dataset", "ptb")
         data_dir = args.data_dir or cfg.get("data_dir", "embedded")
         out, source = run / "final", f"run {run.name} ({args.arch_from} derived cell)"
+        valid_size = args.valid_size or int(cfg.get("valid_size", 5000))
+        split_seed = int(cfg.get("random_seed", args.seed))  # the search's held-out images stay held out
     else:
         arch, name = resolve_arch(args.arch)
         space = "micro_cnn" if isinstance(arch, MicroArch) else "rnn"
         dataset = args.dataset or ("ptb" if space == "rnn" else "cifar10")
         data_dir = args.data_dir or "embedded"
         out, source = log_dir / (args.name or name), f"--arch {args.arch}"
+        valid_size, split_seed = args.valid_size or 5000, None
     space = "micro_cnn" if isinstance(arch, MicroArch) else "rnn"
     job = FinalJob(arch=arch, out_dir=out, source=source, dataset=dataset,
                    data_dir=None if data_dir == "embedded" else data_dir, max_epoch=args.max_epoch,
                    patience=args.patience, seed=args.seed, device=args.device, resume=args.resume,
-                   use_tensorboard=args.use_tensorboard, valid_size=args.valid_size)
+                   use_tensorboard=args.use_tensorboard, valid_size=valid_size, split_seed=split_seed)
     if args.max_epoch < 1:
         raise ConfigError("max_epoch", args.max_epoch, "must be >= 1")
     if args.patience < 0:
