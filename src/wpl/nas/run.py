@@ -265,4 +265,4 @@ def _test_named(spec: str, search, run_dir: Path) -> dict:
 
 
 def _fmt(v) -> str:
-    return "n/a" if v is None else f"{v:.2f}"
+    return "n/a" if v is None else f"{v:.4g}"

@@ -119,8 +119,11 @@ def plot_runs(runs: list[RunData], labels: list[str], output: Path, unit: str = 
         axes[4].set_xlabel("final-training epoch")
     for ax in axes[:4]:
         ax.set_xlabel("search epoch")
+    from matplotlib.ticker import MaxNLocator
+
     for ax in axes:
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].legend(fontsize=8)
     if final:
         axes[4].legend(fontsize=8)
