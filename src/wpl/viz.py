@@ -26,6 +26,12 @@ def to_dot(nodes: dict[str, tuple[str, str]], edges: list[tuple[str, str]], name
         text = label.replace("\n", "\\n")
         lines.append(f'  {nid} [label="{text}", fillcolor="{color}"];')
     lines += [f"  {a} -> {b};" for a, b in edges]
+    legend = _legend(nodes)
+    if legend:  # one swatch per op / activation, in a box of its own
+        lines.append('  subgraph cluster_legend { label="legend"; fontname="Helvetica";')
+        lines += [f'    legend_{k} [label="{label}", fillcolor="{color}"];' for k, (label, color) in
+                  enumerate(legend.items())]
+        lines.append("  }")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -95,6 +101,16 @@ def _render_component(nodes: dict, edges: list[tuple[str, str]], font) -> Image.
 STRUCTURE = {"add", "avg", "normal", "reduce"}  # first label lines of the nodes that are not ops/activations
 
 
+def _legend(nodes: dict[str, tuple[str, str]]) -> dict[str, str]:
+    """``{op or activation: colour}`` of the nodes that are ops or activations."""
+    legend: dict[str, str] = {}
+    for label, color in nodes.values():
+        first = label.split("\n")[0]
+        if first not in STRUCTURE and not first.startswith(("x[", "h[")):
+            legend.setdefault(first, color)
+    return legend
+
+
 def render_png(nodes: dict[str, tuple[str, str]], edges: list[tuple[str, str]], title: str = "") -> Image.Image:
     """Draw the graph with Pillow: each connected part (a CNN's normal and reduction cell) top-down,
     side by side, and a legend of the ops / activations used."""
@@ -104,11 +120,7 @@ def render_png(nodes: dict[str, tuple[str, str]], edges: list[tuple[str, str]], 
         keep = set(names)
         parts.append(_render_component({n: nodes[n] for n in names}, [(a, b) for a, b in edges if a in keep],
                                        font))
-    legend = {}
-    for label, color in nodes.values():
-        first = label.split("\n")[0]
-        if first not in STRUCTURE and not first.startswith(("x[", "h[")):
-            legend.setdefault(first, color)
+    legend = _legend(nodes)
     top = 24 if title else 6
     gap, legend_h = 30, 26 if legend else 0
     width = sum(p.width for p in parts) + gap * (len(parts) - 1) + 16
