@@ -272,6 +272,41 @@ def cmd_compare(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_rank(argv: Sequence[str]) -> int:
+    """``wpl rank --reference``: the ranking metrics of the published NAS-Bench-201 supernet estimates."""
+    from .data.nb201 import NUM_CELLS, ground_truth
+    from .fileio import finite, write_json
+    from .nas.rank import metrics_table, rank_metrics, sample_cells
+
+    p = StrictParser(prog="wpl rank", description="Ranking fidelity against NAS-Bench-201's ground truth (CIFAR-10): "
+                     "Kendall τ, Spearman ρ, sparse τ, τ in the true top 10%, precision at the top 5%/10%, the "
+                     "top-1 pick's true accuracy")
+    p.add_argument("--reference", type=str2bool, default=False,
+                   help="score the two published supernets' estimates (one-shot, few-shot) shipped with wpl")
+    p.add_argument("--num_archs", type=int, default=200, help="cells in the seeded uniform sample")
+    p.add_argument("--all", type=str2bool, default=False, help="every one of the 15,625 cells")
+    p.add_argument("--seed", type=int, default=0, help="the sample's seed")
+    p.add_argument("--output", default="", help="also write the metrics as JSON here")
+    args = p.parse_args(argv)
+    if not args.reference:
+        raise WplError("wpl rank needs --reference=true (the published estimates); ranking a search run's supernet "
+                       "needs the NAS-Bench-201 search space, which this version does not have yet")
+    if not args.all and not 2 <= args.num_archs <= NUM_CELLS:
+        raise WplError(f"--num_archs={args.num_archs}: at most {NUM_CELLS} (the benchmark's cells) and at least 2; "
+                       "or --all=true")
+    g = ground_truth()
+    idx = sample_cells(None if args.all else args.num_archs, args.seed, NUM_CELLS)
+    rows = {name: rank_metrics(est[idx], g.test_acc[idx])
+            for name, est in (("one-shot supernet", g.one_shot), ("few-shot supernet", g.few_shot))}
+    sys.stdout.write(metrics_table(rows))
+    sample = "all cells" if args.all else f"{len(idx)} cells (uniform sample, seed {args.seed})"
+    print(f"NAS-Bench-201 CIFAR-10 test accuracy as the truth; {sample}; best cell 94.37")
+    if args.output:
+        write_json(args.output, finite({"cells": sample, "reference": rows}))
+        print(f"wrote {args.output}")
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "search": (cmd_search, "ENAS search with WPL (the original main.py flags)"),
     "two-models": (cmd_two_models, "the two-model forgetting experiment (MNIST)"),
@@ -281,6 +316,7 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "cells": (cmd_cells, "the named cells (ENAS, DARTS, baselines) that --arch accepts"),
     "draw": (cmd_draw, "draw a named cell, random:SEED or an architecture file"),
     "plot": (cmd_plot, "the paper's ENAS forgetting figure from runs (overlaid)"),
+    "rank": (cmd_rank, "ranking fidelity against NAS-Bench-201's ground truth (the published estimates)"),
     "compare": (cmd_compare, "a table of runs: differing settings, forgetting, scores"),
 }
 
