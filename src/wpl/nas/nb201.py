@@ -1,0 +1,217 @@
+"""The NAS-Bench-201 search space: architectures (the benchmark's own strings) and the shared supernet.
+
+A cell has 4 nodes; node ``j`` sums ``op(node i)`` over every earlier node ``i`` (6 edges), each
+op one of ``none`` (the edge is absent), ``skip_connect``, ``nor_conv_1x1`` / ``nor_conv_3x3``
+(ReLU → conv → BN) and ``avg_pool_3x3``; the cell's output is node 3. The macro network (as the
+benchmark's): a 3×3 stem conv to ``C`` channels, ``N`` cells, a residual reduction block to ``2C``,
+``N`` cells, one to ``4C``, ``N`` cells, BN → ReLU, global pooling, a linear head.
+
+The supernet holds one set of weights per (cell, edge, op) and runs one op per edge (single path).
+Its batch norms have no affine parameters or running statistics: they normalise with the batch's
+statistics in evaluation too (the usual weight-sharing choice on NAS-Bench-201).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..data.nb201 import EDGES, OPS, arch_string, parse_arch
+from ..viz import INPUT_COLOR, JOIN_COLOR, Graph
+
+COLORS = {"none": "#dddddd", "skip_connect": "#ffa500", "nor_conv_1x1": "#ffc0cb", "nor_conv_3x3": "#ff8fa3",
+          "avg_pool_3x3": "#43cd80"}
+LABELS = {"none": "none", "skip_connect": "skip", "nor_conv_1x1": "conv 1x1", "nor_conv_3x3": "conv 3x3",
+          "avg_pool_3x3": "avg 3x3"}
+
+
+@dataclass(frozen=True)
+class Nb201Arch:
+    """One cell: the op of each of the 6 edges, in the benchmark string's order (``EDGES``)."""
+
+    ops: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.ops) != len(EDGES):
+            raise ValueError(f"a NAS-Bench-201 cell has {len(EDGES)} edges, got {len(self.ops)} ops")
+        unknown = [o for o in self.ops if o not in OPS]
+        if unknown:
+            raise ValueError(f"unknown op {unknown[0]!r}; NAS-Bench-201's ops are {', '.join(OPS)}")
+
+    @property
+    def string(self) -> str:
+        """The benchmark's string form (its ground truth's key)."""
+        return arch_string(self.ops)
+
+    def to_dict(self) -> dict:
+        """Plain data: the canonical form."""
+        return {"type": "nb201", "arch": self.string}
+
+    def to_json(self) -> str:
+        """The one canonical JSON text of this architecture."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_string(cls, text: str) -> Nb201Arch:
+        """Parse the benchmark's string (WplError naming what is wrong)."""
+        return cls(parse_arch(text))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Nb201Arch:
+        """Inverse of :meth:`to_dict`."""
+        if d.get("type", "nb201") != "nb201":
+            raise ValueError(f"not a NAS-Bench-201 architecture: type {d.get('type')!r}")
+        return cls.from_string(d["arch"])
+
+    @classmethod
+    def from_json(cls, text: str) -> Nb201Arch:
+        """Parse the canonical JSON."""
+        return cls.from_dict(json.loads(text))
+
+
+def nb201_decisions(ops: Sequence[str] = OPS) -> list[int]:
+    """Choice counts of the controller's decisions: one op per edge."""
+    return [len(ops)] * len(EDGES)
+
+
+def decode_nb201(actions: Sequence[int], ops: Sequence[str] = OPS) -> Nb201Arch:
+    """Controller actions → architecture."""
+    return Nb201Arch(tuple(ops[int(a)] for a in actions))
+
+
+def encode_nb201(arch: Nb201Arch, ops: Sequence[str] = OPS) -> list[int]:
+    """Architecture → controller actions."""
+    return [list(ops).index(o) for o in arch.ops]
+
+
+def nb201_graph(arch: Nb201Arch) -> Graph:
+    """The drawing: the cell's 4 nodes and one box per present edge's op."""
+    nodes = {"n0": ("node 0\n(input)", INPUT_COLOR), "n3": ("node 3\n(output)", JOIN_COLOR)}
+    nodes.update({f"n{j}": (f"node {j}", "#e8e8e8") for j in (1, 2)})
+    edges = []
+    for k, ((i, j), op) in enumerate(zip(EDGES, arch.ops, strict=True)):
+        if op == "none":
+            continue
+        nodes[f"e{k}"] = (LABELS[op], COLORS[op])
+        edges += [(f"n{i}", f"e{k}"), (f"e{k}", f"n{j}")]
+    return nodes, edges
+
+
+# ---- layers ------------------------------------------------------------------------------------
+def _bn(c: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(c, affine=False, track_running_stats=False)
+
+
+class ReluConvBn(nn.Sequential):
+    """ReLU → k×k conv (stride) → BN."""
+
+    def __init__(self, c_in: int, c_out: int, k: int, stride: int = 1) -> None:
+        super().__init__(nn.ReLU(), nn.Conv2d(c_in, c_out, k, stride, k // 2, bias=False), _bn(c_out))
+
+
+class ResBlock(nn.Module):
+    """The benchmark's residual reduction block: two 3×3 ReLU-conv-BN (the first stride 2) plus a
+    pooled 1×1 shortcut."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.a = ReluConvBn(c_in, c_out, 3, 2)
+        self.b = ReluConvBn(c_out, c_out, 3, 1)
+        self.shortcut = nn.Sequential(nn.AvgPool2d(2, 2), nn.Conv2d(c_in, c_out, 1, bias=False))
+
+    def forward(self, x: Tensor) -> Tensor:  # noqa: D102
+        return self.b(self.a(x)) + self.shortcut(x)
+
+
+def make_op(name: str, c: int) -> nn.Module | None:
+    """The module of op ``name`` at ``c`` channels (None for ``none``: the edge adds nothing)."""
+    if name == "none":
+        return None
+    if name == "skip_connect":
+        return nn.Identity()
+    if name == "avg_pool_3x3":
+        return nn.AvgPool2d(3, 1, 1, count_include_pad=False)
+    if name in ("nor_conv_1x1", "nor_conv_3x3"):
+        return ReluConvBn(c, c, int(name[-1]))
+    raise ValueError(f"unknown op {name!r}; NAS-Bench-201's ops are {', '.join(OPS)}")
+
+
+class SharedCell(nn.Module):
+    """One cell position: every (edge, op)'s module; ``forward(x, arch)`` runs the chosen op per edge."""
+
+    def __init__(self, c: int, ops: Sequence[str]) -> None:
+        super().__init__()
+        self.ops = nn.ModuleDict()
+        for k in range(len(EDGES)):
+            for op in ops:
+                module = make_op(op, c)
+                if module is not None:
+                    self.ops[f"{k}_{op}"] = module
+
+    def forward(self, x: Tensor, arch: Nb201Arch) -> Tensor:  # noqa: D102
+        nodes = [x]
+        for j in (1, 2, 3):
+            total = None
+            for k, ((i, jj), op) in enumerate(zip(EDGES, arch.ops, strict=True)):
+                if jj != j or op == "none":
+                    continue
+                y = self.ops[f"{k}_{op}"](nodes[i])
+                total = y if total is None else total + y
+            nodes.append(torch.zeros_like(x) if total is None else total)
+        return nodes[3]
+
+
+class SharedNB201(nn.Module):
+    """The NAS-Bench-201 supernet (see the module docstring): ``C`` = ``channels``, ``N`` = ``cells``."""
+
+    def __init__(self, in_channels: int = 3, classes: int = 10, channels: int = 16, cells: int = 5,
+                 ops: Sequence[str] = OPS) -> None:
+        super().__init__()
+        if channels < 1 or cells < 1:
+            raise ValueError(f"channels and cells must be >= 1, got {channels} and {cells}")
+        unknown = [o for o in ops if o not in OPS]
+        if unknown:
+            raise ValueError(f"unknown op {unknown[0]!r}; NAS-Bench-201's ops are {', '.join(OPS)}")
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), _bn(channels))
+        self.layers = nn.ModuleList()
+        c = channels
+        for stage in range(3):
+            if stage > 0:
+                self.layers.append(ResBlock(c, 2 * c))
+                c *= 2
+            self.layers.extend(SharedCell(c, ops) for _ in range(cells))
+        self.head_bn = _bn(c)
+        self.classifier = nn.Linear(c, classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: Tensor, arch: Nb201Arch) -> Tensor:
+        """Images ``[N, C, H, W]`` → class logits."""
+        x = self.stem(x)
+        for layer in self.layers:
+            x = layer(x, arch) if isinstance(layer, SharedCell) else layer(x)
+        x = F.relu(self.head_bn(x))
+        return self.classifier(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+    def op_names(self, arch: Nb201Arch | None = None) -> list[str]:
+        """Parameters of the ops ``arch`` uses (every op's when None): the weights WPL protects."""
+        out = []
+        for li, layer in enumerate(self.layers):
+            if not isinstance(layer, SharedCell):
+                continue
+            for key, module in layer.ops.items():
+                k, op = key.split("_", 1)
+                if arch is None or arch.ops[int(k)] == op:
+                    out += [f"layers.{li}.ops.{key}.{n}" for n, _ in module.named_parameters()]
+        return out
+
+    def parameters_for(self, arch: Nb201Arch) -> list[str]:
+        """Names of every parameter ``arch`` uses (the others get no gradient from it)."""
+        always = [n for n, _ in self.named_parameters() if ".ops." not in n]
+        return always + self.op_names(arch)

@@ -1,0 +1,72 @@
+"""The NAS-Bench-201 space: architectures in the benchmark's strings, the supernet's shapes, ``none``
+edges, the parameters an architecture uses."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from wpl.data.nb201 import OPS, all_archs, ground_truth
+from wpl.errors import WplError
+from wpl.nas.nb201 import (
+    Nb201Arch,
+    ResBlock,
+    SharedCell,
+    SharedNB201,
+    decode_nb201,
+    encode_nb201,
+    nb201_decisions,
+    nb201_graph,
+)
+
+
+def test_arch_round_trips_and_is_the_benchmark_key() -> None:
+    rng = random.Random(0)
+    for text in rng.sample(all_archs(), 50):
+        arch = Nb201Arch.from_string(text)
+        assert arch.string == text and Nb201Arch.from_json(arch.to_json()) == arch
+        assert decode_nb201(encode_nb201(arch)) == arch
+        assert ground_truth().lookup(arch.string) > 0
+    assert nb201_decisions() == [5] * 6
+    with pytest.raises(WplError, match="unknown op"):
+        Nb201Arch.from_string("|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+    with pytest.raises(ValueError, match="6 edges"):
+        Nb201Arch(("none",) * 5)
+
+
+def test_supernet_shapes_and_stages() -> None:
+    net = SharedNB201(3, 10, channels=4, cells=1)
+    kinds = [type(m).__name__ for m in net.layers]
+    assert kinds == ["SharedCell", "ResBlock", "SharedCell", "ResBlock", "SharedCell"]
+    x = torch.randn(2, 3, 16, 16)
+    arch = Nb201Arch(("nor_conv_3x3", "skip_connect", "nor_conv_1x1", "avg_pool_3x3", "none", "nor_conv_3x3"))
+    assert net(x, arch).shape == (2, 10)
+    assert ResBlock(4, 8)(torch.randn(2, 4, 16, 16)).shape == (2, 8, 8, 8)
+
+
+def test_none_edges_add_nothing_and_an_all_none_cell_outputs_zeros() -> None:
+    cell = SharedCell(3, OPS)
+    x = torch.randn(2, 3, 8, 8)
+    assert torch.equal(cell(x, Nb201Arch(("none",) * 6)), torch.zeros_like(x))
+    # node 3 = skip(node 0) only: the cell is the identity
+    only_skip = Nb201Arch(("none", "none", "none", "skip_connect", "none", "none"))
+    assert torch.equal(cell(x, only_skip), x)
+    net = SharedNB201(3, 10, channels=4, cells=1)
+    assert torch.isfinite(net(torch.randn(2, 3, 8, 8), Nb201Arch(("none",) * 6))).all()
+
+
+def test_an_architecture_uses_and_protects_only_its_ops() -> None:
+    net = SharedNB201(3, 10, channels=4, cells=2)
+    arch = Nb201Arch(("nor_conv_3x3", "none", "skip_connect", "nor_conv_1x1", "avg_pool_3x3", "none"))
+    names = net.op_names(arch)
+    assert names and all(".ops.0_nor_conv_3x3." in n or ".ops.3_nor_conv_1x1." in n for n in names)
+    net(torch.randn(2, 3, 8, 8), arch).sum().backward()
+    with_grad = {n for n, p in net.named_parameters() if p.grad is not None}
+    assert with_grad == set(net.parameters_for(arch))
+
+
+def test_drawing_has_one_box_per_present_edge() -> None:
+    nodes, edges = nb201_graph(Nb201Arch(("nor_conv_3x3", "none", "skip_connect", "none", "none", "avg_pool_3x3")))
+    assert sum(k.startswith("e") for k in nodes) == 3 and len(edges) == 6
