@@ -141,7 +141,7 @@ def assert_schema(run: Path, summary: dict, metric: str, top_k: int) -> None:
     assert on_disk["metric"] == summary["metric"] == metric
     for key in ("best_valid", "test", "best_arch", "epochs_done", "seconds"):
         assert key in on_disk, key
-    assert isinstance(on_disk["test"], float) and on_disk["best_arch"]["type"] in ("rnn", "micro_cnn")
+    assert isinstance(on_disk["test"], float) and on_disk["best_arch"]["type"] in ("rnn", "micro_cnn", "nb201")
     alias = {"ppl": "ppl", "error": "err"}[metric]
     assert on_disk[f"test_{alias}"] == on_disk["test"] and on_disk[f"best_valid_{alias}"] == on_disk["best_valid"]
     events = events_of(run)

@@ -70,3 +70,52 @@ def test_an_architecture_uses_and_protects_only_its_ops() -> None:
 def test_drawing_has_one_box_per_present_edge() -> None:
     nodes, edges = nb201_graph(Nb201Arch(("nor_conv_3x3", "none", "skip_connect", "none", "none", "avg_pool_3x3")))
     assert sum(k.startswith("e") for k in nodes) == 3 and len(edges) == 6
+
+
+TINY_NB201 = ["--network_type=nb201", "--nb201_channels=2", "--nb201_cells=1", "--batch_size=4",
+              "--test_batch_size=8", "--shared_max_step=2", "--num_batch_per_iter=2", "--controller_max_step=2",
+              "--nb_batch_reward_controller=1", "--derive_num_sample=2", "--forgetting_batches=1",
+              "--valid_size=8", "--save_epoch=1", "--controller_hid=8", "--use_tensorboard=False",
+              "--log_level=WARNING", "--num_gpu=0", "--train_controller=True", "--start_training_controller=0",
+              "--start_using_fisher=1", "--fisher_clip_by_norm=10", "--alpha_fisher=60", "--comment=nb",
+              "--dataset=cifar10"]
+
+
+def test_tiny_nb201_search_end_to_end(tmp_path, monkeypatch) -> None:
+    import json
+
+    from conftest import assert_schema, make_cifar, run_interrupted
+    from wpl.nas.run import run_search
+
+    data = make_cifar(tmp_path / "data")
+    argv = [*TINY_NB201, f"--data_dir={data}", "--max_epoch=2"]
+    summary = run_search([*argv, f"--log_dir={tmp_path / 'full' / 'logs'}"])
+    run = tmp_path / "full" / "logs" / "cifar10_nb"
+    assert_schema(run, summary, "error", top_k=5)
+    best = Nb201Arch.from_dict(summary["best_arch"])
+    assert ground_truth().lookup(best.string) > 0  # a derived cell is a benchmark cell
+    assert (run / "networks" / "epoch_000.png").is_file()
+    # exact resume
+    part = [*argv, f"--log_dir={tmp_path / 'part' / 'logs'}"]
+    run_interrupted(part, 1, monkeypatch)
+    run_search([*part, "--resume=True"])
+    for name in ("forgetting.csv", "metrics.jsonl"):
+        a = (run / name).read_text()
+        b = (tmp_path / "part" / "logs" / "cifar10_nb" / name).read_text()
+        assert a == b, name
+    assert json.loads((tmp_path / "part" / "logs" / "cifar10_nb" / "summary.json").read_text())["test"] == \
+        summary["test"]
+
+
+def test_final_training_of_an_nb201_cell_points_to_the_ground_truth(tmp_path, capsys) -> None:
+    import json
+
+    from wpl.cli import main
+
+    cell = tmp_path / "cell.json"
+    cell.write_text(json.dumps({"type": "nb201", "arch": all_archs()[3]}))
+    assert main(["train-final", f"--arch={cell}", f"--log_dir={tmp_path / 'o'}"]) == 1
+    assert "its CIFAR-10 test accuracy is 80.08%" in capsys.readouterr().err
+    cell.write_text(json.dumps({"type": "nb201", "arch": "|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|"}))
+    assert main(["train-final", f"--arch={cell}", f"--log_dir={tmp_path / 'o'}"]) == 1
+    assert "unknown op 'conv'" in capsys.readouterr().err

@@ -118,9 +118,13 @@ def arch_from_dict(d: dict, source: str) -> Arch:
             return RnnArch.from_dict(d)
         if kind == "micro_cnn":
             return MicroArch.from_dict(d)
-    except (KeyError, TypeError, ValueError) as exc:
+        if kind == "nb201":
+            from .nb201 import Nb201Arch
+
+            return Nb201Arch.from_dict(d)
+    except (KeyError, TypeError, ValueError, WplError) as exc:
         raise WplError(f"{source}: not a valid {kind} architecture ({exc})") from exc
-    raise WplError(f"{source}: an architecture needs \"type\": \"rnn\" or \"micro_cnn\" (got {kind!r})")
+    raise WplError(f"{source}: an architecture needs \"type\": \"rnn\", \"micro_cnn\" or \"nb201\" (got {kind!r})")
 
 
 def resolve_arch(spec: str, space: str | None = None, num_blocks: int | None = None) -> tuple[Arch, str]:

@@ -46,24 +46,28 @@ class CnnTask:
     def __init__(self, data: ImageSplits, config: CnnConfig, device: torch.device) -> None:
         cfg = self.config = config
         self.device, self.data = device, data
-        self.normal_ops = list(cfg.shared_cnn_normal_types)
-        self.reduce_ops = list(cfg.shared_cnn_reduce_types)
         c, _, _ = data.shape
         self.train_x, self.train_y = data.train_x.to(device), data.train_y.to(device)
         self.valid_x, self.valid_y = data.valid_x.to(device), data.valid_y.to(device)
         self.test_x, self.test_y = data.test_x.to(device), data.test_y.to(device)
         classes = max(len(data.classes), int(data.train_y.max()) + 1)
-        self.supernet = SharedCNN(c, classes, cfg.cnn_final_filter_size, cfg.cnn_num_modules,
-                                  cfg.cnn_num_repeat_normal, cfg.num_blocks, self.normal_ops,
-                                  self.reduce_ops, cfg.cnn_sep_conv).to(device)
+        self.supernet = self._build_space(c, classes).to(device)
         n_valid = math.ceil(len(self.valid_x) / cfg.batch_size)
         cfg.check_valid_batches(n_valid)
-        self.decisions = micro_decisions(cfg.num_blocks, len(self.normal_ops), len(self.reduce_ops))
-        self.reset_at: tuple[int, ...] = (len(self.decisions) // 2,)
         self.gen = torch.Generator().manual_seed(cfg.random_seed)
         self.order = torch.randperm(len(self.train_x), generator=self.gen)
         self.train_pos, self.valid_pos = 0, 0
         self.flip = not data.source.startswith("mnist")  # mirrored digits are other digits
+
+    def _build_space(self, channels: int, classes: int) -> nn.Module:
+        """The supernet, and the space's decisions (what a subclass for another image space replaces)."""
+        cfg = self.config
+        self.normal_ops = list(cfg.shared_cnn_normal_types)
+        self.reduce_ops = list(cfg.shared_cnn_reduce_types)
+        self.decisions = micro_decisions(cfg.num_blocks, len(self.normal_ops), len(self.reduce_ops))
+        self.reset_at: tuple[int, ...] = (len(self.decisions) // 2,)
+        return SharedCNN(channels, classes, cfg.cnn_final_filter_size, cfg.cnn_num_modules,
+                         cfg.cnn_num_repeat_normal, cfg.num_blocks, self.normal_ops, self.reduce_ops, cfg.cnn_sep_conv)
 
     # ---- architectures -------------------------------------------------------------------------
     def decode(self, actions: Sequence[int]) -> MicroArch:

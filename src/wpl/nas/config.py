@@ -19,7 +19,7 @@ from .rnn import check_activation
 RNN_ACTIVATIONS = ("tanh", "ReLU", "identity", "sigmoid")  # the original's default list (its spelling)
 CNN_OPS = tuple(OPS)
 # Fisher estimators each space supports (per-sample ones need class logits per sample)
-SPACE_ESTIMATORS = {"rnn": ("batch_sq",), "micro_cnn": tuple(ESTIMATORS)}
+SPACE_ESTIMATORS = {"rnn": ("batch_sq",), "micro_cnn": tuple(ESTIMATORS), "nb201": tuple(ESTIMATORS)}
 
 
 def _at_least(cfg: object, low: float, *names: str) -> None:
@@ -216,6 +216,21 @@ class CnnConfig(TaskConfig):
             object.__setattr__(self, name, tuple(ops))
 
 
+@dataclass(frozen=True)
+class Nb201Config(TaskConfig):
+    """The NAS-Bench-201 space's sizes (the benchmark's own: C = 16, N = 5) and its training augmentation."""
+
+    nb201_channels: int = 16
+    nb201_cells: int = 5
+    cutout: int = 0
+    random_seed: int = 12345
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _at_least(self, 1, "nb201_channels", "nb201_cells")
+        _at_least(self, 0, "cutout")
+
+
 def _space_name(check, field: str, name: str) -> str:
     try:
         return check(name)
@@ -236,7 +251,7 @@ class Configs:
     search: SearchConfig
     wpl: WplConfig
     controller: ControllerConfig
-    space: RnnConfig | CnnConfig
+    space: RnnConfig | CnnConfig | Nb201Config
 
     def __post_init__(self) -> None:
         allowed = SPACE_ESTIMATORS[self.network_type]

@@ -104,6 +104,11 @@ def build_job(args) -> FinalJob:
         data_dir = args.data_dir or "embedded"
         out, source = log_dir / (args.name or name), f"--arch {args.arch}"
         valid_size, split_seed = args.valid_size or 5000, None
+    from .nb201 import Nb201Arch
+
+    if isinstance(arch, Nb201Arch):
+        raise WplError(f"{arch.string}: a NAS-Bench-201 cell needs no final training here: the benchmark trained "
+                       f"every cell (its CIFAR-10 test accuracy is {_nb201_truth(arch):.2f}%)")
     space = "micro_cnn" if isinstance(arch, MicroArch) else "rnn"
     job = FinalJob(arch=arch, out_dir=out, source=source, dataset=dataset,
                    data_dir=None if data_dir == "embedded" else data_dir, max_epoch=args.max_epoch,
@@ -118,6 +123,12 @@ def build_job(args) -> FinalJob:
     else:
         job.cnn = _recipe(CnnFinalConfig, args, space)
     return job
+
+
+def _nb201_truth(arch) -> float:
+    from ..data.nb201 import ground_truth
+
+    return ground_truth().lookup(arch.string)
 
 
 def parse_final_args(argv: Sequence[str], prog: str = "wpl train-final"):

@@ -111,12 +111,13 @@ def build_task(args: Namespace, configs: Configs, device):
         return RnnTask(corpus, configs.space, device)
     from ..data.images import load_images
     from .cnn_task import CnnTask
+    from .nb201_task import Nb201Task
 
     data = load_images(data_dir, args.dataset, valid_size=args.valid_size, seed=args.random_seed,
                        size=(args.cnn_height, args.cnn_width), channels=args.cnn_input_channels)
     log.info("images %s: %d/%d/%d train/valid/test, %d classes, %s", data.source, len(data.train_x),
              len(data.valid_x), len(data.test_x), len(data.classes), "×".join(map(str, data.shape)))
-    return CnnTask(data, configs.space, device)
+    return (Nb201Task if configs.network_type == "nb201" else CnnTask)(data, configs.space, device)
 
 
 def build_search(args: Namespace, run_dir: Path | None, device, runlog=None):

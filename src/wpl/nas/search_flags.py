@@ -15,7 +15,16 @@ from ..errors import ConfigError
 from ..fisher import ESTIMATORS
 from ..flags import StrictParser, str2bool
 from ..plasticity import WplConfig
-from .config import CNN_OPS, RNN_ACTIVATIONS, CnnConfig, Configs, ControllerConfig, RnnConfig, SearchConfig
+from .config import (
+    CNN_OPS,
+    RNN_ACTIVATIONS,
+    CnnConfig,
+    Configs,
+    ControllerConfig,
+    Nb201Config,
+    RnnConfig,
+    SearchConfig,
+)
 
 
 def str_list(value: str) -> list[str]:
@@ -56,7 +65,7 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
         ("shared_valid_fisher", bool, True, "Fisher from a validation batch after each step; False also "
          "folds in the step's last training batch (its gradient, with AR/TAR if on)"),
         ("fisher_estimator", str, "batch_sq", "Fisher estimator: batch_sq (the original's squared batch gradient), "
-         "empirical or true (per-sample; micro_cnn only)"),
+         "empirical or true (per-sample; image spaces only)"),
         ("fisher_source", str, "valid", "data of the Fisher after each shared step: valid = one validation "
          "batch (the original; one extra forward and backward), train = the step's last training batch, whose "
          "gradient is computed anyway (before the optimizer steps on it; no extra pass)"),
@@ -88,7 +97,9 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
         ("cutout", int, 0, "cutout size in pixels for training augmentation (0 = off)"),
     ],
     "Network": [
-        ("network_type", str, "rnn", "rnn or micro_cnn"),
+        ("network_type", str, "rnn", "rnn, micro_cnn or nb201 (the NAS-Bench-201 cell space)"),
+        ("nb201_channels", int, 16, "nb201: channels C of the first stage (2C, 4C after the reductions)"),
+        ("nb201_cells", int, 5, "nb201: cells N per stage"),
         ("num_blocks", int, 12, "RNN: nodes per cell; CNN: blocks per cell"),
         ("tie_weights", bool, True, "tie decoder and embedding (needs shared_embed == shared_hid)"),
         ("controller_hid", int, 100, "controller LSTM width"),
@@ -172,7 +183,7 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
 }
 ALIASES = {"random_seed": ["--seed"]}
 CHOICES = {
-    "network_type": ["rnn", "micro_cnn"],
+    "network_type": ["rnn", "micro_cnn", "nb201"],
     "mode": ["train", "derive", "test", "train_final"],
     "entropy_mode": ["reward", "regularizer"],
     "controller_optim": ["adam", "sgd"],
@@ -192,8 +203,8 @@ FLAG_OF = {"alpha": "alpha_fisher", "channels": "cnn_input_channels"}
 
 
 # the original used the RNN's SGD settings for the CNN too (lr 20, clip 0.25): a micro-CNN with a
-# linear head does not train with them, so --network_type=micro_cnn changes these defaults (an
-# explicit flag always wins)
+# linear head does not train with them, so --network_type=micro_cnn (and nb201) changes these
+# defaults (an explicit flag always wins)
 CNN_DEFAULTS = {"shared_lr": 0.1, "shared_grad_clip": 5.0}
 
 
@@ -228,7 +239,7 @@ def _fields(cls, ns: argparse.Namespace) -> dict:
 
 def build_configs(ns: argparse.Namespace) -> Configs:
     """The typed configs of parsed flags; a bad value raises :class:`ConfigError` naming its field."""
-    space_cls = RnnConfig if ns.network_type == "rnn" else CnnConfig
+    space_cls = {"rnn": RnnConfig, "micro_cnn": CnnConfig, "nb201": Nb201Config}[ns.network_type]
     search = SearchConfig(**_fields(SearchConfig, ns))
     return Configs(ns.network_type, search, WplConfig(**_fields(WplConfig, ns)),
                    ControllerConfig(**_fields(ControllerConfig, ns)), space_cls(**_fields(space_cls, ns)))
@@ -239,7 +250,7 @@ def parse_search_args(argv: Sequence[str], prog: str = "wpl search") -> argparse
     p = build_parser(prog)
     args = p.parse_args(list(argv))
     args.explicit = sorted(_explicit_flags(p, argv))
-    if args.network_type == "micro_cnn":
+    if args.network_type in ("micro_cnn", "nb201"):
         for name, value in CNN_DEFAULTS.items():
             if name not in args.explicit:
                 setattr(args, name, value)
