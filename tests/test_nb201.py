@@ -119,3 +119,54 @@ def test_final_training_of_an_nb201_cell_points_to_the_ground_truth(tmp_path, ca
     cell.write_text(json.dumps({"type": "nb201", "arch": "|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|"}))
     assert main(["train-final", f"--arch={cell}", f"--log_dir={tmp_path / 'o'}"]) == 1
     assert "unknown op 'conv'" in capsys.readouterr().err
+
+
+def test_a_cell_without_weights_trains_and_folds_its_fisher(tmp_path) -> None:
+    """Pools, skips and none edges only: nothing to protect, and the WPL steps still run."""
+    from conftest import make_cifar
+    from wpl.nas.run import build_search
+    from wpl.nas.search_flags import parse_search_args
+
+    data = make_cifar(tmp_path / "data")
+    args = parse_search_args([*TINY_NB201, f"--data_dir={data}", "--max_epoch=2"])
+    search = build_search(args, run_dir=None, device=torch.device("cpu"))
+    arch = Nb201Arch(("avg_pool_3x3", "skip_connect", "none", "avg_pool_3x3", "none", "skip_connect"))
+    assert search.task.protected_names(arch) == []
+    search.shared_step(arch, wpl=True)
+    search.fisher_step(arch)
+
+
+def test_rank_a_tiny_nb201_run(tmp_path, capsys) -> None:
+    import json
+
+    from conftest import make_cifar
+    from wpl.cli import main
+    from wpl.nas.run import run_search
+
+    data = make_cifar(tmp_path / "data")
+    run_search([*TINY_NB201, f"--data_dir={data}", "--max_epoch=1", f"--log_dir={tmp_path / 'logs'}"])
+    assert main(["rank", "--model_name=cifar10_nb", f"--log_dir={tmp_path / 'logs'}", "--num_archs=12",
+                 "--rank_batches=1"]) == 0
+    out = capsys.readouterr().out
+    assert "| cifar10_nb (epoch 1) | 12 |" in out and "| one-shot supernet | 12 |" in out
+    run = tmp_path / "logs" / "cifar10_nb"
+    rank = json.loads((run / "rank.json").read_text())
+    keys = {"kendall_tau", "spearman", "sparse_kendall_tau", "tau_top10", "p_at_top5", "p_at_top10",
+            "top1_true_acc", "top1_true_rank", "num_archs", "archs", "reference"}
+    assert keys <= rank.keys() and len(rank["archs"]) == 12 and (run / "rank.png").is_file()
+    assert all(a["true_acc"] == ground_truth().lookup(a["arch"]) for a in rank["archs"])
+    assert rank["reference"]["one_shot"]["all_cells"]["kendall_tau"] == pytest.approx(0.485, abs=5e-4)
+    # the same seed scores the same cells
+    assert main(["rank", "--model_name=cifar10_nb", f"--log_dir={tmp_path / 'logs'}", "--num_archs=12",
+                 "--rank_batches=1"]) == 0
+    assert json.loads((run / "rank.json").read_text())["archs"] == rank["archs"]
+
+
+def test_rank_refuses_a_run_of_another_space(tmp_path, capsys) -> None:
+    from conftest import make_text, rnn_argv
+    from wpl.cli import main
+    from wpl.nas.run import run_search
+
+    run_search(rnn_argv(make_text(tmp_path / "data"), tmp_path, "--max_epoch=1"))
+    assert main(["rank", "--model_name=tiny_rnn-train", f"--log_dir={tmp_path / 'logs'}", "--num_archs=5"]) == 1
+    assert "needs a --network_type=nb201 search" in capsys.readouterr().err

@@ -270,3 +270,21 @@ def test_state_lives_on_the_parameter_device_and_dtype():
     perturb(net)
     assert wpl.penalty().dtype == torch.float64
     assert not math.isnan(wpl.penalty().item())
+
+
+def test_estimating_the_fisher_of_no_weights_is_a_no_op() -> None:
+    """An architecture can use no protected weights (a NAS-Bench-201 cell of pools and skips)."""
+    import torch
+
+    from wpl.plasticity import WeightPlasticity
+
+    model = torch.nn.Linear(3, 2)
+    wpl = WeightPlasticity(model, alpha=1.0)
+    before = {n: f.clone() for n, f in wpl.fisher.items()}
+    batch = [(torch.randn(4, 3), torch.randint(0, 2, (4,)))]
+    assert wpl.estimate_fisher(model, batch, names=[], estimator="batch_sq") == {}
+    wpl.update_anchors([])
+    wpl.update_fisher([])
+    wpl.reset_fisher([])
+    assert wpl.add_penalty_grad_([], with_value=True).item() == 0.0 and wpl.penalty([]).item() == 0.0
+    assert all(torch.equal(before[n], wpl.fisher[n]) for n in before)

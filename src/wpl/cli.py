@@ -273,7 +273,7 @@ def cmd_compare(argv: Sequence[str]) -> int:
 
 
 def cmd_rank(argv: Sequence[str]) -> int:
-    """``wpl rank --reference``: the ranking metrics of the published NAS-Bench-201 supernet estimates."""
+    """``wpl rank``: a NAS-Bench-201 run's ranking fidelity (or, with --reference, the published estimates')."""
     from .data.nb201 import NUM_CELLS, ground_truth
     from .fileio import finite, write_json
     from .nas.rank import metrics_table, rank_metrics, sample_cells
@@ -281,21 +281,31 @@ def cmd_rank(argv: Sequence[str]) -> int:
     p = StrictParser(prog="wpl rank", description="Ranking fidelity against NAS-Bench-201's ground truth (CIFAR-10): "
                      "Kendall τ, Spearman ρ, sparse τ, τ in the true top 10%, precision at the top 5%/10%, the "
                      "top-1 pick's true accuracy")
+    p.add_argument("--model_name", default="", help="a --network_type=nb201 search run under --log_dir")
+    p.add_argument("--log_dir", default="logs")
+    p.add_argument("--data_dir", default="", help="default: the run's")
+    p.add_argument("--device", default="", help="default: the run's")
+    p.add_argument("--rank_batches", type=int, default=4, help="validation batches each cell is scored on")
     p.add_argument("--reference", type=str2bool, default=False,
-                   help="score the two published supernets' estimates (one-shot, few-shot) shipped with wpl")
+                   help="(without --model_name) score the two published supernets' estimates shipped with wpl")
     p.add_argument("--num_archs", type=int, default=200, help="cells in the seeded uniform sample")
     p.add_argument("--all", type=str2bool, default=False, help="every one of the 15,625 cells")
     p.add_argument("--seed", type=int, default=0, help="the sample's seed")
     p.add_argument("--output", default="", help="also write the metrics as JSON here")
     args = p.parse_args(argv)
-    if not args.reference:
-        raise WplError("wpl rank needs --reference=true (the published estimates); ranking a search run's supernet "
-                       "needs the NAS-Bench-201 search space, which this version does not have yet")
     if not args.all and not 2 <= args.num_archs <= NUM_CELLS:
         raise WplError(f"--num_archs={args.num_archs}: at most {NUM_CELLS} (the benchmark's cells) and at least 2; "
                        "or --all=true")
+    if args.rank_batches < 1:
+        raise WplError(f"--rank_batches={args.rank_batches}: must be >= 1")
+    num = None if args.all else args.num_archs
+    if args.model_name:
+        return _rank_run(args, num)
+    if not args.reference:
+        raise WplError("name a NAS-Bench-201 search run (--model_name RUN), or pass --reference=true for the "
+                       "published estimates")
     g = ground_truth()
-    idx = sample_cells(None if args.all else args.num_archs, args.seed, NUM_CELLS)
+    idx = sample_cells(num, args.seed, NUM_CELLS)
     rows = {name: rank_metrics(est[idx], g.test_acc[idx])
             for name, est in (("one-shot supernet", g.one_shot), ("few-shot supernet", g.few_shot))}
     sys.stdout.write(metrics_table(rows))
@@ -304,6 +314,39 @@ def cmd_rank(argv: Sequence[str]) -> int:
     if args.output:
         write_json(args.output, finite({"cells": sample, "reference": rows}))
         print(f"wrote {args.output}")
+    return 0
+
+
+def _rank_run(args, num: int | None) -> int:
+    import logging
+
+    from .nas.final import run_folder
+    from .nas.rank import metrics_table
+    from .nas.rank_run import rank_search
+    from .nas.run import load_search, setup_logging
+    from .nas.search_flags import parse_search_args
+
+    setup_logging("WARNING")
+    run = run_folder(Path(args.log_dir), args.model_name)
+    ckpt = run / "checkpoint.pt"
+    if not ckpt.is_file():
+        raise WplError(f"{run}: no checkpoint.pt yet (the search saves one after its first epoch)")
+    flags = [f"--load_path={run}", "--mode=test", "--log_level=WARNING",
+             *([f"--data_dir={args.data_dir}"] if args.data_dir else []),
+             *([f"--device={args.device}"] if args.device else [])]
+    search = load_search(parse_search_args(flags), run, ckpt)
+    try:
+        out = rank_search(search, run, num, args.seed, args.rank_batches)
+    finally:
+        search.runlog.close()
+    ref = out["reference"]
+    rows = {f"{run.name} (epoch {out['epoch']})": out, "one-shot supernet": ref["one_shot"]["same_cells"],
+            "few-shot supernet": ref["few_shot"]["same_cells"]}
+    sys.stdout.write(metrics_table(rows))
+    print(f"top-1 pick {out['top1_arch']}: true accuracy {out['top1_true_acc']:.2f}% (rank {out['top1_true_rank']} "
+          f"of 15,625, regret {out['top1_regret']:.2f})")
+    print(f"wrote {run / 'rank.json'} and {run / 'rank.png'}")
+    logging.getLogger("wpl").debug("ranked %d cells", out["num_archs"])
     return 0
 
 
@@ -316,7 +359,7 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "cells": (cmd_cells, "the named cells (ENAS, DARTS, baselines) that --arch accepts"),
     "draw": (cmd_draw, "draw a named cell, random:SEED or an architecture file"),
     "plot": (cmd_plot, "the paper's ENAS forgetting figure from runs (overlaid)"),
-    "rank": (cmd_rank, "ranking fidelity against NAS-Bench-201's ground truth (the published estimates)"),
+    "rank": (cmd_rank, "ranking fidelity of a NAS-Bench-201 run's supernet (or the published estimates)"),
     "compare": (cmd_compare, "a table of runs: differing settings, forgetting, scores"),
 }
 

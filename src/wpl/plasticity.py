@@ -248,8 +248,11 @@ class WeightPlasticity:
 
         ``estimator`` is ``"batch_sq"``, ``"empirical"`` (per-sample, torch.func) or ``"true"``
         (labels sampled from the model); see :mod:`wpl.fisher`. ``mode`` sets train/eval during it.
+        An empty ``names`` estimates nothing (and returns ``{}``).
         """
         sel = self._names(names)
+        if not sel:  # an architecture with no protected weights (e.g. only pools and skips): nothing to estimate
+            return {}
         est = _fisher.estimate(
             estimator,
             model_fn,
@@ -283,6 +286,8 @@ class WeightPlasticity:
     def update_anchors(self, names: Iterable[str] | None = None) -> None:
         """θ̂ ← θ for ``names`` (default all)."""
         sel = self._names(names)
+        if not sel:
+            return
         with torch.no_grad():
             torch._foreach_copy_([self.anchor[n] for n in sel], [self.params[n].detach() for n in sel])
 

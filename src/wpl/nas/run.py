@@ -197,10 +197,20 @@ def _run_search(argv: Sequence[str], prog: str) -> dict:
     return summary
 
 
+def load_search(args: Namespace, run_dir: Path, ckpt: Path):
+    """The run's search as its checkpoint left it (its saved flags, this command's run flags), logs untouched."""
+    from ..checkpoint import load_checkpoint
+
+    state = load_checkpoint(ckpt)
+    args = merge_saved_args(args, state["args"])
+    search = build_search(args, run_dir, pick_device(args))  # plain-file logs only
+    search.load_state_dict(state, ckpt, cut_logs=False)
+    return search
+
+
 def inspect_run(args: Namespace, run_dir: Path, ckpt: Path) -> dict:
     """``--mode=derive``: derive a cell from a run's latest checkpoint (``networks/derived.*``);
     ``--mode=test``: score the run's best derived cell on the test split (``test.json``)."""
-    from ..checkpoint import load_checkpoint
 
     final = run_dir / "final" / "summary.json"
     if args.mode == "test" and final.is_file() and not args.arch:
@@ -212,10 +222,7 @@ def inspect_run(args: Namespace, run_dir: Path, ckpt: Path) -> dict:
     if not ckpt.exists():
         raise WplError(f"--mode={args.mode} reads a run's checkpoint, and {ckpt} does not exist; name the run "
                        "with --load_path=<run folder> (or the --comment/--dataset it was started with)")
-    state = load_checkpoint(ckpt)
-    args = merge_saved_args(args, state["args"])
-    search = build_search(args, run_dir, pick_device(args))  # plain-file logs only
-    search.load_state_dict(state, ckpt, cut_logs=False)
+    search = load_search(args, run_dir, ckpt)
     task, m = search.task, search.metric
     try:
         if args.mode == "derive":

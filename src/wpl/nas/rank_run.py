@@ -1,0 +1,96 @@
+"""``wpl rank --model_name RUN``: how well a NAS-Bench-201 run's supernet ranks cells against the truth.
+
+A fixed, seeded, uniform sample of cells (or all 15,625) is scored with the run's supernet as its
+last checkpoint left it — validation accuracy on the first ``batches`` validation batches, in eval
+mode (batch statistics: the supernet's batch norms keep none) — and compared with NAS-Bench-201's
+CIFAR-10 test accuracies (:mod:`.rank`). The two published supernets' estimates are scored on the
+same cells and on all cells as reference rows. Writes ``rank.json`` and ``rank.png`` in the run.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.nb201 import NUM_CELLS, all_archs, ground_truth
+from ..errors import WplError
+from ..fileio import atomic_write, finite, write_json
+from .nb201 import Nb201Arch
+from .rank import rank_metrics, sample_cells
+
+log = logging.getLogger("wpl")
+
+
+@torch.no_grad()
+def score_cells(task, archs: list[Nb201Arch], batches: int, on_cell=None) -> list[float]:
+    """Validation accuracy (%) of each cell with the task's supernet on the first ``batches`` batches."""
+    out = []
+    for arch in archs:
+        _, acc = task._stats(task.valid_x, task.valid_y, arch, 0, batches, task.config.batch_size)
+        out.append(100.0 * acc)
+        if on_cell is not None:
+            on_cell()
+    return out
+
+
+def rank_search(search, run_dir: Path, num_archs: int | None, seed: int, batches: int) -> dict:
+    """Score the sample with ``search``'s supernet; write ``rank.json`` and ``rank.png``; the result."""
+    task = search.task
+    if task.kind != "nb201":
+        raise WplError(f"{run_dir}: a --network_type={task.kind} run; ranking against the ground truth needs a "
+                       "--network_type=nb201 search (NAS-Bench-201's cells)")
+    if search.flags.get("dataset") != "cifar10":
+        log.warning("the run searched on %s; the ground truth is CIFAR-10's, so the comparison is off-task",
+                    search.flags.get("dataset"))
+    idx = sample_cells(num_archs, seed, NUM_CELLS)
+    strings = [all_archs()[i] for i in idx]
+    archs = [Nb201Arch.from_string(s) for s in strings]
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(archs), desc="rank", dynamic_ncols=True, leave=False) as bar:
+        scores = score_cells(task, archs, batches, lambda: bar.update(1))
+    g = ground_truth()
+    truth = g.test_acc[idx]
+    metrics = rank_metrics(scores, truth)
+    top1 = int(np.argmax(scores))
+    metrics["top1_true_rank"] = g.true_rank(float(truth[top1]))
+    metrics["top1_regret"] = round(94.37 - float(truth[top1]), 2)
+    reference = {}
+    for name, est in (("one_shot", g.one_shot), ("few_shot", g.few_shot)):
+        reference[name] = {"same_cells": rank_metrics(est[idx], truth), "all_cells": rank_metrics(est, g.test_acc)}
+    out = {**metrics, "seed": seed, "batches": batches, "epoch": search.epoch, "top1_arch": strings[top1],
+           "archs": [{"arch": s, "score": sc, "true_acc": float(t)} for s, sc, t in zip(strings, scores, truth,
+                                                                                      strict=True)],
+           "reference": reference}
+    write_json(run_dir / "rank.json", finite(out))
+    _scatter(scores, truth, run_dir / "rank.png", metrics)
+    return out
+
+
+def _scatter(scores: list[float], truth: np.ndarray, path: Path, m: dict) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = np.asarray(scores)
+    fig, ax = plt.subplots(figsize=(5.2, 4.4))
+    k = max(1, int(round(0.1 * len(s))))
+    top_true = np.argsort(-truth, kind="mergesort")[:k]
+    ax.scatter(s, truth, s=10, alpha=0.6, color="tab:blue", label="cells")
+    ax.scatter(s[top_true], truth[top_true], s=14, color="tab:orange", label="true top 10%")
+    best = int(np.argmax(s))
+    ax.scatter([s[best]], [truth[best]], s=60, marker="*", color="tab:red", label="supernet's top-1")
+    ax.set_xlabel("supernet validation accuracy (%)")
+    ax.set_ylabel("NAS-Bench-201 test accuracy (%)")
+    ax.set_title(f"{m['num_archs']} cells: Kendall τ {m['kendall_tau']:.3f}, Spearman {m['spearman']:.3f}",
+                 fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    return path
