@@ -170,3 +170,47 @@ def test_rank_refuses_a_run_of_another_space(tmp_path, capsys) -> None:
     run_search(rnn_argv(make_text(tmp_path / "data"), tmp_path, "--max_epoch=1"))
     assert main(["rank", "--model_name=tiny_rnn-train", f"--log_dir={tmp_path / 'logs'}", "--num_archs=5"]) == 1
     assert "needs a --network_type=nb201 search" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("space", ["nb201", "rnn"])
+def test_random_search_with_weight_sharing(space, tmp_path, monkeypatch) -> None:
+    import json
+
+    from conftest import events_of, make_cifar, make_text, rnn_argv, run_interrupted
+    from wpl.nas.run import run_search
+
+    if space == "nb201":
+        argv = [*TINY_NB201, f"--data_dir={make_cifar(tmp_path / 'data')}", "--max_epoch=2"]
+        name = "cifar10_nb"
+    else:
+        argv = rnn_argv(make_text(tmp_path / "data"), tmp_path)
+        argv = [a for a in argv if not a.startswith("--log_dir")]
+        name = "tiny_rnn-train"
+    argv += ["--search_strategy=random"]
+    run_search([*argv, f"--log_dir={tmp_path / 'full'}"])
+    events = events_of(tmp_path / "full" / name)
+    assert not [e for e in events if e["event"] == "controller"]  # no controller phase
+    assert all(e["reward"] is None for e in events if e["event"] == "epoch")
+    assert [e for e in events if e["event"] == "derive"]
+    part = [*argv, f"--log_dir={tmp_path / 'part'}"]
+    run_interrupted(part, 1, monkeypatch)
+    run_search([*part, "--resume=True"])
+    a = json.loads((tmp_path / "full" / name / "summary.json").read_text())
+    b = json.loads((tmp_path / "part" / name / "summary.json").read_text())
+    assert a["best_arch"] == b["best_arch"] and a["test"] == b["test"]
+    assert (tmp_path / "full" / name / "forgetting.csv").read_text() == \
+        (tmp_path / "part" / name / "forgetting.csv").read_text()
+
+
+def test_random_strategy_samples_uniformly(tmp_path) -> None:
+    from collections import Counter
+
+    from conftest import make_cifar
+    from wpl.nas.run import build_search
+    from wpl.nas.search_flags import parse_search_args
+
+    data = make_cifar(tmp_path / "data")
+    args = parse_search_args([*TINY_NB201, f"--data_dir={data}", "--search_strategy=random"])
+    search = build_search(args, run_dir=None, device=torch.device("cpu"))
+    counts = Counter(op for a in search.sample_archs(2000) for op in a.ops)
+    assert set(counts) == set(OPS) and all(abs(c / 12000 - 0.2) < 0.02 for c in counts.values())

@@ -62,6 +62,7 @@ class SearchConfig:
     fisher_estimator: str = "batch_sq"
     fisher_mode: str = "train"
     fisher_source: str = "valid"  # valid: one validation batch per step; train: the step's last training batch
+    search_strategy: str = "enas"  # enas: the controller samples; random: uniform samples, no controller (RSWS)
     train_controller: bool = False
     start_training_controller: int = 0
     stop_training_controller: int = 1000
@@ -83,6 +84,7 @@ class SearchConfig:
         _one_of(self, "fisher_estimator", ESTIMATORS)
         _one_of(self, "fisher_mode", ("train", "eval"))
         _one_of(self, "fisher_source", ("valid", "train"))
+        _one_of(self, "search_strategy", ("enas", "random"))
         if self.fisher_source == "train" and self.fisher_estimator != "batch_sq":
             raise ConfigError("fisher_estimator", self.fisher_estimator, "fisher_source=train folds the training "
                               "batch's own gradient, which is batch_sq; use fisher_source=valid for the others")
@@ -96,8 +98,9 @@ class SearchConfig:
         return self.use_wpl and epoch >= self.start_using_fisher
 
     def controller_trains(self, epoch: int) -> bool:
-        """The controller trains in ``epoch``."""
-        return self.train_controller and self.start_training_controller <= epoch < self.stop_training_controller
+        """The controller trains in ``epoch`` (never with ``search_strategy="random"``)."""
+        return (self.search_strategy == "enas" and self.train_controller
+                and self.start_training_controller <= epoch < self.stop_training_controller)
 
 
 @dataclass(frozen=True)

@@ -84,9 +84,12 @@ class Search:
 
     @torch.no_grad()
     def sample_archs(self, n: int) -> list[Arch]:
-        """``n`` architectures from the current policy."""
-        self.controller.eval()
-        actions, _, _ = self.controller.sample(n)
+        """``n`` architectures from the current policy (uniformly, with ``search_strategy="random"``)."""
+        if self.cfg.search_strategy == "random":
+            actions = torch.stack([torch.randint(0, k, (n,)) for k in self.task.decisions], 1)
+        else:
+            self.controller.eval()
+            actions, _, _ = self.controller.sample(n)
         return [self.task.decode(a.tolist()) for a in actions]
 
     # ---- step-level methods --------------------------------------------------------------------

@@ -127,6 +127,8 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
         ("dataset", str, "ptb", "folder under --data_dir (text: train/valid/test.txt)"),
     ],
     "Learning": [
+        ("search_strategy", str, "enas", "enas (the controller samples architectures) or random (uniform samples, "
+         "no controller: random search with weight sharing, Li & Talwalkar 2019)"),
         ("mode", str, "train", "train (search), derive (derive from a saved run), test (test numbers of a run: "
          "its final model's when trained) or train_final (= wpl train-final, its own flags)"),
         ("batch_size", int, 64, "text: parallel streams; images: batch size"),
@@ -197,6 +199,7 @@ CHOICES = {
     "fisher_source": ["valid", "train"],
     "cnn_sep_conv": ["separable", "depthwise"],
     "rnn_cell": ["auto", "cpp", "python", "reference"],
+    "search_strategy": ["enas", "random"],
 }
 # settings the command line spells differently (the regularizer's α, the image loader's channels)
 FLAG_OF = {"alpha": "alpha_fisher", "channels": "cnn_input_channels"}
