@@ -214,3 +214,20 @@ def test_random_strategy_samples_uniformly(tmp_path) -> None:
     search = build_search(args, run_dir=None, device=torch.device("cpu"))
     counts = Counter(op for a in search.sample_archs(2000) for op in a.ops)
     assert set(counts) == set(OPS) and all(abs(c / 12000 - 0.2) < 0.02 for c in counts.values())
+
+
+def test_rank_every_logs_ranking_fidelity_during_the_search(tmp_path, capsys) -> None:
+    from conftest import events_of, make_cifar
+    from wpl.nas.run import run_search
+    from wpl.nas.search_flags import parse_search_args
+
+    data = make_cifar(tmp_path / "data")
+    summary = run_search([*TINY_NB201, f"--data_dir={data}", "--max_epoch=3", "--rank_every=2", "--rank_archs=6",
+                          f"--log_dir={tmp_path / 'logs'}"])
+    ranks = [e for e in events_of(tmp_path / "logs" / "cifar10_nb") if e["event"] == "rank"]
+    assert [e["epoch"] for e in ranks] == [0, 2] and all(e["num_archs"] == 6 for e in ranks)
+    assert all(-1 <= e["kendall_tau"] <= 1 for e in ranks if e["kendall_tau"] is not None)
+    assert summary["seconds"]["rank"] > 0
+    with pytest.raises(SystemExit):
+        parse_search_args(["--rank_every=1"])  # an RNN search has no ground truth
+    assert "needs network_type=nb201" in capsys.readouterr().err

@@ -63,6 +63,8 @@ class SearchConfig:
     fisher_mode: str = "train"
     fisher_source: str = "valid"  # valid: one validation batch per step; train: the step's last training batch
     search_strategy: str = "enas"  # enas: the controller samples; random: uniform samples, no controller (RSWS)
+    rank_every: int = 0  # nb201: log ranking fidelity every N epochs (0: never)
+    rank_archs: int = 100  # nb201: the cells of that fixed, seeded sample
     train_controller: bool = False
     start_training_controller: int = 0
     stop_training_controller: int = 1000
@@ -85,6 +87,9 @@ class SearchConfig:
         _one_of(self, "fisher_mode", ("train", "eval"))
         _one_of(self, "fisher_source", ("valid", "train"))
         _one_of(self, "search_strategy", ("enas", "random"))
+        _at_least(self, 0, "rank_every")
+        if not 2 <= self.rank_archs <= 15625:
+            raise ConfigError("rank_archs", self.rank_archs, "must be in 2..15625 (NAS-Bench-201's cells)")
         if self.fisher_source == "train" and self.fisher_estimator != "batch_sq":
             raise ConfigError("fisher_estimator", self.fisher_estimator, "fisher_source=train folds the training "
                               "batch's own gradient, which is batch_sq; use fisher_source=valid for the others")
@@ -257,6 +262,9 @@ class Configs:
     space: RnnConfig | CnnConfig | Nb201Config
 
     def __post_init__(self) -> None:
+        if self.search.rank_every and self.network_type != "nb201":
+            raise ConfigError("rank_every", self.search.rank_every, "ranks against NAS-Bench-201's ground truth: it "
+                              "needs network_type=nb201")
         allowed = SPACE_ESTIMATORS[self.network_type]
         if self.search.fisher_estimator not in allowed:
             raise ConfigError("fisher_estimator", self.search.fisher_estimator,

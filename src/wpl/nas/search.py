@@ -80,7 +80,7 @@ class Search:
         return clock(self.task.device)
 
     def _timed(self, phase: str, t0: float) -> None:
-        self.seconds[phase] += self._clock() - t0
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + self._clock() - t0  # "rank" only when it runs
 
     @torch.no_grad()
     def sample_archs(self, n: int) -> list[Arch]:
@@ -283,6 +283,26 @@ class Search:
             self.best = rec
         return rec
 
+    def rank(self, epoch: int) -> dict:
+        """Ranking fidelity of the supernet now: a fixed sample of ``rank_archs`` NAS-Bench-201 cells
+        (seeded by the task's seed) scored on the forgetting slice, against the ground truth."""
+        from ..data.nb201 import NUM_CELLS, all_archs, ground_truth
+        from .nb201 import Nb201Arch
+        from .rank import rank_metrics, sample_cells
+        from .rank_run import score_cells
+
+        t0 = self._clock()
+        idx = sample_cells(self.cfg.rank_archs, self.task.config.random_seed, NUM_CELLS)
+        archs = [Nb201Arch.from_string(all_archs()[i]) for i in idx]
+        scores = score_cells(self.task, archs, self.task.config.forgetting_batches)
+        m = rank_metrics(scores, ground_truth().test_acc[idx])
+        self._timed("rank", t0)
+        self.runlog.event("rank", epoch=epoch, **m)
+        self.runlog.scalars(self.global_step, {f"rank/{k}": v for k, v in m.items() if k != "num_archs"})
+        log.info("epoch %d rank | %d cells: Kendall τ %.3f, Spearman %.3f, τ top-10%% %.3f, top-1 true acc %.2f",
+                 epoch, m["num_archs"], m["kendall_tau"], m["spearman"], m["tau_top10"], m["top1_true_acc"])
+        return m
+
     # ---- the run -------------------------------------------------------------------------------
     def run(self) -> dict:
         """Run (or continue) the search to ``max_epoch``; write ``summary.json``; return it."""
@@ -314,6 +334,8 @@ class Search:
         ctrl = self.controller_phase(epoch, c.controller_max_step) if c.controller_trains(epoch) else {}
         last = epoch == c.max_epoch - 1
         derived = self.derive(epoch) if epoch % c.save_epoch == 0 or last else {}
+        if c.rank_every and (epoch % c.rank_every == 0 or last):
+            self.rank(epoch)
         summary = {"epoch": epoch, "metric": self.metric, "lr": lr, "wpl_active": active,
                    "alpha": self.wpl.alpha if active else 0.0, "shared_loss": shared["loss"],
                    **({"shared_ppl": shared["ppl"]} if "ppl" in shared else {}), "wpl": shared["wpl"],

@@ -129,6 +129,9 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
     "Learning": [
         ("search_strategy", str, "enas", "enas (the controller samples architectures) or random (uniform samples, "
          "no controller: random search with weight sharing, Li & Talwalkar 2019)"),
+        ("rank_every", int, 0, "nb201: every N epochs, rank --rank_archs fixed cells against the ground truth "
+         "(metrics.jsonl 'rank' events, TensorBoard rank/*; 0: never)"),
+        ("rank_archs", int, 100, "nb201: the cells of that fixed, seeded uniform sample"),
         ("mode", str, "train", "train (search), derive (derive from a saved run), test (test numbers of a run: "
          "its final model's when trained) or train_final (= wpl train-final, its own flags)"),
         ("batch_size", int, 64, "text: parallel streams; images: batch size"),
