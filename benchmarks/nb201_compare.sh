@@ -12,7 +12,7 @@ seeds=("${@:-0 1 2 3 4}")
 [ $# -eq 0 ] && seeds=(0 1 2 3 4)
 W=${W:-$(cd "$(dirname "$0")/.." && pwd)/.venv/bin/wpl}
 BASE="--network_type=nb201 --dataset=cifar10 --data_dir=$data --nb201_channels=8 --nb201_cells=1 \
---batch_size=64 --num_batch_per_iter=5 --shared_max_step=150 --max_epoch=4 --controller_max_step=50 \
+--batch_size=64 --test_batch_size=100 --num_batch_per_iter=5 --shared_max_step=150 --max_epoch=4 --controller_max_step=50 \
 --nb_batch_reward_controller=2 --derive_num_sample=20 --forgetting_batches=1 --rank_every=1 --rank_archs=100 \
 --train_controller=True --start_training_controller=0 --fisher_clip_by_norm=10 --alpha_fisher=60 \
 --alpha_decay=1 --alpha_decay_mode=1 --set_fisher_zero_per_iter=3 --use_tensorboard=False --log_level=WARNING \

@@ -231,3 +231,13 @@ def test_rank_every_logs_ranking_fidelity_during_the_search(tmp_path, capsys) ->
     with pytest.raises(SystemExit):
         parse_search_args(["--rank_every=1"])  # an RNN search has no ground truth
     assert "needs network_type=nb201" in capsys.readouterr().err
+
+
+def test_image_spaces_evaluate_in_batches_by_default() -> None:
+    """Batch-statistics BN: an evaluation batch of one image would put every cell at chance."""
+    from wpl.nas.search_flags import parse_search_args
+
+    assert parse_search_args(["--network_type=nb201"]).test_batch_size == 100
+    assert parse_search_args(["--network_type=micro_cnn"]).test_batch_size == 100
+    assert parse_search_args(["--network_type=micro_cnn", "--test_batch_size=16"]).test_batch_size == 16
+    assert parse_search_args([]).test_batch_size == 1  # the RNN's

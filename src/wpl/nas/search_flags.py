@@ -210,8 +210,9 @@ FLAG_OF = {"alpha": "alpha_fisher", "channels": "cnn_input_channels"}
 
 # the original used the RNN's SGD settings for the CNN too (lr 20, clip 0.25): a micro-CNN with a
 # linear head does not train with them, so --network_type=micro_cnn (and nb201) changes these
-# defaults (an explicit flag always wins)
-CNN_DEFAULTS = {"shared_lr": 0.1, "shared_grad_clip": 5.0}
+# defaults (an explicit flag always wins). The evaluation batch too: the image supernets' batch norms
+# use the batch's statistics, which one image (the RNN's test batch) cannot give.
+CNN_DEFAULTS = {"shared_lr": 0.1, "shared_grad_clip": 5.0, "test_batch_size": 100}
 
 
 def defaults() -> dict:
