@@ -38,11 +38,11 @@ def main() -> None:
              for _ in range(4)]
     x, y = torch.randint(0, 10000, (35, 64)), torch.randint(0, 10000, (35, 64))
     h = torch.zeros(64, a.hid)
-    cpp_ce = linear_ce._cpp_ok
+    cpp_ce = linear_ce.applies
 
     def setup(variant: str) -> None:
         model.cell_impl = "cpp" if variant.startswith("cpp") else variant
-        linear_ce._cpp_ok = (lambda *t: False) if variant == "cpp, torch CE" else cpp_ce
+        linear_ce.applies = (lambda *t: False) if variant == "cpp, torch CE" else cpp_ce
 
     def step(variant: str, arch: RnnArch) -> None:
         setup(variant)
@@ -66,7 +66,7 @@ def main() -> None:
                 fn(v, arch)
                 if r >= 0:  # round -1 warms up
                     times.setdefault((kind, v), []).append(time.perf_counter() - t0)
-    linear_ce._cpp_ok = cpp_ce
+    linear_ce.applies = cpp_ce
     print(f"embed = hid = {a.hid}, B = {b}, batch 64, BPTT 35, vocabulary 10000, 2 threads, medians of {a.rounds}")
     print("| variant | shared batch | eval forward |\n|---|---|---|")
     for v in variants:

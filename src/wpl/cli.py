@@ -318,8 +318,6 @@ def cmd_rank(argv: Sequence[str]) -> int:
 
 
 def _rank_run(args, num: int | None) -> int:
-    import logging
-
     from .nas.final import run_folder
     from .nas.rank import metrics_table
     from .nas.rank_run import rank_search
@@ -346,7 +344,6 @@ def _rank_run(args, num: int | None) -> int:
     print(f"top-1 pick {out['top1_arch']}: true accuracy {out['top1_true_acc']:.2f}% (rank {out['top1_true_rank']} "
           f"of 15,625, regret {out['top1_regret']:.2f})")
     print(f"wrote {run / 'rank.json'} and {run / 'rank.png'}")
-    logging.getLogger("wpl").debug("ranked %d cells", out["num_archs"])
     return 0
 
 

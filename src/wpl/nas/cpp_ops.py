@@ -61,6 +61,11 @@ def _build():
     return torch.ops.wpl
 
 
+def applies(*tensors) -> bool:
+    """The C++ kernels run on these tensors: float32, on the CPU."""
+    return all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
+
+
 def load():
     """The compiled ops (``torch.ops.wpl``), or None when they cannot be built here."""
     global _ops

@@ -21,6 +21,7 @@ from ..data.augment import augment, normalise
 from ..data.images import ImageSplits
 from ..runtime import model_mode
 from .cnn import Block, FactorizedReduce, MicroArch, ReluConvBn, make_op
+from .config import _at_least, _in_unit, _one_of
 
 
 @dataclass(frozen=True)
@@ -43,15 +44,10 @@ class CnnFinalConfig:
     sep_conv: str = "separable"
 
     def __post_init__(self) -> None:
-        for name in ("channels", "num_cells", "batch_size", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
-        if self.num_cells < 3:
-            raise ValueError(f"num_cells={self.num_cells}: must be >= 3 (two of them are reduction cells)")
-        if not 0 <= self.drop_path < 1:
-            raise ValueError(f"drop_path={self.drop_path}: must be in [0, 1)")
-        if self.train_on not in ("train", "train+valid"):
-            raise ValueError(f"train_on={self.train_on!r}: must be train or train+valid")
+        _at_least(self, 1, "channels", "batch_size", "eval_batch_size")
+        _at_least(self, 3, "num_cells")  # two of them are reduction cells
+        _in_unit(self, "drop_path")
+        _one_of(self, "train_on", ("train", "train+valid"))
 
 
 def _standard_bn(module: nn.Module) -> nn.Module:

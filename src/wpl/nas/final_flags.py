@@ -76,10 +76,9 @@ def _recipe(cls, args, space: str):
         raise WplError(f"{', '.join(wrong)}: not a setting of the {space} recipe (the cell is {space})")
     try:
         return cls(**given)
-    except ValueError as exc:
-        field_name = str(exc).split("=")[0]
-        flag = next((f for f, (n, _) in RECIPE_FLAGS.items() if n == field_name), field_name)
-        raise WplError(f"--{flag}{str(exc)[len(field_name):]}") from exc
+    except ConfigError as exc:
+        flag = next((f for f, (n, _) in RECIPE_FLAGS.items() if n == exc.name), exc.name)
+        raise WplError(exc.as_flag(flag)) from exc
 
 
 def build_job(args) -> FinalJob:

@@ -16,7 +16,9 @@ import torch
 from torch import Tensor
 
 from ..data.text import Corpus, batchify, get_batch
+from ..errors import ConfigError
 from ..runtime import model_mode
+from .config import _at_least, _in_unit
 from .metrics import perplexity
 from .rnn import RnnArch, SharedRNN
 
@@ -44,15 +46,11 @@ class RnnFinalConfig:
     cell_impl: str = "auto"
 
     def __post_init__(self) -> None:
-        for name in ("embed", "hid", "batch_size", "eval_batch_size", "test_batch_size", "bptt", "nonmono"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
-        for name in ("dropout", "dropoute", "dropouti", "wdrop"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)}: must be in [0, 1)")
+        _at_least(self, 1, "embed", "hid", "batch_size", "eval_batch_size", "test_batch_size", "bptt", "nonmono")
+        _in_unit(self, "dropout", "dropoute", "dropouti", "wdrop")
         if self.embed != self.hid:
-            raise ValueError(f"embed={self.embed}: the decoder is tied to the embedding, so embed must equal "
-                             f"hid ({self.hid})")
+            raise ConfigError("embed", self.embed, f"the decoder is tied to the embedding, so embed must equal hid "
+                              f"({self.hid})")
 
 
 class RnnFinal:

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from . import cpp_ops
+from .cpp_ops import applies
 
 _FREE: list[Tensor] = []  # flat CPU buffers ready for reuse
 _MAX_FREE = 2
@@ -48,7 +49,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         buf = _acquire(n * v, h)
         logits = buf[: n * v].view(n, v)
         grad = any(ctx.needs_input_grad[:3])
-        ops = cpp_ops.load() if _cpp_ok(h, weight, bias) else None
+        ops = cpp_ops.load() if applies(h, weight, bias) else None
         if ops is not None and not torch.isfinite(h.sum() + weight.sum() + bias.sum()):
             ops = None  # the C++ pass does not propagate NaN; torch ops do
         if ops is not None:
@@ -94,9 +95,6 @@ class _LinearCrossEntropy(torch.autograd.Function):
         _release(ctx.buf)
         return grad_h, grad_w, grad_b, None
 
-
-def _cpp_ok(*tensors: Tensor) -> bool:
-    return all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
 
 
 def linear_cross_entropy(h: Tensor, weight: Tensor, bias: Tensor, target: Tensor) -> Tensor:

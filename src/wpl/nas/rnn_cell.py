@@ -106,15 +106,16 @@ def _forward(plan: _Plan, x_proj: Tensor, h0: Tensor, w_h0: Tensor, weights: lis
         pt[:, 0].sigmoid_()
         _act_(plan.acts[0], pt[:, 1])
         torch.lerp(h, pt[:, 1], pt[:, 0], out=o0[t])
+        outs_t = [o[t] for o in outs]  # views of this step's node outputs (filled in below)
         for g, (i, ch) in enumerate(plan.groups):
-            hi = _node_output(plan, [o[t] for o in outs], o0[t], i)
+            hi = _node_output(plan, outs_t, o0[t], i)
             pg = ps[g][t]
             torch.mm(hi, wts[g], out=pg.view(N, -1))
             pg[:, :, 0].sigmoid_()
             for k, j in enumerate(ch):
                 _act_(plan.acts[j], pg[:, k, 1])
             torch.lerp(hi.unsqueeze(1), pg[:, :, 1], pg[:, :, 0], out=outs[g][t])
-        leaves = [_node_output(plan, [o[t] for o in outs], o0[t], j) for j in plan.leaves]
+        leaves = [_node_output(plan, outs_t, o0[t], j) for j in plan.leaves]
         out = hs[t + 1]
         if len(leaves) == 1:
             out.copy_(leaves[0])
@@ -152,6 +153,7 @@ def _backward(plan: _Plan, grad_raw: Tensor, hs: Tensor, bufs, w_h0: Tensor, wei
             dh = (dh - coef * h) * s
         d_leaf = dh * inv_leaves if len(plan.leaves) > 1 else dh
         dnode: dict[int, Tensor] = {}
+        outs_t = [o[t] for o in outs]
         for g in range(len(plan.groups) - 1, -1, -1):
             i, ch = plan.groups[g]
             k = len(ch)
@@ -161,7 +163,7 @@ def _backward(plan: _Plan, grad_raw: Tensor, hs: Tensor, bufs, w_h0: Tensor, wei
                 dk = d.unsqueeze(1)
             else:
                 dk = torch.stack([_plus(dnode.pop(j, None), d_leaf if j in leaf_set else None) for j in ch], 1)
-            hi = _node_output(plan, [o[t] for o in outs], o0[t], i)
+            hi = _node_output(plan, outs_t, o0[t], i)
             gate, cand = pg[:, :, 0], pg[:, :, 1]
             dcand = dk * gate  # d/d candidate output
             for kk, j in enumerate(ch):
@@ -244,9 +246,6 @@ class _UnrollCpp(torch.autograd.Function):
 IMPLS = ("auto", "cpp", "python", "reference")
 
 
-def _cpp_ok(*tensors: Tensor) -> bool:
-    return all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
-
 
 def group_weights(arch: RnnArch, edge: Callable[[int, int], Tensor]) -> list[Tensor]:
     """One weight per parent (its children's ``[2H, H]`` edges stacked, in child order)."""
@@ -271,9 +270,9 @@ def unroll(x_proj: Tensor, h0: Tensor, w_h0: Tensor, arch: RnnArch, edge: Callab
         return unroll_reference(x_proj, h0, w_h0, arch, edge)
     weights = group_weights(arch, edge)
     x_proj, h0, w_h0 = x_proj.contiguous(), h0.contiguous(), w_h0.contiguous()
-    use_cpp = impl == "cpp" or (impl == "auto" and _cpp_ok(x_proj, h0, w_h0) and cpp_ops.load() is not None)
+    use_cpp = impl == "cpp" or (impl == "auto" and cpp_ops.applies(x_proj, h0, w_h0) and cpp_ops.load() is not None)
     if use_cpp:
-        if not _cpp_ok(x_proj, h0, w_h0) or cpp_ops.load() is None:
+        if not cpp_ops.applies(x_proj, h0, w_h0) or cpp_ops.load() is None:
             raise RuntimeError(f"impl='cpp' needs float32 CPU tensors and the C++ build "
                                f"({cpp_ops.STATUS.get('reason', 'not built')})")
         weights = [w.contiguous() for w in weights]
