@@ -19,6 +19,7 @@ from wpl.nas.nb201 import (
     encode_nb201,
     nb201_decisions,
     nb201_graph,
+    recalibrated,
 )
 
 
@@ -136,6 +137,18 @@ def test_a_cell_without_weights_trains_and_folds_its_fisher(tmp_path) -> None:
     search.fisher_step(arch)
 
 
+def test_shared_momentum_is_nesterov_sgd(tmp_path) -> None:
+    from conftest import make_cifar
+    from wpl.nas.run import build_search
+    from wpl.nas.search_flags import parse_search_args
+
+    data = make_cifar(tmp_path / "data")
+    for m in (0.0, 0.9):
+        args = parse_search_args([*TINY_NB201, f"--data_dir={data}", f"--shared_momentum={m}"])
+        group = build_search(args, run_dir=None, device=torch.device("cpu")).shared_opt.param_groups[0]
+        assert (group["momentum"], group["nesterov"]) == (m, m > 0)
+
+
 def test_rank_a_tiny_nb201_run(tmp_path, capsys) -> None:
     import json
 
@@ -241,3 +254,52 @@ def test_image_spaces_evaluate_in_batches_by_default() -> None:
     assert parse_search_args(["--network_type=micro_cnn"]).test_batch_size == 100
     assert parse_search_args(["--network_type=micro_cnn", "--test_batch_size=16"]).test_batch_size == 16
     assert parse_search_args([]).test_batch_size == 1  # the RNN's
+
+
+def test_bn_recalibration_fixes_each_layers_statistics_for_one_architecture() -> None:
+    torch.manual_seed(0)
+    net = SharedNB201(channels=4, cells=1).eval()
+    arch = Nb201Arch.from_string(all_archs()[1234])
+    x, y = torch.randn(16, 3, 32, 32), torch.randn(16, 3, 32, 32) * 2 + 1
+    with torch.no_grad():
+        batch_x, batch_y = net(x, arch), net(y, arch)
+        with recalibrated(net, arch, [x]):  # one batch: its statistics are the batch's own, layer by layer
+            assert torch.allclose(net(x, arch), batch_x, atol=1e-4)
+            assert not torch.allclose(net(y, arch), batch_y, atol=1e-2)  # y is normalised with x's statistics
+            assert torch.allclose(net(y[:1], arch), net(y, arch)[:1], atol=1e-4)  # fixed: one image scores alone
+        with recalibrated(net, arch, [x[:8], x[8:]]):  # two batches pool to the statistics of both
+            stem = net.stem[0](x)
+            mean, var = net.stem[1].fixed
+            assert torch.allclose(mean, stem.mean((0, 2, 3)), atol=1e-5)
+            assert torch.allclose(var, stem.var((0, 2, 3), unbiased=False), atol=1e-4)
+        assert torch.allclose(net(y, arch), batch_y)  # outside: batch statistics again
+        with pytest.raises(RuntimeError), recalibrated(net, arch, [x]):
+            raise RuntimeError("scoring failed")
+        assert all(getattr(m, "fixed", None) is None for m in net.modules())
+        assert torch.allclose(net(y, arch), batch_y)
+
+
+def test_bn_recalibrated_search_and_rank(tmp_path, capsys) -> None:
+    import json
+
+    from conftest import make_cifar
+    from wpl.cli import main
+    from wpl.nas.run import load_search, run_search
+    from wpl.nas.search_flags import parse_search_args
+
+    data = make_cifar(tmp_path / "data")
+    logs = tmp_path / "logs"
+    run_search([*TINY_NB201, f"--data_dir={data}", "--max_epoch=1", "--nb201_bn_recal=2", f"--log_dir={logs}"])
+    for k in ("-1", "0", "2"):
+        assert main(["rank", "--model_name=cifar10_nb", f"--log_dir={logs}", "--num_archs=8", "--rank_batches=1",
+                     f"--nb201_bn_recal={k}"]) == 0
+        rank = json.loads((logs / "cifar10_nb" / "rank.json").read_text())
+        assert rank["bn_recal"] == (2 if k == "-1" else int(k))  # -1: the run's own choice
+    run = logs / "cifar10_nb"
+    search = load_search(parse_search_args([f"--load_path={run}", "--mode=test"]), run, run / "checkpoint.pt")
+    task, arch = search.task, Nb201Arch.from_string(all_archs()[4321])
+    assert task.bn_recal == 2
+    recal = task._stats(task.valid_x, task.valid_y, arch, 0, 1, 4)
+    task.bn_recal = 0
+    assert task._stats(task.valid_x, task.valid_y, arch, 0, 1, 4)[0] != pytest.approx(recal[0], abs=1e-6)
+    search.runlog.close()

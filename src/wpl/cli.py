@@ -286,18 +286,24 @@ def cmd_rank(argv: Sequence[str]) -> int:
     p.add_argument("--data_dir", default="", help="default: the run's")
     p.add_argument("--device", default="", help="default: the run's")
     p.add_argument("--rank_batches", type=int, default=4, help="validation batches each cell is scored on")
+    p.add_argument("--nb201_bn_recal", type=int, default=-1,
+                   help="score with BN statistics recalibrated over K training batches per cell (0: batch "
+                   "statistics; default: the run's --nb201_bn_recal)")
     p.add_argument("--reference", type=str2bool, default=False,
                    help="(without --model_name) score the two published supernets' estimates shipped with wpl")
     p.add_argument("--num_archs", type=int, default=200, help="cells in the seeded uniform sample")
     p.add_argument("--all", type=str2bool, default=False, help="every one of the 15,625 cells")
     p.add_argument("--seed", type=int, default=0, help="the sample's seed")
-    p.add_argument("--output", default="", help="also write the metrics as JSON here")
+    p.add_argument("--output", default="", help="write the metrics as JSON here (with --model_name: instead of "
+                   "RUN/rank.json, the scatter plot beside it)")
     args = p.parse_args(argv)
     if not args.all and not 2 <= args.num_archs <= NUM_CELLS:
         raise WplError(f"--num_archs={args.num_archs}: at most {NUM_CELLS} (the benchmark's cells) and at least 2; "
                        "or --all=true")
     if args.rank_batches < 1:
         raise WplError(f"--rank_batches={args.rank_batches}: must be >= 1")
+    if args.nb201_bn_recal < -1:
+        raise WplError(f"--nb201_bn_recal={args.nb201_bn_recal}: must be >= 0 (or -1, the run's own)")
     num = None if args.all else args.num_archs
     if args.model_name:
         return _rank_run(args, num)
@@ -334,7 +340,10 @@ def _rank_run(args, num: int | None) -> int:
              *([f"--device={args.device}"] if args.device else [])]
     search = load_search(parse_search_args(flags), run, ckpt)
     try:
-        out = rank_search(search, run, num, args.seed, args.rank_batches)
+        if args.nb201_bn_recal >= 0 and search.task.kind == "nb201":
+            search.task.bn_recal = args.nb201_bn_recal
+        path = Path(args.output) if args.output else run / "rank.json"
+        out = rank_search(search, run, num, args.seed, args.rank_batches, path)
     finally:
         search.runlog.close()
     ref = out["reference"]
@@ -343,7 +352,8 @@ def _rank_run(args, num: int | None) -> int:
     sys.stdout.write(metrics_table(rows))
     print(f"top-1 pick {out['top1_arch']}: true accuracy {out['top1_true_acc']:.2f}% (rank {out['top1_true_rank']} "
           f"of 15,625, regret {out['top1_regret']:.2f})")
-    print(f"wrote {run / 'rank.json'} and {run / 'rank.png'}")
+    bn = f"BN recalibrated over {out['bn_recal']} training batches" if out["bn_recal"] else "batch-statistics BN"
+    print(f"{bn}; wrote {path} and {path.with_suffix('.png')}")
     return 0
 
 

@@ -51,6 +51,7 @@ class SearchConfig:
     shared_initial_step: int = 0
     num_batch_per_iter: int = 10
     shared_optim: str = "sgd"
+    shared_momentum: float = 0.0  # SGD's (Nesterov) momentum; 0: the original's plain SGD
     shared_lr: float = 20.0
     shared_decay: float = 0.96
     shared_decay_after: float = 15.0
@@ -65,6 +66,7 @@ class SearchConfig:
     search_strategy: str = "enas"  # enas: the controller samples; random: uniform samples, no controller (RSWS)
     rank_every: int = 0  # nb201: log ranking fidelity every N epochs (0: never)
     rank_archs: int = 100  # nb201: the cells of that fixed, seeded sample
+    rank_batches: int = 4  # nb201: validation batches each of them is scored on
     train_controller: bool = False
     start_training_controller: int = 0
     stop_training_controller: int = 1000
@@ -83,11 +85,16 @@ class SearchConfig:
                   "max_save_num", "log_step")
         _at_least(self, 0, "shared_initial_step", "shared_lr", "shared_l2_reg", "shared_grad_clip", "shared_decay")
         _one_of(self, "shared_optim", ("sgd", "adam"))
+        if not 0 <= self.shared_momentum < 1:
+            raise ConfigError("shared_momentum", self.shared_momentum, "must be in [0, 1)")
+        if self.shared_momentum and self.shared_optim != "sgd":
+            raise ConfigError("shared_momentum", self.shared_momentum, "is SGD's momentum: it needs shared_optim=sgd")
         _one_of(self, "fisher_estimator", ESTIMATORS)
         _one_of(self, "fisher_mode", ("train", "eval"))
         _one_of(self, "fisher_source", ("valid", "train"))
         _one_of(self, "search_strategy", ("enas", "random"))
         _at_least(self, 0, "rank_every")
+        _at_least(self, 1, "rank_batches")
         if not 2 <= self.rank_archs <= 15625:
             raise ConfigError("rank_archs", self.rank_archs, "must be in 2..15625 (NAS-Bench-201's cells)")
         if self.fisher_source == "train" and self.fisher_estimator != "batch_sq":
@@ -230,13 +237,14 @@ class Nb201Config(TaskConfig):
 
     nb201_channels: int = 16
     nb201_cells: int = 5
+    nb201_bn_recal: int = 0  # score with BN statistics recalibrated over K training batches (0: batch stats)
     cutout: int = 0
     random_seed: int = 12345
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _at_least(self, 1, "nb201_channels", "nb201_cells")
-        _at_least(self, 0, "cutout")
+        _at_least(self, 0, "cutout", "nb201_bn_recal")
 
 
 def _space_name(check, field: str, name: str) -> str:

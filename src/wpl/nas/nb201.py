@@ -7,14 +7,17 @@ benchmark's): a 3×3 stem conv to ``C`` channels, ``N`` cells, a residual reduct
 ``N`` cells, one to ``4C``, ``N`` cells, BN → ReLU, global pooling, a linear head.
 
 The supernet holds one set of weights per (cell, edge, op) and runs one op per edge (single path).
-Its batch norms have no affine parameters or running statistics: they normalise with the batch's
-statistics in evaluation too (the usual weight-sharing choice on NAS-Bench-201).
+Its batch norms have no affine parameters and keep no running statistics. How an architecture is
+scored is a named choice (``--nb201_bn_recal``): with each evaluation batch's own statistics (0, the
+usual weight-sharing choice), or with statistics recalibrated for that architecture over K fixed
+training batches (:func:`recalibrated`), then held fixed while it is evaluated.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -103,15 +106,69 @@ def nb201_graph(arch: Nb201Arch) -> Graph:
 
 
 # ---- layers ------------------------------------------------------------------------------------
-def _bn(c: int) -> nn.BatchNorm2d:
-    return nn.BatchNorm2d(c, affine=False, track_running_stats=False)
+class SupernetBN(nn.Module):
+    """Batch norm without affine parameters or buffers: batch statistics, unless :func:`recalibrated`
+    has fixed this layer's statistics for the architecture being evaluated (eval mode only)."""
+
+    eps = 1e-5
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.num_features = c
+        self.fixed: tuple[Tensor, Tensor] | None = None
+        self._acc: list[Tensor] | None = None  # [count, sum, sum of squares] while recalibrating
+
+    def forward(self, x: Tensor) -> Tensor:  # noqa: D102
+        if self._acc is not None:
+            x64 = x.detach().double()
+            self._acc[0] += x.shape[0] * x.shape[2] * x.shape[3]
+            self._acc[1] += x64.sum((0, 2, 3))
+            self._acc[2] += (x64 * x64).sum((0, 2, 3))
+        elif self.fixed is not None and not self.training:
+            return F.batch_norm(x, self.fixed[0], self.fixed[1], training=False, eps=self.eps)
+        return F.batch_norm(x, None, None, training=True, eps=self.eps)
+
+    def begin(self, device: torch.device) -> None:
+        """Start accumulating the statistics of the inputs this layer sees."""
+        self.fixed = None
+        self._acc = [torch.zeros((), dtype=torch.float64, device=device),
+                     torch.zeros(self.num_features, dtype=torch.float64, device=device),
+                     torch.zeros(self.num_features, dtype=torch.float64, device=device)]
+
+    def end(self) -> None:
+        """Fix the accumulated mean and (biased) variance; a layer that saw nothing keeps batch statistics."""
+        n, s, sq = self._acc
+        self._acc = None
+        if float(n) > 0:
+            mean = s / n
+            self.fixed = (mean.float(), (sq / n - mean * mean).clamp_min(0).float())
+
+
+@contextmanager
+def recalibrated(model: nn.Module, arch, batches: Iterable[Tensor]) -> Iterator[None]:
+    """Inside: every :class:`SupernetBN` of ``model`` normalises with the statistics ``arch`` produced
+    over ``batches`` (inputs, already normalised) — the per-architecture BN recalibration."""
+    layers = [m for m in model.modules() if isinstance(m, SupernetBN)]
+    device = next(model.parameters()).device
+    for m in layers:
+        m.begin(device)
+    try:
+        with torch.no_grad():
+            for x in batches:
+                model(x, arch)
+        for m in layers:
+            m.end()
+        yield
+    finally:
+        for m in layers:
+            m.fixed, m._acc = None, None
 
 
 class ReluConvBn(nn.Sequential):
     """ReLU → k×k conv (stride) → BN."""
 
     def __init__(self, c_in: int, c_out: int, k: int, stride: int = 1) -> None:
-        super().__init__(nn.ReLU(), nn.Conv2d(c_in, c_out, k, stride, k // 2, bias=False), _bn(c_out))
+        super().__init__(nn.ReLU(), nn.Conv2d(c_in, c_out, k, stride, k // 2, bias=False), SupernetBN(c_out))
 
 
 class ResBlock(nn.Module):
@@ -177,7 +234,7 @@ class SharedNB201(nn.Module):
         unknown = [o for o in ops if o not in OPS]
         if unknown:
             raise ValueError(f"unknown op {unknown[0]!r}; NAS-Bench-201's ops are {', '.join(OPS)}")
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), _bn(channels))
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), SupernetBN(channels))
         self.layers = nn.ModuleList()
         c = channels
         for stage in range(3):
@@ -185,7 +242,7 @@ class SharedNB201(nn.Module):
                 self.layers.append(ResBlock(c, 2 * c))
                 c *= 2
             self.layers.extend(SharedCell(c, ops) for _ in range(cells))
-        self.head_bn = _bn(c)
+        self.head_bn = SupernetBN(c)
         self.classifier = nn.Linear(c, classes)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):

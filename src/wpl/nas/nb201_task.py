@@ -3,20 +3,23 @@
 Data, rewards, the forgetting slice, the Fisher and evaluation are the micro-CNN task's; the space
 (architectures in the benchmark's strings, one op per edge, the single-path supernet) is
 :mod:`.nb201`'s. With ``--dataset=cifar10`` every derived cell can be looked up in the benchmark's
-ground truth (``wpl.data.nb201``).
+ground truth (``wpl.data.nb201``). With ``--nb201_bn_recal=K`` every evaluation of an architecture
+(rewards, derive, forgetting, ranking) first recalibrates the batch norms over the first K training
+batches, unaugmented (:func:`.nb201.recalibrated`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from torch import nn
+from torch import Tensor, nn
 
+from ..data.augment import normalise
 from ..data.nb201 import OPS
 from ..viz import Graph
 from .cnn_task import CnnTask
 from .config import SPACE_ESTIMATORS
-from .nb201 import Nb201Arch, SharedNB201, decode_nb201, encode_nb201, nb201_decisions, nb201_graph
+from .nb201 import Nb201Arch, SharedNB201, decode_nb201, encode_nb201, nb201_decisions, nb201_graph, recalibrated
 
 
 class Nb201Task(CnnTask):
@@ -30,6 +33,7 @@ class Nb201Task(CnnTask):
         self.ops = list(OPS)
         self.decisions = nb201_decisions(self.ops)
         self.reset_at: tuple[int, ...] = ()
+        self.bn_recal = cfg.nb201_bn_recal  # wpl rank may score with another choice
         return SharedNB201(channels, classes, cfg.nb201_channels, cfg.nb201_cells, self.ops)
 
     def decode(self, actions: Sequence[int]) -> Nb201Arch:
@@ -47,3 +51,14 @@ class Nb201Task(CnnTask):
     def graph(self, arch: Nb201Arch) -> Graph:
         """Nodes and edges of the drawing."""
         return nb201_graph(arch)
+
+    def _stats(self, x_all: Tensor, y_all: Tensor, arch: Nb201Arch, start: int, n_batches: int | None,
+               bs: int) -> tuple[float, float]:
+        """The image task's evaluation, inside a BN recalibration for ``arch`` when ``bn_recal`` > 0."""
+        if not self.bn_recal:
+            return super()._stats(x_all, y_all, arch, start, n_batches, bs)
+        tb = self.config.batch_size
+        batches = (normalise(self.train_x[i * tb:(i + 1) * tb], self.data.mean, self.data.std)
+                   for i in range(min(self.bn_recal, max(len(self.train_x) // tb, 1))))
+        with recalibrated(self.supernet, arch, batches):
+            return super()._stats(x_all, y_all, arch, start, n_batches, bs)

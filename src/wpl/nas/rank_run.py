@@ -2,8 +2,8 @@
 
 A fixed, seeded, uniform sample of cells (or all 15,625) is scored with the run's supernet as its
 last checkpoint left it — validation accuracy on the first ``batches`` validation batches, in eval
-mode (batch statistics: the supernet's batch norms keep none) — and compared with NAS-Bench-201's
-CIFAR-10 test accuracies (:mod:`.rank`). The two published supernets' estimates are scored on the
+mode, with batch statistics or per-cell recalibrated BN (``--nb201_bn_recal``) — and compared with
+NAS-Bench-201's CIFAR-10 test accuracies (:mod:`.rank`). The two published supernets' estimates are scored on the
 same cells and on all cells as reference rows. Writes ``rank.json`` and ``rank.png`` in the run.
 """
 
@@ -36,8 +36,10 @@ def score_cells(task, archs: list[Nb201Arch], batches: int, on_cell=None) -> lis
     return out
 
 
-def rank_search(search, run_dir: Path, num_archs: int | None, seed: int, batches: int) -> dict:
-    """Score the sample with ``search``'s supernet; write ``rank.json`` and ``rank.png``; the result."""
+def rank_search(search, run_dir: Path, num_archs: int | None, seed: int, batches: int,
+                output: Path | None = None) -> dict:
+    """Score the sample with ``search``'s supernet; write ``rank.json`` and ``rank.png`` (in the run, or
+    ``output`` and the PNG beside it); the result."""
     task = search.task
     if task.kind != "nb201":
         raise WplError(f"{run_dir}: a --network_type={task.kind} run; ranking against the ground truth needs a "
@@ -61,12 +63,14 @@ def rank_search(search, run_dir: Path, num_archs: int | None, seed: int, batches
     reference = {}
     for name, est in (("one_shot", g.one_shot), ("few_shot", g.few_shot)):
         reference[name] = {"same_cells": rank_metrics(est[idx], truth), "all_cells": rank_metrics(est, g.test_acc)}
-    out = {**metrics, "seed": seed, "batches": batches, "epoch": search.epoch, "top1_arch": strings[top1],
+    out = {**metrics, "seed": seed, "batches": batches, "bn_recal": task.bn_recal, "epoch": search.epoch,
+           "top1_arch": strings[top1],
            "archs": [{"arch": s, "score": sc, "true_acc": float(t)} for s, sc, t in zip(strings, scores, truth,
                                                                                       strict=True)],
            "reference": reference}
-    write_json(run_dir / "rank.json", finite(out))
-    _scatter(scores, truth, run_dir / "rank.png", metrics)
+    path = output or run_dir / "rank.json"
+    write_json(path, finite(out))
+    _scatter(scores, truth, path.with_suffix(".png"), metrics)
     return out
 
 

@@ -47,8 +47,13 @@ class Search:
         self.cfg, self.task, self.dir, self.flags = search, task, run_dir, dict(flags or {})
         self.supernet = task.supernet
         self.controller = Controller.from_config(task.decisions, controller, task.reset_at).to(task.device)
-        opt = torch.optim.SGD if search.shared_optim == "sgd" else torch.optim.Adam
-        self.shared_opt = opt(self.supernet.parameters(), lr=search.shared_lr, weight_decay=search.shared_l2_reg)
+        weights, decay = self.supernet.parameters(), search.shared_l2_reg
+        if search.shared_optim == "sgd":
+            m = search.shared_momentum
+            self.shared_opt = torch.optim.SGD(weights, lr=search.shared_lr, weight_decay=decay, momentum=m,
+                                              nesterov=m > 0)
+        else:
+            self.shared_opt = torch.optim.Adam(weights, lr=search.shared_lr, weight_decay=decay)
         self.reinforce = Reinforce(self.controller, controller)
         self.policy_batch_size = controller.policy_batch_size
         params = dict(self.supernet.named_parameters())
@@ -285,7 +290,7 @@ class Search:
 
     def rank(self, epoch: int) -> dict:
         """Ranking fidelity of the supernet now: a fixed sample of ``rank_archs`` NAS-Bench-201 cells
-        (seeded by the task's seed) scored on the forgetting slice, against the ground truth."""
+        (seeded by the task's seed) scored on the first ``rank_batches`` validation batches, against the truth."""
         from ..data.nb201 import NUM_CELLS, all_archs, ground_truth
         from .nb201 import Nb201Arch
         from .rank import rank_metrics, sample_cells
@@ -294,7 +299,7 @@ class Search:
         t0 = self._clock()
         idx = sample_cells(self.cfg.rank_archs, self.task.config.random_seed, NUM_CELLS)
         archs = [Nb201Arch.from_string(all_archs()[i]) for i in idx]
-        scores = score_cells(self.task, archs, self.task.config.forgetting_batches)
+        scores = score_cells(self.task, archs, self.cfg.rank_batches)
         m = rank_metrics(scores, ground_truth().test_acc[idx])
         self._timed("rank", t0)
         self.runlog.event("rank", epoch=epoch, **m)

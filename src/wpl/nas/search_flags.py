@@ -100,6 +100,8 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
         ("network_type", str, "rnn", "rnn, micro_cnn or nb201 (the NAS-Bench-201 cell space)"),
         ("nb201_channels", int, 16, "nb201: channels C of the first stage (2C, 4C after the reductions)"),
         ("nb201_cells", int, 5, "nb201: cells N per stage"),
+        ("nb201_bn_recal", int, 0, "nb201: score each architecture with batch-norm statistics recalibrated over "
+         "K fixed training batches (0: each evaluation batch's own statistics)"),
         ("num_blocks", int, 12, "RNN: nodes per cell; CNN: blocks per cell"),
         ("tie_weights", bool, True, "tie decoder and embedding (needs shared_embed == shared_hid)"),
         ("controller_hid", int, 100, "controller LSTM width"),
@@ -132,6 +134,7 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
         ("rank_every", int, 0, "nb201: every N epochs, rank --rank_archs fixed cells against the ground truth "
          "(metrics.jsonl 'rank' events, TensorBoard rank/*; 0: never)"),
         ("rank_archs", int, 100, "nb201: the cells of that fixed, seeded uniform sample"),
+        ("rank_batches", int, 4, "nb201: validation batches (of --batch_size) each of them is scored on"),
         ("mode", str, "train", "train (search), derive (derive from a saved run), test (test numbers of a run: "
          "its final model's when trained) or train_final (= wpl train-final, its own flags)"),
         ("batch_size", int, 64, "text: parallel streams; images: batch size"),
@@ -157,6 +160,7 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
         ("shared_max_step", int, 50, "shared steps (sampled architectures) per epoch"),
         ("shared_num_sample", int, 1, "architectures per shared step (only 1 is supported)"),
         ("shared_optim", str, "sgd", "sgd or adam"),
+        ("shared_momentum", float, 0.0, "Nesterov momentum of the shared SGD (0: plain SGD, the original's)"),
         ("shared_lr", float, 20.0, "shared learning rate"),
         ("shared_decay", float, 0.96, "shared lr decay per epoch after --shared_decay_after"),
         ("shared_decay_after", float, 15.0, "epoch after which the shared lr decays"),
