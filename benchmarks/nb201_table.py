@@ -1,9 +1,12 @@
 """The table and figure of issue #12's comparison from the runs ``nb201_compare.sh`` wrote.
 
 Per variant (strategy × plain/WPL): mean ± std over seeds of the final ranking metrics (``rank.json``:
-200 cells, 8 validation batches each) and of the forgetting summaries over epochs 1+ (the epochs WPL
-is on in the WPL variants); the published estimates and zero-cost proxies as anchors; and Kendall τ
-over the search's epochs (the ``rank`` events: 100 fixed cells), plain against WPL, as a figure.
+200 cells, 8 validation batches each, batch-statistics BN) and of the forgetting summaries over epochs
+1+ (the epochs WPL is on in the WPL variants); the published estimates and zero-cost proxies as
+anchors. Then the BN choice (the same supernets scored with BN recalibrated per cell,
+``rank_recal.json``), what the supernets prefer (Spearman ρ of each op's count in a cell with the
+supernet's score and with the truth), and Kendall τ over the search's epochs (the ``rank`` events: 100
+fixed cells), mean ± std per variant, as a figure.
 
 Usage: python benchmarks/nb201_table.py OUT_DIR [--figure OUT_DIR/tau_epochs.png]
 """
@@ -16,6 +19,11 @@ import re
 import statistics
 from pathlib import Path
 
+import numpy as np
+
+from wpl.data.nb201 import OPS, parse_arch
+from wpl.nas.rank import spearman
+
 VARIANTS = ("enas-plain", "enas-wpl", "random-plain", "random-wpl")
 METRICS = ("kendall_tau", "spearman", "tau_top10", "p_at_top5", "top1_true_acc")
 FORGETTING = ("diff_mean", "diff_best_mean", "loss_diff_mean")
@@ -27,7 +35,8 @@ def _runs(out: Path) -> dict[str, list[Path]]:
     found: dict[str, list[Path]] = {v: [] for v in VARIANTS}
     for d in sorted(out.glob("cifar10_*-s*")):
         m = re.fullmatch(r"cifar10_(.+)-s(\d+)", d.name)
-        if m and m.group(1) in found and (d / "rank.json").is_file() and (d / "summary.json").is_file():
+        done = all((d / f).is_file() for f in ("rank.json", "rank_recal.json", "summary.json"))
+        if m and m.group(1) in found and done:
             found[m.group(1)].append(d)
     return found
 
@@ -72,21 +81,59 @@ def table(out: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def bn_table(out: Path) -> str:
+    """Kendall τ and Spearman ρ of the same supernets with batch-statistics BN and with recalibrated BN."""
+    lines = ["| variant | τ, batch-stat BN | τ, recalibrated BN | ρ, batch-stat BN | ρ, recalibrated BN |",
+             "|---|---|---|---|---|"]
+    for v, dirs in _runs(out).items():
+        if dirs:
+            a = [json.loads((d / "rank.json").read_text()) for d in dirs]
+            b = [json.loads((d / "rank_recal.json").read_text()) for d in dirs]
+            lines.append(f"| {v} | " + " | ".join(_ms([r[k] for r in rs]) for k in ("kendall_tau", "spearman")
+                                                   for rs in (a, b)) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def preference_table(out: Path) -> str:
+    """Spearman ρ of each op's count in a cell with the supernet's score (mean ± std over runs) and the truth."""
+    scores: dict[str, list[float]] = {op: [] for op in OPS}
+    truth: dict[str, float] = {}
+    for dirs in _runs(out).values():
+        for d in dirs:
+            cells = json.loads((d / "rank.json").read_text())["archs"]
+            counts = {op: np.array([parse_arch(c["arch"]).count(op) for c in cells]) for op in OPS}
+            for op in OPS:
+                scores[op].append(spearman(counts[op], [c["score"] for c in cells]))
+                truth[op] = spearman(counts[op], [c["true_acc"] for c in cells])
+    if not truth:
+        return ""
+    lines = ["| op | ρ(count, supernet score) | ρ(count, true accuracy) |", "|---|---|---|"]
+    lines += [f"| {op} | {_ms(scores[op])} | {truth[op]:.3f} |" for op in OPS]
+    return "\n".join(lines) + "\n"
+
+
 def figure(out: Path, path: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for k, (v, dirs) in enumerate(_runs(out).items()):
-        for n, d in enumerate(dirs):
-            ev = _events(d, "rank")
-            ax.plot([e["epoch"] for e in ev], [e["kendall_tau"] for e in ev], color=f"C{k}", alpha=0.7, lw=1.2,
-                    marker="o", ms=3, label=v if n == 0 else None)
+        curves = [[e["kendall_tau"] for e in _events(d, "rank")] for d in dirs]
+        if not curves:
+            continue
+        n = min(map(len, curves))
+        tau = np.array([c[:n] for c in curves], dtype=float)
+        epochs = [e["epoch"] for e in _events(dirs[0], "rank")][:n]
+        mean, std = tau.mean(0), tau.std(0, ddof=1) if len(tau) > 1 else np.zeros(n)
+        style = "-" if v.endswith("wpl") else "--"
+        ax.plot(epochs, mean, style, color=f"C{k // 2}", marker="o", ms=3, label=f"{v} ({len(tau)} seeds)")
+        ax.fill_between(epochs, mean - std, mean + std, color=f"C{k // 2}", alpha=0.12 if style == "-" else 0.06)
+    ax.axhline(0, color="grey", lw=0.8)
     ax.set_xlabel("search epoch")
-    ax.set_ylabel("Kendall τ (100 fixed cells)")
-    ax.set_title("ranking fidelity during the search, NAS-Bench-201 on CIFAR-10")
+    ax.set_ylabel("Kendall τ (100 fixed cells; mean ± std)")
+    ax.set_title("ranking fidelity during the search, NAS-Bench-201 on CIFAR-10", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -100,7 +147,9 @@ def main() -> None:
     ap.add_argument("--figure", default="")
     a = ap.parse_args()
     out = Path(a.out)
-    print(table(out), end="")
+    print(table(out))
+    print(bn_table(out))
+    print(preference_table(out), end="")
     print(f"wrote {figure(out, Path(a.figure) if a.figure else out / 'tau_epochs.png')}")
 
 

@@ -303,3 +303,53 @@ def test_bn_recalibrated_search_and_rank(tmp_path, capsys) -> None:
     task.bn_recal = 0
     assert task._stats(task.valid_x, task.valid_y, arch, 0, 1, 4)[0] != pytest.approx(recal[0], abs=1e-6)
     search.runlog.close()
+
+
+@pytest.mark.parametrize("update, anchor", [("proximal", "snapshot"), ("after_clip", "ema")])
+def test_wpl_variants_search_and_resume_exactly(update, anchor, tmp_path, monkeypatch) -> None:
+    from conftest import make_cifar, run_interrupted
+    from wpl.nas.run import run_search
+
+    data = make_cifar(tmp_path / "data")
+    argv = [*TINY_NB201, f"--data_dir={data}", "--max_epoch=3", f"--wpl_update={update}", f"--wpl_anchor={anchor}",
+            "--wpl_anchor_every=3", "--wpl_anchor_rate=0.5", "--legacy_compound_alpha=False",
+            "--fisher_normalise=mean", "--alpha_fisher=0.5"]
+    full = run_search([*argv, f"--log_dir={tmp_path / 'full'}"])
+    assert full["wpl_active"] and any(e["wpl"] > 0 for e in full["epochs"][1:])
+    part = [*argv, f"--log_dir={tmp_path / 'part'}"]
+    run_interrupted(part, 2, monkeypatch)
+    run_search([*part, "--resume=True"])
+    for name in ("forgetting.csv", "metrics.jsonl"):
+        assert (tmp_path / "full" / "cifar10_nb" / name).read_text() == \
+            (tmp_path / "part" / "cifar10_nb" / name).read_text(), name
+
+
+def test_snapshot_anchors_move_every_n_shared_steps(tmp_path) -> None:
+    from conftest import make_cifar
+    from wpl.nas.run import build_search
+    from wpl.nas.search_flags import parse_search_args
+
+    data = make_cifar(tmp_path / "data")
+    args = parse_search_args([*TINY_NB201, f"--data_dir={data}", "--wpl_anchor=snapshot", "--wpl_anchor_every=4"])
+    search = build_search(args, run_dir=None, device=torch.device("cpu"))
+    params = dict(search.supernet.named_parameters())
+
+    def nudge() -> None:
+        with torch.no_grad():
+            for p in params.values():
+                p.add_(0.01)
+
+    def anchored() -> bool:
+        return all(torch.equal(search.wpl.anchor[n], params[n]) for n in search.wpl.anchor)
+
+    nudge()
+    search.shared_steps = 5
+    assert not anchored()
+    search.snapshot_anchors(1, 0)  # WPL's first step (start_using_fisher=1): a snapshot
+    assert anchored()
+    nudge()
+    search.snapshot_anchors(2, 1)  # shared step 5: not a multiple of 4
+    assert not anchored()
+    search.shared_steps = 8
+    search.snapshot_anchors(2, 4)
+    assert anchored()

@@ -288,3 +288,78 @@ def test_estimating_the_fisher_of_no_weights_is_a_no_op() -> None:
     wpl.reset_fisher([])
     assert wpl.add_penalty_grad_([], with_value=True).item() == 0.0 and wpl.penalty([]).item() == 0.0
     assert all(torch.equal(before[n], wpl.fisher[n]) for n in before)
+
+
+def test_proximal_step_is_the_exact_minimiser_and_never_overshoots():
+    net = make_net(dtype=torch.float64)
+    wpl = WeightPlasticity(net, alpha=7.0)
+    random_fisher(wpl)
+    perturb(net)
+    lr = 0.3
+    start = {n: p.detach().clone() for n, p in net.named_parameters()}
+    wpl.proximal_(lr)
+    for n, p in net.named_parameters():
+        # the gradient of ‖θ − θ₀‖²/(2·lr) + (α/2)·F·(θ − θ̂)² is zero at the result
+        grad = (p.detach() - start[n]) / lr + 7.0 * wpl.fisher[n] * (p.detach() - wpl.anchor[n])
+        assert torch.allclose(grad, torch.zeros_like(grad), atol=1e-12)
+    # stiff: lr·α·F ≫ 2. The explicit step overshoots the anchor; the proximal one lands between
+    net2 = make_net(dtype=torch.float64)
+    stiff = WeightPlasticity(net2, alpha=1e4)
+    for f in stiff.fisher.values():
+        f.fill_(1.0)
+    perturb(net2)
+    before = {n: (p.detach() - stiff.anchor[n]).abs() for n, p in net2.named_parameters()}
+    stiff.proximal_(0.1)
+    for n, p in net2.named_parameters():
+        after = (p.detach() - stiff.anchor[n]).abs()
+        assert (after <= before[n] / 999).all()
+    explicit = {n: (1 - 0.1 * 1e4) * before[n] for n in before}  # θ − lr·α·F·(θ − θ̂), relative to θ̂
+    assert all((e.abs() > b).all() for e, b in zip(explicit.values(), before.values()))
+    with pytest.raises(ValueError, match="lr"):
+        stiff.proximal_(-1.0)
+
+
+def test_ema_anchors_follow_the_weights_part_way():
+    net = make_net()
+    wpl = WeightPlasticity(net)
+    old = {n: a.clone() for n, a in wpl.anchor.items()}
+    perturb(net)
+    wpl.ema_anchors_(0.25, ["0.weight"])
+    p = dict(net.named_parameters())
+    assert torch.allclose(wpl.anchor["0.weight"], old["0.weight"] + 0.25 * (p["0.weight"].detach() - old["0.weight"]))
+    assert torch.equal(wpl.anchor["2.weight"], old["2.weight"])  # not named: not moved
+    wpl.ema_anchors_(1.0)
+    assert all(torch.equal(wpl.anchor[n], q.detach()) for n, q in p.items())
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="rate"):
+            wpl.ema_anchors_(bad)
+
+
+def test_mean_normalised_fisher_makes_alpha_scale_free():
+    from wpl import WplConfig
+    from wpl.errors import ConfigError
+
+    values = []
+    for scale in (1.0, 1e-6):  # the same gradients, a million times smaller
+        net = make_net()
+        wpl = WeightPlasticity(net, alpha=2.0, fisher_normalise="mean", lambda_fisher=1.0)
+        grads = set_grads(net, 3)
+        for p in net.parameters():
+            p.grad.mul_(scale)
+        wpl.update_fisher()
+        perturb(net)
+        values.append(wpl.penalty().item())
+        expected = sum(0.5 * 2.0 * ((g * scale) ** 2 / ((g * scale) ** 2).mean() * (p.detach() - wpl.anchor[n]) ** 2)
+                       .sum() for (n, p), g in zip(net.named_parameters(), grads.values()))
+        assert values[-1] == pytest.approx(float(expected), rel=1e-5)
+        for p in net.parameters():
+            p.grad = None
+        value = wpl.add_penalty_grad_(with_value=True)
+        assert float(value) == pytest.approx(values[-1], rel=1e-5)
+        state = wpl.state_dict()
+        again = WeightPlasticity(net, alpha=2.0, fisher_normalise="mean")
+        again.load_state_dict(state)
+        assert again.penalty().item() == pytest.approx(values[-1], rel=1e-6)
+    assert values[0] == pytest.approx(values[1], rel=1e-4)
+    with pytest.raises(ConfigError, match="legacy_compound_alpha=False"):
+        WplConfig(fisher_normalise="mean", legacy_compound_alpha=True)

@@ -17,6 +17,7 @@ from .schedule import AlphaSchedule
 
 NamedParams = nn.Module | Mapping[str, Tensor] | Iterable[tuple[str, Tensor]]
 Importance = Literal["fisher", "uniform"]
+Normalise = Literal["none", "mean"]
 
 
 class _Penalty(torch.autograd.Function):
@@ -76,6 +77,7 @@ class WplConfig:
     set_fisher_zero_per_iter: int = -1  # reset F every N epochs (N > 0)
     importance: Importance = "fisher"  # "uniform": F = 1, the L2-to-anchor baseline
     legacy_compound_alpha: bool = False  # the original code's α·F stored after every update
+    fisher_normalise: Normalise = "none"  # "mean": each tensor's F divided by its mean, so α is scale-free
 
     def __post_init__(self) -> None:
         if not 0.0 < self.lambda_fisher <= 1.0:
@@ -84,6 +86,11 @@ class WplConfig:
             raise ConfigError("fisher_clip_by_norm", self.fisher_clip_by_norm, "must be >= 0 (0 = no clip)")
         if self.importance not in ("fisher", "uniform"):
             raise ConfigError("importance", self.importance, "must be 'fisher' or 'uniform'")
+        if self.fisher_normalise not in ("none", "mean"):
+            raise ConfigError("fisher_normalise", self.fisher_normalise, "must be 'none' or 'mean'")
+        if self.fisher_normalise != "none" and self.legacy_compound_alpha:
+            raise ConfigError("fisher_normalise", self.fisher_normalise, "normalises F, but with "
+                              "legacy_compound_alpha=True the stored F carries α: set legacy_compound_alpha=False")
         self.schedule()  # checks α and its decay
 
     def schedule(self) -> AlphaSchedule:
@@ -101,6 +108,8 @@ class WeightPlasticity:
     ``importance="uniform"`` gives the L2-to-anchor baseline (F ≡ 1, Fisher updates ignored).
     ``legacy_compound_alpha=True`` reproduces the original code, which stores α·F after every update
     (so α compounds) and applies no α in the penalty; it exists only to compare against that code.
+    ``fisher_normalise="mean"`` weighs each tensor by ``F / mean(F)`` instead of ``F`` (the raw Fisher's
+    scale depends on the model and the loss; normalised, α's useful range does not).
     """
 
     def __init__(
@@ -118,13 +127,14 @@ class WeightPlasticity:
         set_fisher_zero_per_iter: int = -1,
         importance: Importance = "fisher",
         legacy_compound_alpha: bool = False,
+        fisher_normalise: Normalise = "none",
     ) -> None:
         cfg = WplConfig(alpha=float(alpha), lambda_fisher=float(lambda_fisher), momentum=bool(momentum),
                         fisher_clip_by_norm=float(fisher_clip_by_norm), alpha_decay=float(alpha_decay),
                         alpha_decay_after=float(alpha_decay_after), alpha_decay_mode=int(alpha_decay_mode),
                         alpha_small_scale=float(alpha_small_scale),
                         set_fisher_zero_per_iter=int(set_fisher_zero_per_iter), importance=importance,
-                        legacy_compound_alpha=bool(legacy_compound_alpha))
+                        legacy_compound_alpha=bool(legacy_compound_alpha), fisher_normalise=fisher_normalise)
         self.schedule = cfg.schedule()
         self.lambda_fisher = cfg.lambda_fisher
         self.momentum = cfg.momentum
@@ -132,9 +142,11 @@ class WeightPlasticity:
         self.set_fisher_zero_per_iter = cfg.set_fisher_zero_per_iter
         self.importance = cfg.importance
         self.legacy_compound_alpha = cfg.legacy_compound_alpha
+        self.fisher_normalise = cfg.fisher_normalise
         self.params = _as_named(named_params)
         fill = 1.0 if self.importance == "uniform" else 0.0
         self.fisher = {n: torch.full_like(p, fill).detach() for n, p in self.params.items()}
+        self._scale = dict.fromkeys(self.params, 1.0)  # per-tensor factor on F (1 / mean F when normalised)
         self.anchor = {n: p.detach().clone() for n, p in self.params.items()}
         self.alpha = self.schedule(0)
         self.epoch = 0
@@ -178,7 +190,7 @@ class WeightPlasticity:
         for group in self._by_device(sel):
             value = _Penalty.apply(
                 [self.anchor[n] for n in group],
-                [self.fisher[n] for n in group],
+                [self.fisher[n] if self._scale[n] == 1.0 else self.fisher[n] * self._scale[n] for n in group],
                 *[self.params[n] for n in group],
             )
             total = value if total is None else total + value.to(total.device)
@@ -199,14 +211,41 @@ class WeightPlasticity:
                 p, f, d = self.params[n], self.fisher[n], self._workspace(n)
                 torch.sub(p, self.anchor[n], out=d)
                 if with_value:
-                    v = torch.dot((f * d).reshape(-1), d.reshape(-1))
+                    v = torch.dot((f * d).reshape(-1), d.reshape(-1)) * self._scale[n]
                     value = v if value is None else value + v.to(value.device)
                 if p.grad is None:
                     p.grad = torch.zeros_like(p)
-                p.grad.addcmul_(f, d, value=scale)
+                p.grad.addcmul_(f, d, value=scale * self._scale[n])
         if with_value:
             return (self.penalty_scale * value) if value is not None else torch.zeros(())
         return None
+
+    def proximal_(self, lr: float, names: Iterable[str] | None = None) -> None:
+        """The implicit WPL step, after the optimizer's: ``θ ← (θ + c·θ̂) / (1 + c)`` with ``c = lr·α·F``.
+
+        It is the exact minimiser of ``‖θ − θ_opt‖² / (2·lr) + (α/2)·F·(θ − θ̂)²``: it pulls each
+        weight toward its anchor by a fraction ``c / (1 + c)`` < 1, so it is stable for any α and
+        learning rate (the explicit gradient overshoots once ``lr·α·F`` > 2).
+        """
+        if lr < 0:
+            raise ValueError(f"lr must be >= 0, got {lr}")
+        scale = 2.0 * self.penalty_scale * float(lr)
+        with torch.no_grad():
+            for n in self._names(names):
+                p, c = self.params[n], self._workspace(n)
+                torch.mul(self.fisher[n], scale * self._scale[n], out=c)
+                p.addcmul_(c, self.anchor[n])  # θ + c·θ̂
+                p.div_(c.add_(1.0))
+
+    def ema_anchors_(self, rate: float, names: Iterable[str] | None = None) -> None:
+        """θ̂ ← θ̂ + rate·(θ − θ̂) for ``names``: anchors that follow the weights slowly (rate 1: θ̂ ← θ)."""
+        if not 0.0 < rate <= 1.0:
+            raise ValueError(f"rate must be in (0, 1], got {rate}")
+        sel = self._names(names)
+        if not sel:
+            return
+        with torch.no_grad():
+            torch._foreach_lerp_([self.anchor[n] for n in sel], [self.params[n].detach() for n in sel], rate)
 
     def _workspace(self, name: str) -> Tensor:
         """A reusable buffer shaped like the parameter (fresh 40 MB allocations cost page faults)."""
@@ -282,6 +321,15 @@ class WeightPlasticity:
                 f.mul_(torch.clamp(self.fisher_clip_by_norm / (norm + 1e-12), max=1.0))
         if self.legacy_compound_alpha:
             torch._foreach_mul_(fs, self.alpha)
+        self._rescale(names)
+
+    def _rescale(self, names: list[str]) -> None:
+        """With ``fisher_normalise="mean"``: each tensor's factor 1 / mean(F) (0 for an all-zero F)."""
+        if self.fisher_normalise == "none" or not names:
+            return
+        means = torch.stack([self.fisher[n].mean().to(torch.float64).cpu() for n in names]).tolist()
+        for n, m in zip(names, means, strict=True):
+            self._scale[n] = 1.0 / m if m > 0 else 0.0
 
     def update_anchors(self, names: Iterable[str] | None = None) -> None:
         """θ̂ ← θ for ``names`` (default all)."""
@@ -294,8 +342,10 @@ class WeightPlasticity:
     def reset_fisher(self, names: Iterable[str] | None = None) -> None:
         """F ← 0 (F ← 1 for the uniform baseline)."""
         fill = 1.0 if self.importance == "uniform" else 0.0
-        for n in self._names(names):
+        sel = self._names(names)
+        for n in sel:
             self.fisher[n].fill_(fill)
+        self._rescale(sel)
 
     def set_epoch(self, epoch: int) -> float:
         """Start ``epoch``: α from the schedule; reset F every ``set_fisher_zero_per_iter`` epochs.
@@ -321,6 +371,7 @@ class WeightPlasticity:
             "set_fisher_zero_per_iter": self.set_fisher_zero_per_iter,
             "importance": self.importance,
             "legacy_compound_alpha": self.legacy_compound_alpha,
+            "fisher_normalise": self.fisher_normalise,
         }
 
     def state_dict(self) -> dict:
@@ -360,6 +411,7 @@ class WeightPlasticity:
             for n in self.params:
                 self.fisher[n].copy_(state["fisher"][n])
                 self.anchor[n].copy_(state["anchor"][n])
+        self._rescale(list(self.params))
         self.alpha = float(state["alpha"])
         self.epoch = int(state["epoch"])
         self._last_reset_epoch = state.get("last_reset_epoch")

@@ -19,6 +19,8 @@ from .rnn import check_activation
 RNN_ACTIVATIONS = ("tanh", "ReLU", "identity", "sigmoid")  # the original's default list (its spelling)
 CNN_OPS = tuple(OPS)
 # Fisher estimators each space supports (per-sample ones need class logits per sample)
+WPL_UPDATES = ("gradient", "after_clip", "proximal")
+WPL_ANCHORS = ("step", "snapshot", "ema")
 SPACE_ESTIMATORS = {"rnn": ("batch_sq",), "micro_cnn": tuple(ESTIMATORS), "nb201": tuple(ESTIMATORS)}
 
 
@@ -64,6 +66,10 @@ class SearchConfig:
     fisher_mode: str = "train"
     fisher_source: str = "valid"  # valid: one validation batch per step; train: the step's last training batch
     search_strategy: str = "enas"  # enas: the controller samples; random: uniform samples, no controller (RSWS)
+    wpl_update: str = "gradient"  # gradient (before the clip, the original) | after_clip | proximal
+    wpl_anchor: str = "step"  # step (θ̂ ← θ after each architecture, the original) | snapshot | ema
+    wpl_anchor_every: int = 100  # snapshot: every N shared steps
+    wpl_anchor_rate: float = 0.1  # ema: θ̂ ← θ̂ + rate·(θ − θ̂) after each architecture
     rank_every: int = 0  # nb201: log ranking fidelity every N epochs (0: never)
     rank_archs: int = 100  # nb201: the cells of that fixed, seeded sample
     rank_batches: int = 4  # nb201: validation batches each of them is scored on
@@ -93,6 +99,11 @@ class SearchConfig:
         _one_of(self, "fisher_mode", ("train", "eval"))
         _one_of(self, "fisher_source", ("valid", "train"))
         _one_of(self, "search_strategy", ("enas", "random"))
+        _one_of(self, "wpl_update", WPL_UPDATES)
+        _one_of(self, "wpl_anchor", WPL_ANCHORS)
+        _at_least(self, 1, "wpl_anchor_every")
+        if not 0 < self.wpl_anchor_rate <= 1:
+            raise ConfigError("wpl_anchor_rate", self.wpl_anchor_rate, "must be in (0, 1]")
         _at_least(self, 0, "rank_every")
         _at_least(self, 1, "rank_batches")
         if not 2 <= self.rank_archs <= 15625:

@@ -114,11 +114,19 @@ class Search:
         value = 0.0
         if fold_fisher:
             self.wpl.update_fisher(protect)
-        if wpl:
+        how = self.cfg.wpl_update
+        if wpl and how == "gradient":
             value = float(self.wpl.add_penalty_grad_(protect, with_value=True))
         grads = [p for p in self.supernet.parameters() if p.grad is not None]
         torch.nn.utils.clip_grad_norm_(grads, self.cfg.shared_grad_clip)
+        if wpl and how == "after_clip":
+            value = float(self.wpl.add_penalty_grad_(protect, with_value=True))
+        if wpl and how == "proximal":
+            with torch.no_grad():
+                value = float(self.wpl.penalty(protect))
         self.shared_opt.step()
+        if wpl and how == "proximal":
+            self.wpl.proximal_(self.shared_opt.param_groups[0]["lr"], protect)
         return ce.item(), value
 
     def shared_step(self, arch: Arch, wpl: bool, where: str = "") -> list[tuple[float, float]]:
@@ -140,17 +148,27 @@ class Search:
     def fisher_step(self, arch: Arch) -> None:
         """After ``arch``'s shared step with WPL on: with ``fisher_source="valid"``, fold its Fisher on
         one validation batch (``fisher_estimator``, supernet in ``fisher_mode``) and advance the
-        validation stream; then move its anchors. (With ``"train"`` the Fisher was folded during the step.)"""
+        validation stream (with ``"train"`` the Fisher was folded during the step); then move its anchors:
+        to its weights (``wpl_anchor="step"``) or part way (``"ema"``); snapshots move in the shared phase."""
         protect = self.task.protected_names(arch)
-        if self.cfg.fisher_source == "train":
+        if self.cfg.fisher_source == "valid":
+            batch = self.task.fisher_batch(arch)
+            with model_mode(self.supernet, self.cfg.fisher_mode):
+                self.wpl.estimate_fisher(batch.model, batch.batches, names=protect,
+                                         estimator=self.cfg.fisher_estimator, loss_fn=batch.loss_fn, mode="keep")
+            self.task.advance_valid(len(batch.batches))
+        if self.cfg.wpl_anchor == "step":
             self.wpl.update_anchors(protect)
-            return
-        batch = self.task.fisher_batch(arch)
-        with model_mode(self.supernet, self.cfg.fisher_mode):
-            self.wpl.estimate_fisher(batch.model, batch.batches, names=protect, estimator=self.cfg.fisher_estimator,
-                                     loss_fn=batch.loss_fn, mode="keep")
-        self.task.advance_valid(len(batch.batches))
-        self.wpl.update_anchors(protect)
+        elif self.cfg.wpl_anchor == "ema":
+            self.wpl.ema_anchors_(self.cfg.wpl_anchor_rate, protect)
+
+    def snapshot_anchors(self, epoch: int, step: int) -> None:
+        """``wpl_anchor="snapshot"``: θ̂ ← θ for every protected weight when WPL starts and every
+        ``wpl_anchor_every`` shared steps (a rule of the step counters, so a resumed run agrees)."""
+        c = self.cfg
+        if c.wpl_anchor == "snapshot" and ((epoch == c.start_using_fisher and step == 0)
+                                           or self.shared_steps % c.wpl_anchor_every == 0):
+            self.wpl.update_anchors()
 
     def controller_step(self) -> dict[str, float]:
         """Sample ``policy_batch_size`` architectures, reward each on the validation batches at the
@@ -180,6 +198,8 @@ class Search:
         for step in bar:
             t0 = self._clock()
             arch = self.sample_archs(1)[0]
+            if active:
+                self.snapshot_anchors(epoch, step)
             for ce, value in self.shared_step(arch, active, where=f" at epoch {epoch}, shared step {step}"):
                 for acc in (sums, window):
                     acc["loss"] += ce

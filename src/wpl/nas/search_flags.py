@@ -18,6 +18,8 @@ from ..plasticity import WplConfig
 from .config import (
     CNN_OPS,
     RNN_ACTIVATIONS,
+    WPL_ANCHORS,
+    WPL_UPDATES,
     CnnConfig,
     Configs,
     ControllerConfig,
@@ -71,6 +73,16 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
          "gradient is computed anyway (before the optimizer steps on it; no extra pass)"),
         ("fisher_mode", str, "train", "mode of the supernet during the Fisher pass: train (dropout on, as the "
          "original) or eval"),
+        ("fisher_normalise", str, "none", "none, or mean: each tensor's Fisher divided by its mean, so α does not "
+         "depend on the model's gradient scale (needs --legacy_compound_alpha=False)"),
+        ("wpl_update", str, "gradient", "how the penalty acts: gradient = its gradient added before the clip (the "
+         "original), after_clip = added after clipping the task gradient, proximal = an exact implicit step "
+         "θ ← (θ + lr·α·F·θ̂)/(1 + lr·α·F) after the optimizer's (stable for any α)"),
+        ("wpl_anchor", str, "step", "where the anchors θ̂ are: step = the weights after each architecture's step "
+         "(the original), snapshot = all weights every --wpl_anchor_every shared steps, ema = a moving average "
+         "of each architecture's weights (--wpl_anchor_rate)"),
+        ("wpl_anchor_every", int, 100, "snapshot anchors: shared steps between snapshots"),
+        ("wpl_anchor_rate", float, 0.1, "ema anchors: θ̂ ← θ̂ + rate·(θ − θ̂) after each architecture's step"),
         ("shared_ce_fisher", bool, True, "Fisher from the cross-entropy only (accepted; always CE here)"),
         ("controller_update_fisher", bool, False, "accepted for compatibility (unused in the original too)"),
         ("train_controller", bool, False, "train the controller each epoch"),
@@ -197,6 +209,9 @@ CHOICES = {
     "entropy_mode": ["reward", "regularizer"],
     "controller_optim": ["adam", "sgd"],
     "shared_optim": ["sgd", "adam"],
+    "fisher_normalise": ["none", "mean"],
+    "wpl_update": list(WPL_UPDATES),
+    "wpl_anchor": list(WPL_ANCHORS),
     "wpl_scope": ["edges", "used"],
     "alpha_decay_mode": [1, 2],
     "log_level": ["DEBUG", "INFO", "WARNING", "ERROR"],
