@@ -353,3 +353,25 @@ def test_snapshot_anchors_move_every_n_shared_steps(tmp_path) -> None:
     search.shared_steps = 8
     search.snapshot_anchors(2, 4)
     assert anchored()
+
+
+def test_fisher_mass_per_edge_op_is_logged_and_drawn(tmp_path, capsys) -> None:
+    from conftest import events_of, make_cifar
+    from wpl.cli import main
+    from wpl.nas.run import run_search
+
+    data = make_cifar(tmp_path / "data")
+    logs = tmp_path / "logs"
+    run_search([*TINY_NB201, f"--data_dir={data}", "--max_epoch=3", f"--log_dir={logs}"])
+    fisher = [e for e in events_of(logs / "cifar10_nb") if e["event"] == "fisher"]
+    assert [e["epoch"] for e in fisher] == [1, 2]  # WPL from epoch 1
+    labels = set(fisher[-1]["mass"])
+    assert labels <= {f"{i}→{j} {op}" for i, j in ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
+                      for op in ("nor_conv_1x1", "nor_conv_3x3")} and len(labels) == 12
+    assert all(v >= 0 for v in fisher[-1]["mass"].values()) and sum(fisher[-1]["mass"].values()) > 0
+    assert main(["plot", "--fisher=true", "--model_name=cifar10_nb", f"--log_dir={logs}"]) == 0
+    assert "holds" in capsys.readouterr().out and (logs / "cifar10_nb" / "fisher.png").is_file()
+    run_search([*TINY_NB201, f"--data_dir={data}", "--max_epoch=1", "--use_wpl=False", "--comment=plain",
+                f"--log_dir={logs}"])
+    assert main(["plot", "--fisher=true", "--model_name=cifar10_plain", f"--log_dir={logs}"]) == 1
+    assert "no Fisher mass logged" in capsys.readouterr().err

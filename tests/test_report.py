@@ -69,3 +69,16 @@ def test_plot_names_a_folder_that_is_not_a_run(tmp_path: Path, capsys) -> None:
     (tmp_path / "x").mkdir()
     assert main(["plot", "--model_name=x", f"--log_dir={tmp_path}"]) == 1
     assert "no search run at" in capsys.readouterr().err
+
+
+def test_fisher_groups_name_rnn_edges_and_cnn_ops() -> None:
+    from types import SimpleNamespace
+
+    from wpl.nas.fisher_map import group_label
+
+    rnn = SimpleNamespace(kind="rnn")
+    assert group_label(rnn, "edges.0_3") == "edge 0→3" and group_label(rnn, "encoder.weight") == "encoder"
+    cnn = SimpleNamespace(kind="micro_cnn", supernet=SimpleNamespace(kinds=["normal", "reduce"]),
+                          normal_ops=["identity", "sep_conv_3x3"], reduce_ops=["avg_pool", "max_pool"])
+    assert group_label(cnn, "cells.1.ops.2_0_1.conv.weight") == "reduce node 2 ← 0: max_pool"
+    assert group_label(cnn, "cells.0.ops.2_1_1.dw.weight") == "normal node 2 ← 1: sep_conv_3x3"

@@ -237,9 +237,14 @@ def cmd_plot(argv: Sequence[str]) -> int:
     p.add_argument("--unit", choices=["metric", "loss"], default="metric",
                    help="forgetting in the task's unit (ppl or error) or in loss")
     p.add_argument("--final", type=str2bool, default=False, help="add the runs' final-training validation curves")
+    p.add_argument("--fisher", type=str2bool, default=False,
+                   help="instead: where WPL holds, each edge's (op's) share of the Fisher mass per epoch, one map "
+                   "per run (<run>/fisher.png)")
     p.add_argument("--output", default="", help="the PNG (default <run>/forgetting.png)")
     args = p.parse_args(argv)
     runs, labels = _runs_and_labels(args)
+    if args.fisher:
+        return _plot_fisher(runs, labels, args.output)
     out = plot_runs(runs, labels, Path(args.output) if args.output else runs[0].path / "forgetting.png",
                     args.unit, args.final)
     for run, label in zip(runs, labels, strict=True):
@@ -248,6 +253,24 @@ def cmd_plot(argv: Sequence[str]) -> int:
         print(f"{label}: {len(run.epochs)} epochs; mean best-5 forgetting from epoch {run.wpl_from}: {mean} "
               f"{run.metric}")
     print(f"wrote {out}")
+    return 0
+
+
+def _plot_fisher(runs: list, labels: list[str], output: str) -> int:
+    from .nas.fisher_map import plot_fisher
+
+    if output and len(runs) > 1:
+        raise WplError("--output names one PNG; with --fisher and several runs each map goes to <run>/fisher.png")
+    for run, label in zip(runs, labels, strict=True):
+        if not run.fisher:
+            raise WplError(f"{run.path}: no Fisher mass logged (WPL was on in no finished epoch, or the run predates "
+                           "the 'fisher' events); run a search with --use_wpl=True")
+        out = plot_fisher(run.fisher, Path(output) if output else run.path / "fisher.png",
+                          f"{label}: share of the Fisher mass per epoch")
+        top = max(run.fisher[-1]["mass"].items(), key=lambda kv: kv[1])
+        total = sum(run.fisher[-1]["mass"].values()) or 1.0
+        print(f"{label}: {len(run.fisher)} epochs with WPL; in the last, {top[0]} holds {top[1] / total:.1%} of "
+              f"the Fisher mass; wrote {out}")
     return 0
 
 

@@ -30,6 +30,7 @@ class RunData:
     summary: dict | None
     final: dict | None = None  # final/summary.json
     final_epochs: list[dict] = field(default_factory=list)
+    fisher: list[dict] = field(default_factory=list)  # the "fisher" events (Fisher mass per group)
 
     @property
     def metric(self) -> str:
@@ -67,7 +68,8 @@ def load_run(path: Path) -> RunData:
     return RunData(path, json.loads((path / "config.json").read_text()),
                    [e for e in events if e.get("event") == "epoch"],
                    [e for e in events if e.get("event") == "forgetting"], summary, final,
-                   [e for e in _events(final_dir / "metrics.jsonl") if e.get("event") == "final_epoch"])
+                   [e for e in _events(final_dir / "metrics.jsonl") if e.get("event") == "final_epoch"],
+                   [e for e in events if e.get("event") == "fisher"])
 
 
 def _series(run: RunData, key: str) -> tuple[list[int], list[float]]:

@@ -28,6 +28,7 @@ from ..runtime import clock, model_mode
 from ..viz import save_cell_drawing
 from .config import ControllerConfig, SearchConfig
 from .controller import Controller, Reinforce
+from .fisher_map import fisher_groups, fisher_mass
 from .metrics import perplexity
 from .task import Arch, Task
 
@@ -59,6 +60,7 @@ class Search:
         params = dict(self.supernet.named_parameters())
         self.wpl = WeightPlasticity.from_config([(n, params[n]) for n in task.all_protected_names()], wpl)
         self.monitor = ForgettingMonitor(top_k=search.forgetting_top_k)
+        self.fisher_groups = fisher_groups(task)  # where WPL holds: the "fisher" events group F by these
         self.epoch = 0
         self.shared_steps = self.controller_steps = 0
         self.warmed_up = False
@@ -355,6 +357,8 @@ class Search:
             self.wpl.set_epoch(epoch)
         telemetry = epoch >= c.start_evaluate_diff
         shared = self.shared_phase(epoch, c.shared_max_step, telemetry)
+        if active:
+            self.runlog.event("fisher", epoch=epoch, mass=fisher_mass(self.wpl.fisher, self.fisher_groups))
         forgetting = self.finish_forgetting(epoch) if telemetry else {}
         ctrl = self.controller_phase(epoch, c.controller_max_step) if c.controller_trains(epoch) else {}
         last = epoch == c.max_epoch - 1
