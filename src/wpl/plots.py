@@ -6,8 +6,8 @@ from pathlib import Path
 
 from .fileio import atomic_write
 
-COLORS = {"plain": "tab:purple", "wpl": "tab:orange", "l2": "tab:gray"}
-LABELS = {"plain": "plain", "wpl": "WPL", "l2": "L2-to-anchor"}
+COLORS = {"plain": "tab:purple", "wpl": "tab:orange", "l2": "tab:gray", "ewc": "tab:blue"}
+LABELS = {"plain": "plain", "wpl": "WPL", "l2": "L2-to-anchor", "ewc": "EWC-style"}
 
 
 def plot_two_models(result: dict, path: str | Path) -> Path:
@@ -20,7 +20,7 @@ def plot_two_models(result: dict, path: str | Path) -> Path:
     runs = result["runs"]
     fig, axes = plt.subplots(1, len(runs), figsize=(5.2 * len(runs), 4.0), squeeze=False, sharey=True)
     for ax, run in zip(axes[0], runs):
-        methods = [m for m in ("plain", "wpl", "l2") if m in run]
+        methods = [m for m in COLORS if m in run]
         for m in methods:
             c = run[m]["curve"]
             ax.plot(c["iter"], c["b_acc"], color=COLORS[m], lw=1.6, label=f"B, {LABELS[m]}")

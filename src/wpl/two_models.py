@@ -6,6 +6,9 @@ is used by different operations in weight-sharing NAS, then 3 private blocks and
 A is trained first — to convergence (``strict``) or only briefly (``loose``) — then B is trained
 with Adam while A's test accuracy is tracked: once plainly, once with WPL on the shared blocks
 (Fisher from ``fisher_samples`` held-out validation images at A's weights, anchors at A's weights).
+Baselines: ``l2`` (the same penalty with F ≡ 1) and ``ewc`` (EWC's form: the Fisher penalty on *all*
+of A's parameters, not only the shared ones). Accuracies are reported on the test split, and on the
+validation images the Fisher did not use (``*_valid``), which is where settings are chosen.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ ACTIVATIONS = {
     "elu": F.elu,
 }
 SETTINGS = ("strict", "loose")
-METHODS = ("plain", "wpl", "l2")
+METHODS = ("plain", "wpl", "l2", "ewc")
 
 
 @dataclass
@@ -156,38 +159,56 @@ def _train(
             on_eval(it)
 
 
-def run_setting(cfg: TwoModelsConfig, data: MnistSplits, setting: str, bar: tqdm) -> dict:
-    """One setting (strict or loose): train A, then B once per method; return the run record."""
+Variant = tuple[str, str, float]  # (label, method, alpha)
+
+
+def default_variants(cfg: TwoModelsConfig) -> list[Variant]:
+    """One variant per configured method, each at ``cfg.alpha`` (labels are the method names)."""
+    return [(m, m, cfg.alpha) for m in cfg.methods]
+
+
+def _penalty(method: str, alpha: float, cfg: TwoModelsConfig, model_a: nn.Module, fisher_batch: list):
+    """The penalty callable of ``method`` (None for plain), anchored at A's current weights."""
+    if method == "plain":
+        return None
+    params_a = dict(model_a.named_parameters())
+    names = list(params_a) if method == "ewc" else shared_names(cfg)
+    wpl = WeightPlasticity(
+        [(n, params_a[n]) for n in names],
+        alpha=alpha,
+        lambda_fisher=1.0,
+        fisher_clip_by_norm=cfg.fisher_clip_by_norm,
+        importance="uniform" if method == "l2" else "fisher",
+    )
+    if method != "l2":
+        wpl.estimate_fisher(model_a, fisher_batch, estimator=cfg.estimator,
+                            generator=torch.Generator().manual_seed(cfg.seed))
+    return wpl.penalty
+
+
+def run_setting(cfg: TwoModelsConfig, data: MnistSplits, setting: str, bar: tqdm,
+                variants: list[Variant] | None = None) -> dict:
+    """One setting (strict or loose): train A once, then B once per variant; return the run record."""
+    variants = default_variants(cfg) if variants is None else variants
     model_a, model_b = build_models(cfg, data.train_x[0].numel(), int(data.train_y.max()) + 1, cfg.seed)
     device = data.train_x.device
     model_a.to(device)
     model_b.to(device)
     gen = torch.Generator().manual_seed(cfg.seed)
     _train(model_a, data, cfg.a_iters[setting], cfg.a_lr, cfg.batch_size, gen, bar)
+    # Validation images the Fisher did not see: where a sweep chooses its setting.
+    vx, vy = data.valid_x[cfg.fisher_samples:], data.valid_y[cfg.fisher_samples:]
     a_before = accuracy(model_a, data.test_x, data.test_y)
+    a_before_valid = accuracy(model_a, vx, vy) if len(vy) else float("nan")
     a_state = copy.deepcopy(model_a.state_dict())
     b_state = copy.deepcopy(model_b.state_dict())
     record: dict = {"convergence": setting, "shared_blocks": cfg.shared_blocks, "a_iters": cfg.a_iters[setting],
-                    "a_acc_before": a_before}
-    names = shared_names(cfg)
-    params_a = dict(model_a.named_parameters())
+                    "a_acc_before": a_before, "a_acc_before_valid": a_before_valid}
     fisher_batch = [(data.valid_x[: cfg.fisher_samples], data.valid_y[: cfg.fisher_samples])]
-    for method in cfg.methods:
+    for label, method, alpha in variants:
         model_a.load_state_dict(a_state)
         model_b.load_state_dict(b_state)
-        penalty = None
-        if method != "plain":
-            wpl = WeightPlasticity(
-                [(n, params_a[n]) for n in names],
-                alpha=cfg.alpha,
-                lambda_fisher=1.0,
-                fisher_clip_by_norm=cfg.fisher_clip_by_norm,
-                importance="fisher" if method == "wpl" else "uniform",
-            )
-            if method == "wpl":
-                wpl.estimate_fisher(model_a, fisher_batch, estimator=cfg.estimator,
-                                    generator=torch.Generator().manual_seed(cfg.seed))
-            penalty = wpl.penalty
+        penalty = _penalty(method, alpha, cfg, model_a, fisher_batch)
         b_start = accuracy(model_b, data.test_x, data.test_y)
         curve: dict[str, list] = {"iter": [0], "a_acc": [a_before], "b_acc": [b_start]}
 
@@ -196,16 +217,20 @@ def run_setting(cfg: TwoModelsConfig, data: MnistSplits, setting: str, bar: tqdm
             curve["a_acc"].append(accuracy(model_a, data.test_x, data.test_y))
             curve["b_acc"].append(accuracy(model_b, data.test_x, data.test_y))
 
-        bar.set_postfix_str(f"{setting}/{method}")
+        bar.set_postfix_str(f"{setting}/{label}")
         gen_b = torch.Generator().manual_seed(cfg.seed + 7)
         _train(model_b, data, cfg.b_iters, cfg.b_lr, cfg.batch_size, gen_b, bar, penalty, on_eval, cfg.eval_every)
-        record[method] = {"a_acc_after": curve["a_acc"][-1], "b_acc": curve["b_acc"][-1], "curve": curve}
-        record[f"forgetting_{method}"] = a_before - curve["a_acc"][-1]
-    for method in cfg.methods:
-        if method != "plain":
-            record[f"forgetting_reduction{'' if method == 'wpl' else '_' + method}"] = _reduction(
-                record["forgetting_plain"], record[f"forgetting_{method}"]
-            )
+        valid = {"a_acc_after_valid": accuracy(model_a, vx, vy), "b_acc_valid": accuracy(model_b, vx, vy)} \
+            if len(vy) else {}
+        record[label] = {"method": method, "alpha": alpha, "a_acc_after": curve["a_acc"][-1],
+                         "b_acc": curve["b_acc"][-1], **valid, "curve": curve}
+        record[f"forgetting_{label}"] = a_before - curve["a_acc"][-1]
+    if "plain" in record:
+        for label, method, _ in variants:
+            if method != "plain":
+                record[f"forgetting_reduction{'' if label == 'wpl' else '_' + label}"] = _reduction(
+                    record["forgetting_plain"], record[f"forgetting_{label}"]
+                )
     return record
 
 
@@ -214,14 +239,16 @@ def _reduction(plain: float, other: float) -> float | None:
     return None if plain <= 0 else 1.0 - other / plain
 
 
-def run_two_models(cfg: TwoModelsConfig, data: MnistSplits, settings: tuple[str, ...] = SETTINGS) -> dict:
+def run_two_models(cfg: TwoModelsConfig, data: MnistSplits, settings: tuple[str, ...] = SETTINGS,
+                   variants: list[Variant] | None = None) -> dict:
     """Run the experiment for each setting; the result is what ``two_models.json`` holds."""
-    total = sum(cfg.a_iters[s] + cfg.b_iters * len(cfg.methods) for s in settings)
+    variants = default_variants(cfg) if variants is None else variants
+    total = sum(cfg.a_iters[s] + cfg.b_iters * len(variants) for s in settings)
     # Adam's second moments underflow to denormals here, which slows CPU arithmetic up to 20x.
     torch.set_flush_denormal(True)
     with tqdm(total=total, desc="two-models", unit="it", dynamic_ncols=True, mininterval=0.5) as bar:
         try:
-            runs = [run_setting(cfg, data, s, bar) for s in settings]
+            runs = [run_setting(cfg, data, s, bar, variants) for s in settings]
         finally:
             torch.set_flush_denormal(False)
     config = asdict(cfg)

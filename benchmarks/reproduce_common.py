@@ -1,0 +1,89 @@
+"""What the ``reproduce_*.py`` scripts share: flags, resumable steps, mean ± std, targets, the JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from wpl.fileio import write_json
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """``--data_dir``, ``--output_dir``, ``--quick``, ``--seeds``, ``--work_dir`` (every script has them)."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--data_dir", required=True, help="one folder holding ptb/, mnist/ and cifar10/")
+    ap.add_argument("--output_dir", default=str(RESULTS), help="where reproduce_<name>.json and figures go")
+    ap.add_argument("--quick", action="store_true", help="the same comparison in <= 10 minutes, 1 seed")
+    ap.add_argument("--seeds", default=None, help="comma-separated seeds (default: 0 quick, 0-2 or more full)")
+    ap.add_argument("--work_dir", default=None,
+                    help="where runs and per-step results are kept for resuming (default OUTPUT_DIR/work_<name>)")
+    return ap
+
+
+def seeds(args: argparse.Namespace, full: str) -> list[int]:
+    """The seeds to run: ``--seeds``, else 0 in quick mode, else ``full``."""
+    text = args.seeds or ("0" if args.quick else full)
+    return [int(s) for s in text.split(",")]
+
+
+def work_dir(args: argparse.Namespace, name: str) -> Path:
+    """The folder for this script's resumable state (one per mode, so quick never reuses full)."""
+    root = Path(args.work_dir) if args.work_dir else Path(args.output_dir) / f"work_{name}"
+    path = root / ("quick" if args.quick else "full")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def step(path: Path, compute: Callable[[], dict]) -> dict:
+    """``compute()``'s result, kept in ``path``: a rerun reads it back instead of computing it again."""
+    if path.exists():
+        return json.loads(path.read_text())
+    start = time.time()
+    result = compute()
+    result["seconds"] = round(time.time() - start, 1)
+    write_json(path, result)
+    return result
+
+
+def mean_std(values: list[float]) -> dict:
+    """``{"mean", "std", "n", "values"}`` (std 0 for one value; NaNs dropped and counted out)."""
+    vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    if not vals:
+        return {"mean": None, "std": None, "n": 0, "values": []}
+    std = statistics.stdev(vals) if len(vals) > 1 else 0.0
+    return {"mean": statistics.fmean(vals), "std": std, "n": len(vals), "values": vals}
+
+
+def fmt(ms: dict, digits: int = 3, scale: float = 1.0) -> str:
+    """A mean ± std dict as text."""
+    if ms["mean"] is None:
+        return "n/a"
+    return f"{ms['mean'] * scale:.{digits}f} ± {ms['std'] * scale:.{digits}f}"
+
+
+def target(name: str, value: object, goal: str, met: bool | None) -> dict:
+    """One entry of the JSON's ``targets`` list."""
+    return {"name": name, "value": value, "target": goal, "met": met}
+
+
+def out_path(args: argparse.Namespace, name: str, ext: str) -> Path:
+    """``OUTPUT_DIR/reproduce_<name>[_quick].<ext>``: a quick run never overwrites the full results."""
+    return Path(args.output_dir) / f"reproduce_{name}{'_quick' if args.quick else ''}.{ext}"
+
+
+def finish(args: argparse.Namespace, name: str, payload: dict, seconds: float) -> Path:
+    """Write ``reproduce_<name>.json`` (mode, ``seconds`` = compute time summed over resumed steps)."""
+    payload = {"name": name, "mode": "quick" if args.quick else "full", **payload, "seconds": round(seconds, 1)}
+    path = write_json(out_path(args, name, "json"), payload)
+    for t in payload.get("targets", []):
+        mark = {True: "met", False: "NOT met", None: "n/a"}[t["met"]]
+        print(f"[{mark}] {t['name']}: {t['value']} (target {t['target']})")
+    print(f"wrote {path} ({payload['seconds']:.0f} s)")
+    return path
