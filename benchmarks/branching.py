@@ -13,13 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+class RunFailed(RuntimeError):
+    """A command exited non-zero; the message is its last error line."""
+
+
 def run(cmd: list[str], log: Path) -> None:
-    """Run one command, its output appended to ``log``; fail loudly, naming the log."""
+    """Run one command, its output appended to ``log``; RunFailed (its last error line) on failure."""
     print("$", " ".join(cmd), flush=True)
     with log.open("a") as fh:
         rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT).returncode
     if rc != 0:
-        raise SystemExit(f"command failed with exit code {rc}; see {log}")
+        lines = [ln for ln in log.read_text(errors="replace").replace("\r", "\n").splitlines() if "error" in ln.lower()]
+        raise RunFailed(f"exit code {rc}: {lines[-1].strip() if lines else 'see ' + str(log)}")
 
 
 def events(run_dir: Path, kind: str | None = None) -> list[dict]:
@@ -79,7 +84,7 @@ class Branches:
         """Variant ``name``: the base's checkpoint after epoch ``branch − 1``, continued ``epochs`` epochs."""
         base = self.base(seed)
         d = self.run_dir(seed, name)
-        if (d / "summary.json").exists():
+        if (d / "summary.json").exists() or self.failed(seed, name):
             return d
         if not (d / "checkpoint.pt").exists():
             d.mkdir(parents=True, exist_ok=True)
@@ -88,10 +93,19 @@ class Branches:
             shutil.copy2(base / f"checkpoint_epoch_{self.branch - 1:03d}.pt", d / "checkpoint.pt.tmp")
             (d / "checkpoint.pt.tmp").replace(d / "checkpoint.pt")
         last = self.branch + self.epochs
-        self._timed(seed, name, lambda: run(
-            self.cmd(seed, name, [*flags, "--resume=True", "--resume_with_new_params=True"], last, last),
-            self.seed_dir(seed) / f"{name}.log"))
+        try:
+            self._timed(seed, name, lambda: run(
+                self.cmd(seed, name, [*flags, "--resume=True", "--resume_with_new_params=True"], last, last),
+                self.seed_dir(seed) / f"{name}.log"))
+        except RunFailed as exc:  # e.g. a variant that diverges: a result, kept, not retried
+            print(f"   {name} failed: {exc}", flush=True)
+            (d / "failed.txt").write_text(str(exc) + "\n")
         return d
+
+    def failed(self, seed: int, name: str) -> str | None:
+        """Why run ``name`` failed (its last error line), or None."""
+        f = self.run_dir(seed, name) / "failed.txt"
+        return f.read_text().strip() if f.exists() else None
 
     def seconds(self, seed: int, name: str, default: float = float("nan")) -> float:
         """Wall-clock seconds run ``name`` took (a variant: after the branch), summed over resumed attempts."""

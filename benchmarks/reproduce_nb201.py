@@ -44,6 +44,10 @@ def run_seed(studies: dict[str, Branches], seed: int, cells: int, batches: int) 
     for strategy, study in studies.items():
         for name, flags in VARIANTS.items():
             d = study.variant(seed, name, flags)
+            if why := study.failed(seed, name):  # e.g. diverged: reported, not retried
+                out[f"{strategy}-{name}"] = {"failed": why, "tau_epochs": [], "seconds": study.seconds(seed, name),
+                                             **dict.fromkeys(METRICS)}
+                continue
             rank = d / "rank.json"
             if not rank.exists():
                 run([sys.executable, "-m", "wpl", "rank", f"--model_name={d.name}", f"--log_dir={d.parent}",
@@ -68,7 +72,11 @@ def figure(per_seed: list[dict], path: Path) -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     for ax, strategy in zip(axes, ("enas", "random")):
         for name, color in COLORS.items():
-            vals = np.array([r[f"{strategy}-{name}"]["tau_epochs"] for r in per_seed], dtype=float)
+            curves = [r[f"{strategy}-{name}"]["tau_epochs"] for r in per_seed]
+            curves = [c for c in curves if c]  # a failed run has none
+            if not curves:
+                continue
+            vals = np.array(curves, dtype=float)
             ep = np.arange(vals.shape[1])
             ax.plot(ep, vals.mean(0), color=color, marker="o", ms=3, label=name)
             if len(vals) > 1:
@@ -104,6 +112,9 @@ def main() -> None:
     targets = []
     for strategy in ("enas", "random"):
         p, w = summary[f"{strategy}-plain"], summary[f"{strategy}-recommended"]
+        if w["kendall_tau"]["mean"] is None or p["kendall_tau"]["mean"] is None:
+            targets.append(target(f"{strategy}: recommended vs plain", None, "both ran", False))
+            continue
         targets.append(target(f"{strategy}: Kendall τ, recommended vs plain",
                               [round(w["kendall_tau"]["mean"], 3), round(p["kendall_tau"]["mean"], 3)],
                               "recommended >= plain", w["kendall_tau"]["mean"] >= p["kendall_tau"]["mean"]))

@@ -71,6 +71,9 @@ def table(study: Branches, seed_list: list[int], names: list[str]) -> str:
     for name in names:
         rows = [read_run(study, s, name) for s in seed_list
                 if study.run_dir(s, name).joinpath("summary.json").exists()]
+        failed = [f"seed {s}: {why}" for s in seed_list if (why := study.failed(s, name))]
+        if failed:
+            lines.append(f"| {name} | {len(failed)} failed | " + "; ".join(failed) + " | | | | | | |")
         if not rows:
             continue
         lines.append(f"| {name} | {len(rows)} | {ms([r['loss_diff_mean'] for r in rows])} | "

@@ -375,3 +375,37 @@ def test_fisher_mass_per_edge_op_is_logged_and_drawn(tmp_path, capsys) -> None:
                 f"--log_dir={logs}"])
     assert main(["plot", "--fisher=true", "--model_name=cifar10_plain", f"--log_dir={logs}"]) == 1
     assert "no Fisher mass logged" in capsys.readouterr().err
+
+
+def test_own_arch_stream_trains_the_same_architectures_whatever_wpl_does(tmp_path, monkeypatch, capsys) -> None:
+    import csv
+    import json
+
+    from conftest import make_text, rnn_argv, run_interrupted
+    from wpl.nas.run import run_search
+    from wpl.nas.search_flags import parse_search_args
+
+    base = [a for a in rnn_argv(make_text(tmp_path / "data"), tmp_path) if not a.startswith("--log_dir")]
+    base += ["--search_strategy=random", "--arch_stream=own", "--max_epoch=2", "--start_using_fisher=0"]
+    variants = {"plain": ["--use_wpl=False"], "prox": ["--legacy_compound_alpha=False", "--fisher_normalise=mean",
+                                                       "--fisher_clip_by_norm=0", "--wpl_update=proximal",
+                                                       "--alpha_fisher=0.5"]}
+
+    def archs(log: str) -> list[str]:
+        rows = csv.DictReader((tmp_path / log / "tiny_rnn-train" / "forgetting.csv").open())
+        return [r["arch"] for r in rows]
+
+    for name, extra in variants.items():
+        run_search([*base, *extra, f"--log_dir={tmp_path / name}"])
+    assert archs("plain") == archs("prox") and len(set(archs("plain"))) > 1
+    # and the stream resumes exactly
+    part = [*base, *variants["prox"], f"--log_dir={tmp_path / 'part'}"]
+    run_interrupted(part, 1, monkeypatch)
+    run_search([*part, "--resume=True"])
+    assert (tmp_path / "part" / "tiny_rnn-train" / "forgetting.csv").read_text() == \
+        (tmp_path / "prox" / "tiny_rnn-train" / "forgetting.csv").read_text()
+    a, b = (json.loads((tmp_path / d / "tiny_rnn-train" / "summary.json").read_text()) for d in ("prox", "part"))
+    assert a["best_arch"] == b["best_arch"]
+    with pytest.raises(SystemExit):
+        parse_search_args([*base[:-4], "--arch_stream=own"])
+    assert "arch_stream" in capsys.readouterr().err

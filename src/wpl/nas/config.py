@@ -66,6 +66,7 @@ class SearchConfig:
     fisher_mode: str = "train"
     fisher_source: str = "valid"  # valid: one validation batch per step; train: the step's last training batch
     search_strategy: str = "enas"  # enas: the controller samples; random: uniform samples, no controller (RSWS)
+    arch_stream: str = "global"  # random: uniform samples from torch's global RNG, or from their own generator
     wpl_update: str = "gradient"  # gradient (before the clip, the original) | after_clip | proximal
     wpl_anchor: str = "step"  # step (θ̂ ← θ after each architecture, the original) | snapshot | ema
     wpl_anchor_every: int = 100  # snapshot: every N shared steps
@@ -99,6 +100,10 @@ class SearchConfig:
         _one_of(self, "fisher_mode", ("train", "eval"))
         _one_of(self, "fisher_source", ("valid", "train"))
         _one_of(self, "search_strategy", ("enas", "random"))
+        _one_of(self, "arch_stream", ("global", "own"))
+        if self.arch_stream == "own" and self.search_strategy != "random":
+            raise ConfigError("arch_stream", self.arch_stream, "applies to search_strategy=random (the controller "
+                              "samples ENAS's architectures)")
         _one_of(self, "wpl_update", WPL_UPDATES)
         _one_of(self, "wpl_anchor", WPL_ANCHORS)
         _at_least(self, 1, "wpl_anchor_every")

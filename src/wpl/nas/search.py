@@ -61,6 +61,9 @@ class Search:
         self.wpl = WeightPlasticity.from_config([(n, params[n]) for n in task.all_protected_names()], wpl)
         self.monitor = ForgettingMonitor(top_k=search.forgetting_top_k)
         self.fisher_groups = fisher_groups(task)  # where WPL holds: the "fisher" events group F by these
+        # --arch_stream=own: uniform architectures from their own generator (same sequence whatever else runs)
+        seed = int(self.flags.get("random_seed", getattr(task.config, "random_seed", 0)))
+        self.arch_gen = torch.Generator().manual_seed(seed + 7919) if search.arch_stream == "own" else None
         self.epoch = 0
         self.shared_steps = self.controller_steps = 0
         self.warmed_up = False
@@ -93,7 +96,7 @@ class Search:
     def sample_archs(self, n: int) -> list[Arch]:
         """``n`` architectures from the current policy (uniformly, with ``search_strategy="random"``)."""
         if self.cfg.search_strategy == "random":
-            actions = torch.stack([torch.randint(0, k, (n,)) for k in self.task.decisions], 1)
+            actions = torch.stack([torch.randint(0, k, (n,), generator=self.arch_gen) for k in self.task.decisions], 1)
         else:
             self.controller.eval()
             actions, _, _ = self.controller.sample(n)
@@ -418,6 +421,7 @@ class Search:
             "shared_opt": self.shared_opt.state_dict(), "ctrl_opt": self.reinforce.optimizer.state_dict(),
             "baseline": self.reinforce.baseline, "wpl": self.wpl.state_dict(), "monitor": self.monitor.state_dict(),
             "task": self.task.state_dict(), "rng": rng_state(), "log_sizes": self.runlog.sizes(),
+            "arch_gen": None if self.arch_gen is None else self.arch_gen.get_state(),
             "seconds": self.seconds, "best": self.best, "history": self.history,
         }
 
@@ -460,6 +464,8 @@ class Search:
         if cut_logs:
             self.runlog.truncate(state["log_sizes"])
         set_rng_state(state["rng"])
+        if self.arch_gen is not None and state.get("arch_gen") is not None:  # else: a fresh stream from the seed
+            self.arch_gen.set_state(state["arch_gen"])
 
 
 # the forgetting summary's keys that each epoch event repeats (as forgetting_<key>)

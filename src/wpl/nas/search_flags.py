@@ -143,6 +143,9 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
     "Learning": [
         ("search_strategy", str, "enas", "enas (the controller samples architectures) or random (uniform samples, "
          "no controller: random search with weight sharing, Li & Talwalkar 2019)"),
+        ("arch_stream", str, "global", "random strategy: global = architectures drawn from torch's RNG (which WPL, "
+         "dropout and data also draw from), own = from their own seeded generator, so runs that differ only in "
+         "WPL settings train the same architecture sequence (paired comparisons)"),
         ("rank_every", int, 0, "nb201: every N epochs, rank --rank_archs fixed cells against the ground truth "
          "(metrics.jsonl 'rank' events, TensorBoard rank/*; 0: never)"),
         ("rank_archs", int, 100, "nb201: the cells of that fixed, seeded uniform sample"),
@@ -222,6 +225,7 @@ CHOICES = {
     "cnn_sep_conv": ["separable", "depthwise"],
     "rnn_cell": ["auto", "cpp", "python", "reference"],
     "search_strategy": ["enas", "random"],
+    "arch_stream": ["global", "own"],
 }
 # settings the command line spells differently (the regularizer's α, the image loader's channels)
 FLAG_OF = {"alpha": "alpha_fisher", "channels": "cnn_input_channels"}
