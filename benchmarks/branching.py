@@ -43,6 +43,7 @@ class Branches:
     epochs: int  # epochs each variant runs after the branch
     base_epochs: int = 0  # epochs of the plain base run (default: branch)
     dataset: str = "ptb"
+    paired: bool = False  # random strategy: every variant draws the same architectures after the branch
 
     def seed_dir(self, seed: int) -> Path:
         """The folder of one seed's runs."""
@@ -93,9 +94,10 @@ class Branches:
             shutil.copy2(base / f"checkpoint_epoch_{self.branch - 1:03d}.pt", d / "checkpoint.pt.tmp")
             (d / "checkpoint.pt.tmp").replace(d / "checkpoint.pt")
         last = self.branch + self.epochs
+        own = ["--arch_stream=own"] if self.paired else []  # a fresh stream from the seed at the branch
         try:
             self._timed(seed, name, lambda: run(
-                self.cmd(seed, name, [*flags, "--resume=True", "--resume_with_new_params=True"], last, last),
+                self.cmd(seed, name, [*flags, *own, "--resume=True", "--resume_with_new_params=True"], last, last),
                 self.seed_dir(seed) / f"{name}.log"))
         except RunFailed as exc:  # e.g. a variant that diverges: a result, kept, not retried
             print(f"   {name} failed: {exc}", flush=True)

@@ -5,9 +5,10 @@ Usage: python benchmarks/wpl_mechanisms.py --data_dir DIR --out RUNS [--seeds 0]
 
 Per seed, one plain search (the README's RNN command at the CPU example's size, uniform architecture
 sampling) runs to epoch ``--branch``; every variant then continues from that same checkpoint for
-``--epochs`` epochs with its own WPL flags (plain continues without WPL), so variants differ only in
-what WPL does. Forgetting is read from each run's ``forgetting`` events over the branched epochs (loss
-space, nats, on the validation slice); training CE shows what WPL costs. Resumable: finished runs are
+``--epochs`` epochs with its own WPL flags (plain continues without WPL), drawing the same architecture
+sequence (``--arch_stream=own`` from the branch on), so variants differ only in what WPL does.
+Forgetting is read from each run's ``forgetting`` events over the branched epochs (loss space, nats,
+on the validation slice); training CE shows what WPL costs. Resumable: finished runs are
 kept, unfinished ones resume. ``--table`` prints the Markdown table of what is there and exits.
 """
 
@@ -102,7 +103,7 @@ def main() -> None:
         ap.error(f"--variants: unknown {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
     seed_list = [int(s) for s in args.seeds.split(",")]
     study = Branches([*BASE, f"--data_dir={args.data_dir}"], Path(args.out), args.branch, args.epochs,
-                     args.base_epochs)
+                     args.base_epochs, paired=True)
     if not args.table:
         for seed in seed_list:
             study.base(seed)
