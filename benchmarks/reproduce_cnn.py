@@ -36,7 +36,7 @@ SPEC = Spec(
                  "--derive_num_sample=10 --forgetting_batches=2").split(),
     final_flags=("--final_channels=8 --final_num_cells=5 --final_batch_size=64 --final_drop_path=0.1 "
                  "--final_auxiliary=False").split(),
-    quick_final_flags=["--final_channels=4", "--final_num_cells=2"],
+    quick_final_flags=["--final_channels=4", "--final_num_cells=3"],
     modes={"full": {"branch": 2, "epochs": 2, "final_epochs": 2},
            "quick": {"branch": 1, "epochs": 1, "final_epochs": 1}},
     paper={"final_test_error_percent": [4.87, 3.81], "order": "plain, WPL"},
