@@ -41,6 +41,9 @@ VARIANTS: dict[str, list[str]] = {
     "prox-step-a0.5": [*PROX, "--alpha_fisher=0.5"],
     "prox-snapshot-a0.05": [*PROX, "--wpl_anchor=snapshot", "--wpl_anchor_every=30", "--alpha_fisher=0.05"],
     "prox-ema-a0.05": [*PROX, "--wpl_anchor=ema", "--wpl_anchor_rate=0.1", "--alpha_fisher=0.05"],
+    # every weight the architecture uses (embedding, decoder, node 0 too), not only its edges
+    "original-used": ["--wpl_scope=used"],
+    "prox-step-used-a0.05": [*PROX, "--wpl_scope=used", "--alpha_fisher=0.05"],
 }
 
 

@@ -409,3 +409,19 @@ def test_own_arch_stream_trains_the_same_architectures_whatever_wpl_does(tmp_pat
     with pytest.raises(SystemExit):
         parse_search_args([*base[:-4], "--arch_stream=own"])
     assert "arch_stream" in capsys.readouterr().err
+
+
+def test_resume_with_another_wpl_scope_only_before_wpl_has_run(tmp_path, capsys) -> None:
+    from conftest import make_text, rnn_argv
+    from wpl.errors import WplError
+    from wpl.nas.run import run_search
+
+    argv = [a for a in rnn_argv(make_text(tmp_path / "data"), tmp_path) if not a.startswith("--max_epoch")]
+    new = ["--resume=True", "--resume_with_new_params=True", "--max_epoch=2", "--start_using_fisher=1"]
+    run_search([*argv, "--max_epoch=1", "--use_wpl=False"])  # WPL never ran: its Fisher is all zero
+    summary = run_search([*argv, *new, "--wpl_scope=used"])
+    assert summary["wpl_active"] and "starts fresh" in capsys.readouterr().err
+    # once WPL has run, its state cannot be dropped silently
+    with pytest.raises(WplError, match="wpl_scope"):
+        run_search([*argv, "--resume=True", "--resume_with_new_params=True", "--max_epoch=3",
+                    "--start_using_fisher=1", "--wpl_scope=edges"])

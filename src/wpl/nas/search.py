@@ -437,6 +437,18 @@ class Search:
                 old.unlink()
         return path
 
+    def _load_wpl(self, saved: dict, source: Path) -> None:
+        """The regularizer's state; one that tracks other weights (another ``wpl_scope``) is only accepted
+        while WPL has never run (all its Fisher is zero): then WPL starts fresh here, with a warning."""
+        try:
+            self.wpl.load_state_dict(saved)
+        except ValueError as exc:
+            if any(bool(t.any()) for t in saved.get("fisher", {}).values()):
+                raise WplError(f"{source}: its WPL state does not fit this configuration ({exc}); resume with the "
+                               "run's own --wpl_scope") from exc
+            log.warning("%s: WPL had not run yet and tracked other weights; it starts fresh with this "
+                        "configuration's (%d tensors)", source, len(self.wpl.params))
+
     def load_state_dict(self, state: dict, source: Path, cut_logs: bool = True) -> None:
         """Restore from a checkpoint (``source`` names it in errors); ``cut_logs`` cuts the run's logs
         back to what the checkpoint had seen (for a resume)."""
@@ -454,7 +466,7 @@ class Search:
         baseline = state["baseline"]
         self.reinforce.load_state_dict({"optimizer": state["ctrl_opt"],
                                         "baseline": None if baseline is None else baseline.to(self.task.device)})
-        self.wpl.load_state_dict(state["wpl"])
+        self._load_wpl(state["wpl"], source)
         self.monitor.load_state_dict(state["monitor"])
         self.task.load_state_dict(state["task"])
         self.epoch, self.shared_steps = state["epoch"], state["shared_step"]
