@@ -65,9 +65,10 @@ def read_run(study: Branches, seed: int, name: str) -> dict:
     }
 
 
-def paired(study: Branches, seed: int, name: str) -> list[float] | None:
-    """Per architecture after the branch: its loss forgetting under ``name`` minus under plain (the same
-    architecture at the same step; None when the two runs did not train the same sequence)."""
+def paired(study: Branches, seed: int, name: str, key: str = "loss_diff") -> list[float] | None:
+    """Per architecture after the branch: its ``key`` (loss forgetting; ``loss2``: its loss at the epoch's
+    end) under ``name`` minus under plain (the same architecture at the same step; None when the two runs
+    did not train the same sequence)."""
     def rows(n: str) -> dict:
         with (study.run_dir(seed, n) / "forgetting.csv").open() as fh:
             return {(r["epoch"], r["step"]): r for r in csv.DictReader(fh) if int(r["epoch"]) >= study.branch}
@@ -75,7 +76,16 @@ def paired(study: Branches, seed: int, name: str) -> list[float] | None:
     a, b = rows(name), rows("plain")
     if set(a) != set(b) or any(a[k]["arch"] != b[k]["arch"] for k in a):
         return None
-    return [float(a[k]["loss_diff"]) - float(b[k]["loss_diff"]) for k in a]
+    return [float(a[k][key]) - float(b[k][key]) for k in a]
+
+
+def pair_text(study: Branches, seeds: list[int], name: str, key: str) -> str:
+    """Mean ± s.e. (and median) of the paired differences of ``key`` over ``seeds``; "" for plain."""
+    diffs = [d for s in seeds for d in (paired(study, s, name, key) or [])]
+    if len(diffs) < 2 or name == "plain":
+        return ""
+    return (f"{statistics.fmean(diffs):+.3f} ± {statistics.stdev(diffs) / len(diffs) ** 0.5:.3f} "
+            f"(median {statistics.median(diffs):+.3f})")
 
 
 def table(study: Branches, seed_list: list[int], names: list[str]) -> str:
@@ -83,23 +93,22 @@ def table(study: Branches, seed_list: list[int], names: list[str]) -> str:
     def ms(v: list[float], d: int = 3) -> str:
         return f"{statistics.fmean(v):+.{d}f} ± {statistics.stdev(v) if len(v) > 1 else 0:.{d}f}"
 
-    lines = ["| variant | seeds | paired Δ forgetting vs plain (nats, ± s.e.) | forgetting mean (nats) | median | "
-             "best-5 | err1 (mean loss) | train CE, last epoch | derived valid ppl | minutes |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| variant | seeds | paired Δ forgetting vs plain (nats, ± s.e.) | paired Δ loss at the epoch's end | "
+             "forgetting mean (nats) | median | best-5 | err1 (mean loss) | train CE, last epoch | derived valid ppl | "
+             "minutes |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in names:
         rows = [read_run(study, s, name) for s in seed_list
                 if study.run_dir(s, name).joinpath("summary.json").exists()]
         failed = [f"seed {s}: {why}" for s in seed_list if (why := study.failed(s, name))]
         if failed:
-            lines.append(f"| {name} | {len(failed)} failed | " + "; ".join(failed) + " | | | | | | | |")
+            lines.append(f"| {name} | {len(failed)} failed | " + "; ".join(failed) + " | | | | | | | | |")
         if not rows:
             continue
         done = [s for s in seed_list
                 if all(study.run_dir(s, n).joinpath("summary.json").exists() for n in (name, "plain"))]
-        diffs = [d for s in done for d in (paired(study, s, name) or [])]
-        pair = (f"{statistics.fmean(diffs):+.3f} ± {statistics.stdev(diffs) / len(diffs) ** 0.5:.3f} "
-                f"(median {statistics.median(diffs):+.3f})") if len(diffs) > 1 and name != "plain" else ""
-        lines.append(f"| {name} | {len(rows)} | {pair} | {ms([r['loss_diff_mean'] for r in rows])} | "
+        pl, p2 = (pair_text(study, done, name, key) for key in ("loss_diff", "loss2"))
+        lines.append(f"| {name} | {len(rows)} | {pl} | {p2} | "
+                     f"{ms([r['loss_diff_mean'] for r in rows])} | "
                      f"{ms([r['loss_diff_median'] for r in rows])} | {ms([r['loss_diff_best_mean'] for r in rows])} | "
                      f"{ms([r['loss1'] for r in rows])} | "
                      f"{ms([r['train_ce_last'] for r in rows])} | {ms([r['valid_ppl'] for r in rows], 1)} | "
