@@ -41,6 +41,21 @@ def work_dir(args: argparse.Namespace, name: str) -> Path:
     return path
 
 
+def same_setup(work: Path, setup: dict) -> None:
+    """Resuming only continues the same comparison: ``setup`` (flags, variants, grids) is kept in the work
+    folder on first use, and a later run with another setup is refused instead of mixing results."""
+    path = work / "setup.json"
+    setup = json.loads(json.dumps(setup))  # plain data, as it reads back
+    if not path.exists():
+        write_json(path, setup)
+        return
+    saved = json.loads(path.read_text())
+    if saved != setup:
+        changed = sorted(k for k in set(saved) | set(setup) if saved.get(k) != setup.get(k))
+        raise SystemExit(f"{work} holds results of another setup (changed: {', '.join(changed)}); delete that "
+                         "folder to start over, or pass another --work_dir")
+
+
 def step(path: Path, compute: Callable[[], dict]) -> dict:
     """``compute()``'s result, kept in ``path``: a rerun reads it back instead of computing it again."""
     if path.exists():

@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from branching import Branches, events, run  # noqa: E402
-from reproduce_common import finish, fmt, mean_std, out_path, parser, seeds, step, target, work_dir  # noqa: E402
+from reproduce_common import finish, fmt, mean_std, out_path, parser, same_setup, seeds, step, target, work_dir  # noqa: E402
 from search_repro import recommended  # noqa: E402
 
 FLAGS = ("--network_type=nb201 --dataset=cifar10 --nb201_channels=8 --nb201_cells=1 --batch_size=64 "
@@ -101,6 +101,7 @@ def main() -> None:
     cfg = MODES[mode]
     work = work_dir(args, "nb201")
     flags = [*FLAGS, *(QUICK if args.quick else []), f"--data_dir={args.data_dir}"]
+    same_setup(work, {"flags": flags, "variants": VARIANTS, "mode": cfg})
     studies = {s: Branches([*flags, f"--search_strategy={s}"], work / s, 1, cfg["epochs"], dataset="cifar10")
                for s in ("enas", "random")}
     seed_list = seeds(args, "0,1,2")

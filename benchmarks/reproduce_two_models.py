@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from reproduce_common import finish, fmt, mean_std, out_path, parser, seeds, step, target, work_dir  # noqa: E402
+from reproduce_common import finish, fmt, mean_std, out_path, parser, same_setup, seeds, step, target, work_dir  # noqa: E402
 
 PAPER = {"strict": 0.99, "loose": 0.52}  # forgetting cut, paper [Q]
 ALPHAS = {
@@ -183,6 +183,7 @@ def main() -> None:
     mode = "quick" if args.quick else "full"
     alphas = ALPHAS[mode]
     work = work_dir(args, "two_models")
+    same_setup(work, {"alphas": alphas})
     mnist = Path(args.data_dir) / "mnist"
     data_dir = str(mnist if mnist.is_dir() else Path(args.data_dir))
     seed_list = seeds(args, "0,1,2,3,4")

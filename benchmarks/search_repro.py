@@ -12,15 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from branching import Branches, events, run
-from reproduce_common import finish, fmt, mean_std, out_path, parser, seeds, step, target, work_dir
+from reproduce_common import finish, fmt, mean_std, out_path, parser, same_setup, seeds, step, target, work_dir
 
 
 def recommended(lr: float) -> list[str]:
-    """The setting the mechanism study chose (BENCHMARKS.md): a per-tensor normalised Fisher and the exact
-    proximal step after the optimizer's, anchors moved after each architecture, α·lr = 1 (a weight of mean
-    Fisher moves half as far as the task gradient alone would take it)."""
+    """The best setting of the mechanism study so far (BENCHMARKS.md; provisional, one seed): every weight an
+    architecture uses protected, a per-tensor normalised Fisher, the exact proximal step after the
+    optimizer's, anchors moved after each architecture, α·lr = 1 (a weight of mean Fisher moves half as far
+    as the task gradient alone would take it)."""
     return ["--legacy_compound_alpha=False", "--fisher_normalise=mean", "--fisher_clip_by_norm=0",
-            "--wpl_update=proximal", f"--alpha_fisher={1.0 / lr:g}"]
+            "--wpl_update=proximal", "--wpl_scope=used", f"--alpha_fisher={1.0 / lr:g}"]
 COLORS = {"plain": "tab:purple", "original": "tab:gray", "recommended": "tab:orange"}
 
 
@@ -149,6 +150,7 @@ def main(spec: Spec, doc: str) -> None:
     data_dir = Path(args.data_dir)
     flags = [*spec.flags, *(spec.quick_flags if args.quick else []), f"--data_dir={data_dir}",
              "--use_tensorboard=False"]
+    same_setup(work, {"flags": flags, "variants": spec.variants, "final": spec.final_flags, "mode": cfg})
     study = Branches(flags, work, cfg["branch"], cfg["epochs"], dataset=spec.dataset)
     seed_list = seeds(args, "0,1,2")
     per_seed = [step(work / f"seed{s}.json", lambda s=s: run_seed(study, s, spec, cfg["final_epochs"], args.quick))
