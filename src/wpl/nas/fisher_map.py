@@ -54,6 +54,11 @@ def fisher_mass(fisher: dict[str, torch.Tensor], groups: dict[str, list[str]]) -
     return {g: (v if math.isfinite(v) else None) for g, v in zip(groups, sums.cpu().tolist(), strict=True)}
 
 
+def _natural(label: str) -> list:
+    """Sort key reading numbers as numbers: edge 2→10 after edge 2→9."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", label)]
+
+
 def plot_fisher(events: list[dict], output: Path, title: str = "") -> Path:
     """Each group's share of the Fisher mass per epoch, as a map (groups × epochs)."""
     import matplotlib
@@ -64,7 +69,7 @@ def plot_fisher(events: list[dict], output: Path, title: str = "") -> Path:
 
     if not events:
         raise ValueError("no 'fisher' events: the run had WPL on in no finished epoch")
-    labels = list(events[0]["mass"])
+    labels = sorted(events[0]["mass"], key=_natural)
     epochs = [e["epoch"] for e in events]
     mass = np.array([[e["mass"].get(g) or 0.0 for e in events] for g in labels], dtype=float)
     total = mass.sum(0, keepdims=True)
