@@ -76,11 +76,11 @@ def mean_std(values: list[float]) -> dict:
     return {"mean": statistics.fmean(vals), "std": std, "n": len(vals), "values": vals}
 
 
-def fmt(ms: dict, digits: int = 3, scale: float = 1.0) -> str:
-    """A mean ± std dict as text."""
+def fmt(ms: dict, digits: int = 3, scale: float = 1.0, sign: bool = False) -> str:
+    """A mean ± std dict as text (``sign``: the mean with its + or −)."""
     if ms["mean"] is None:
         return "n/a"
-    return f"{ms['mean'] * scale:.{digits}f} ± {ms['std'] * scale:.{digits}f}"
+    return f"{ms['mean'] * scale:{'+' if sign else ''}.{digits}f} ± {ms['std'] * scale:.{digits}f}"
 
 
 def target(name: str, value: object, goal: str, met: bool | None) -> dict:

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from branching import Branches, events, run  # noqa: E402
 from reproduce_common import finish, fmt, mean_std, out_path, parser, same_setup, seeds, step, target, work_dir  # noqa: E402
-from search_repro import recommended  # noqa: E402
+from search_repro import COLORS, band, recommended  # noqa: E402
 
 FLAGS = ("--network_type=nb201 --dataset=cifar10 --nb201_channels=8 --nb201_cells=1 --batch_size=64 "
          "--test_batch_size=100 --num_batch_per_iter=5 --shared_max_step=130 --shared_momentum=0.9 --shared_lr=0.05 "
@@ -35,7 +35,6 @@ LR = 0.05
 VARIANTS = {"plain": ["--use_wpl=False"], "original": [], "recommended": recommended(LR)}
 MODES = {"full": {"epochs": 5, "cells": 200, "batches": 8}, "quick": {"epochs": 2, "cells": 50, "batches": 2}}
 METRICS = ("kendall_tau", "spearman", "tau_top10", "p_at_top5", "p_at_top10", "top1_true_acc")
-COLORS = {"plain": "tab:purple", "original": "tab:gray", "recommended": "tab:orange"}
 
 
 def run_seed(studies: dict[str, Branches], seed: int, cells: int, batches: int) -> dict:
@@ -65,7 +64,6 @@ def figure(per_seed: list[dict], path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     from wpl.fileio import atomic_write
 
@@ -74,13 +72,8 @@ def figure(per_seed: list[dict], path: Path) -> Path:
         for name, color in COLORS.items():
             curves = [r[f"{strategy}-{name}"]["tau_epochs"] for r in per_seed]
             curves = [c for c in curves if c]  # a failed run has none
-            if not curves:
-                continue
-            vals = np.array(curves, dtype=float)
-            ep = np.arange(vals.shape[1])
-            ax.plot(ep, vals.mean(0), color=color, marker="o", ms=3, label=name)
-            if len(vals) > 1:
-                ax.fill_between(ep, vals.min(0), vals.max(0), color=color, alpha=0.15)
+            if curves:
+                band(ax, list(range(len(curves[0]))), curves, color, name)
         ax.axvline(0.5, color="k", ls=":", lw=0.8)
         ax.axhline(0, color="k", lw=0.5)
         ax.set_title(f"{strategy} strategy", fontsize=10)

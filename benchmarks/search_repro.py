@@ -95,13 +95,26 @@ def run_seed(study: Branches, seed: int, spec: Spec, final_epochs: int, quick: b
     return out
 
 
+def band(ax, x: list, runs: list[list], color: str, label: str) -> None:
+    """The mean over runs (one list per seed; None = no value there) and, with several, the min–max band."""
+    import numpy as np
+
+    vals = np.array([[np.nan if v is None else v for v in r] for r in runs], dtype=float)
+    if np.isnan(vals).all():
+        return
+    with warnings.catch_warnings():  # an all-None column is a gap, not an error
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ax.plot(x, np.nanmean(vals, 0), color=color, lw=1.6, marker="o", ms=3, label=label)
+        if len(runs) > 1:
+            ax.fill_between(x, np.nanmin(vals, 0), np.nanmax(vals, 0), color=color, alpha=0.15)
+
+
 def figure(per_seed: list[dict], spec: Spec, branch: int, path: Path) -> Path:
     """The paper's four panels, mean and min–max band over seeds, WPL from the dotted line."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
     from matplotlib.ticker import MaxNLocator
 
     from wpl.fileio import atomic_write
@@ -116,14 +129,7 @@ def figure(per_seed: list[dict], spec: Spec, branch: int, path: Path) -> Path:
             if not runs:
                 continue
             ep = runs[0]["epoch"]
-            vals = np.array([[np.nan if v is None else v for v in c[key]] for c in runs], dtype=float)
-            if np.isnan(vals).all():
-                continue
-            with warnings.catch_warnings():  # epochs without a controller phase have no reward
-                warnings.simplefilter("ignore", RuntimeWarning)
-                ax.plot(ep, np.nanmean(vals, 0), color=color, lw=1.6, marker="o", ms=3, label=name)
-                if len(runs) > 1:
-                    ax.fill_between(ep, np.nanmin(vals, 0), np.nanmax(vals, 0), color=color, alpha=0.15)
+            band(ax, ep, [c[key] for c in runs], color, name)  # epochs without a controller phase: no reward
         ax.axvline(branch - 0.5, color="k", ls=":", lw=0.8)
         if key != "reward":
             ax.axhline(0, color="k", lw=0.5)

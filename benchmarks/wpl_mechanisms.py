@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from branching import Branches, events  # noqa: E402
+from reproduce_common import fmt, mean_std  # noqa: E402
 
 BASE = ("--train_controller=True --start_training_controller=1 --shared_max_step=30 --policy_batch_size=1 "
         "--num_blocks=12 --num_batch_per_iter=7 --alpha_fisher=60.0 --fisher_clip_by_norm=10.0 --alpha_decay=1. "
@@ -91,7 +92,7 @@ def pair_text(study: Branches, seeds: list[int], name: str, key: str) -> str:
 def table(study: Branches, seed_list: list[int], names: list[str]) -> str:
     """Mean ± std over the seeds that have the run."""
     def ms(v: list[float], d: int = 3) -> str:
-        return f"{statistics.fmean(v):+.{d}f} ± {statistics.stdev(v) if len(v) > 1 else 0:.{d}f}"
+        return fmt(mean_std(v), d, sign=True)
 
     lines = ["| variant | seeds | paired Δ forgetting vs plain (nats, ± s.e.) | paired Δ loss at the epoch's end | "
              "forgetting mean (nats) | median | best-5 | err1 (mean loss) | train CE, last epoch | derived valid ppl | "
