@@ -205,11 +205,11 @@ def run_setting(cfg: TwoModelsConfig, data: MnistSplits, setting: str, bar: tqdm
     record: dict = {"convergence": setting, "shared_blocks": cfg.shared_blocks, "a_iters": cfg.a_iters[setting],
                     "a_acc_before": a_before, "a_acc_before_valid": a_before_valid}
     fisher_batch = [(data.valid_x[: cfg.fisher_samples], data.valid_y[: cfg.fisher_samples])]
+    b_start = accuracy(model_b, data.test_x, data.test_y)  # every variant starts B from this same state
     for label, method, alpha in variants:
         model_a.load_state_dict(a_state)
         model_b.load_state_dict(b_state)
         penalty = _penalty(method, alpha, cfg, model_a, fisher_batch)
-        b_start = accuracy(model_b, data.test_x, data.test_y)
         curve: dict[str, list] = {"iter": [0], "a_acc": [a_before], "b_acc": [b_start]}
 
         def on_eval(it: int, curve: dict = curve) -> None:
