@@ -89,8 +89,11 @@ def target(name: str, value: object, goal: str, met: bool | None) -> dict:
 
 
 def out_path(args: argparse.Namespace, name: str, ext: str) -> Path:
-    """``OUTPUT_DIR/reproduce_<name>[_quick].<ext>``: a quick run never overwrites the full results."""
-    return Path(args.output_dir) / f"reproduce_{name}{'_quick' if args.quick else ''}.{ext}"
+    """``OUTPUT_DIR/reproduce_<name>[_quick].<ext>`` (the folder made if need be): a quick run never
+    overwrites the full results."""
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return out / f"reproduce_{name}{'_quick' if args.quick else ''}.{ext}"
 
 
 def finish(args: argparse.Namespace, name: str, payload: dict, seconds: float) -> Path:
