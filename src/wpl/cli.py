@@ -267,8 +267,9 @@ def _plot_fisher(runs: list, labels: list[str], output: str) -> int:
                            "the 'fisher' events); run a search with --use_wpl=True")
         out = plot_fisher(run.fisher, Path(output) if output else run.path / "fisher.png",
                           f"{label}: share of the Fisher mass per epoch")
-        top = max(run.fisher[-1]["mass"].items(), key=lambda kv: kv[1])
-        total = sum(run.fisher[-1]["mass"].values()) or 1.0
+        mass = {g: v or 0.0 for g, v in run.fisher[-1]["mass"].items()}  # None: a non-finite sum
+        top = max(mass.items(), key=lambda kv: kv[1])
+        total = sum(mass.values()) or 1.0
         print(f"{label}: {len(run.fisher)} epochs with WPL; in the last, {top[0]} holds {top[1] / total:.1%} of "
               f"the Fisher mass; wrote {out}")
     return 0
