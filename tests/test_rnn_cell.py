@@ -142,6 +142,29 @@ def test_env_switch_turns_the_build_off(monkeypatch) -> None:
     assert cpp_ops.load() is None and cpp_ops.STATUS["reason"] == "WPL_CPP=0"
 
 
+def test_a_killed_build_never_leaves_later_runs_waiting(tmp_path, caplog) -> None:
+    """torch's lock file left by a dead build is removed; a live holder is waited for, then given up on."""
+    import subprocess
+    import sys
+
+    (tmp_path / "lock").write_text("")  # what a build killed half-way leaves behind
+    with caplog.at_level(logging.WARNING, logger="wpl"), cpp_ops._build_lock(tmp_path, wait_s=5):
+        assert not (tmp_path / "lock").exists()
+    assert any("did not finish" in r.message for r in caplog.records)
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'w'); "
+                               "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)",
+                               str(tmp_path / "wpl.flock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(TimeoutError, match="delete that folder"), cpp_ops._build_lock(tmp_path, wait_s=0.5):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with cpp_ops._build_lock(tmp_path, wait_s=5):  # the OS released the dead holder's lock
+        pass
+
+
 @pytest.mark.skipif(not HAS_CPP, reason=f"C++ kernels unavailable: {cpp_ops.STATUS.get('reason')}")
 def test_cpp_cross_entropy_matches_torch_and_keeps_nan() -> None:
     torch.manual_seed(4)
