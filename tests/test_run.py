@@ -149,9 +149,12 @@ def test_demo_at_a_tiny_size(tmp_path: Path, capsys) -> None:
     assert "| epoch |" in out and "strict" in out
     two = json.loads((tmp_path / "demo/two_models/two_models.json").read_text())
     assert [r["convergence"] for r in two["runs"]] == ["strict", "loose"]
-    for name in ("no_wpl", "wpl"):
+    for name in ("no_wpl", "wpl", "wpl_recommended"):
         summary = json.loads((tmp_path / f"demo/search/ptb_{name}/summary.json").read_text())
-        assert summary["epochs_done"] == 2 and summary["wpl_active"] == (name == "wpl")
+        assert summary["epochs_done"] == 2 and summary["wpl_active"] == (name != "no_wpl")
+    config = json.loads((tmp_path / "demo/search/ptb_wpl_recommended/config.json").read_text())
+    assert config["wpl_update"] == "proximal" and config["wpl_scope"] == "used"
+    assert "| 1 | wpl_recommended |" in out
 
 
 def test_search_from_python_with_configs_only(text_root: Path, tmp_path: Path) -> None:

@@ -133,11 +133,28 @@ def test_demo_table_puts_the_runs_side_by_side() -> None:
     from wpl.demo import forgetting_table
 
     epoch = {"forgetting_loss_diff_mean": 0.5, "forgetting_loss_diff_median": -0.25,
-             "forgetting_loss_diff_best_mean": None, "forgetting_diff_median": 12.0}
+             "forgetting_loss_diff_best_mean": None, "forgetting_diff_median": 12.0, "shared_ppl": 300.0}
     runs = {n: {"epochs": [epoch], "best_valid": 100.0, "test": None} for n in ("no_wpl", "wpl")}
     lines = forgetting_table(runs).splitlines()
-    assert lines[2] == "| 0 | +0.500 / -0.250 / — | +12.0 | +0.500 / -0.250 / — | +12.0 |"
-    assert "valid ppl 100.0, test ppl —" in lines[3]
+    assert lines[2] == "| 0 | no_wpl | 300.0 | +0.500 / -0.250 / — | +12.0 |"
+    assert lines[3].startswith("| 0 | wpl | 300.0 |")
+    assert lines[-1] == "| wpl | 100.0 | — |"
+
+
+def test_recommended_recipe_sets_its_flags_where_it_stands_on_the_command_line() -> None:
+    # appended to the README's command, it replaces the original's WPL flags given before it
+    args = parse_search_args([*README_RNN, "--wpl_recipe=recommended"])
+    assert (args.legacy_compound_alpha, args.fisher_normalise, args.fisher_clip_by_norm, args.wpl_update,
+            args.wpl_scope) == (False, "mean", 0.0, "proximal", "used")
+    assert args.alpha_fisher == pytest.approx(1 / args.shared_lr)  # 0.05 at the RNN's lr 20
+    # a flag after it wins; α follows the space's learning rate
+    args = parse_search_args(["--network_type=micro_cnn", "--wpl_recipe", "recommended", "--wpl_scope=edges"])
+    assert args.wpl_scope == "edges" and args.alpha_fisher == pytest.approx(10.0)
+    args = parse_search_args(["--wpl_recipe=recommended", "--shared_lr=2"])
+    assert args.alpha_fisher == pytest.approx(0.5)
+    # the default is the original: the README's command computes what it computed
+    plain = parse_search_args(README_RNN)
+    assert plain.wpl_recipe == "original" and plain.alpha_fisher == 60.0 and plain.wpl_update == "gradient"
 
 
 def test_shared_valid_fisher_false_also_folds_the_training_batch(text_root: Path, tmp_path: Path) -> None:

@@ -48,6 +48,11 @@ def str_list(value: str) -> list[str]:
 FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
     "WPL": [
         ("use_wpl", bool, True, "False = plain ENAS, the no-WPL baseline (no penalty, no Fisher)"),
+        ("wpl_recipe", str, "original", "original = WPL as the flags below say (their defaults and the README's "
+         "commands are the original's); recommended = this project's measured best (README, BENCHMARKS.md): "
+         "--legacy_compound_alpha=False --fisher_normalise=mean --fisher_clip_by_norm=0 --wpl_update=proximal "
+         "--wpl_scope=used --alpha_fisher=1/shared_lr, in place of those flags given before it (a flag after "
+         "it wins)"),
         ("wpl_scope", str, "edges", "what WPL protects: edges = the architecture-specific weights (RNN edges, "
          "CNN ops; the original), used = every parameter the architecture uses (adds embedding/decoder/stem...)"),
         ("start_using_fisher", int, 0, "first epoch with WPL on (penalty, Fisher and anchor updates)"),
@@ -205,6 +210,13 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
          "each of several searches on one machine its share"),
     ],
 }
+# --wpl_recipe=recommended: the mechanism study's best (BENCHMARKS.md); α is 1/shared_lr, so a weight of
+# mean Fisher moves half as far per step as the task gradient alone would take it
+RECIPES: dict[str, dict[str, object]] = {
+    "original": {},
+    "recommended": {"legacy_compound_alpha": False, "fisher_normalise": "mean", "fisher_clip_by_norm": 0.0,
+                    "wpl_update": "proximal", "wpl_scope": "used", "alpha_fisher": "1/shared_lr"},
+}
 ALIASES = {"random_seed": ["--seed"]}
 CHOICES = {
     "network_type": ["rnn", "micro_cnn", "nb201"],
@@ -226,6 +238,7 @@ CHOICES = {
     "rnn_cell": ["auto", "cpp", "python", "reference"],
     "search_strategy": ["enas", "random"],
     "arch_stream": ["global", "own"],
+    "wpl_recipe": list(RECIPES),
 }
 # settings the command line spells differently (the regularizer's α, the image loader's channels)
 FLAG_OF = {"alpha": "alpha_fisher", "channels": "cnn_input_channels"}
@@ -236,6 +249,7 @@ FLAG_OF = {"alpha": "alpha_fisher", "channels": "cnn_input_channels"}
 # defaults (an explicit flag always wins). The evaluation batch too: the image supernets' batch norms
 # use the batch's statistics, which one image (the RNN's test batch) cannot give.
 CNN_DEFAULTS = {"shared_lr": 0.1, "shared_grad_clip": 5.0, "test_batch_size": 100}
+
 
 
 def defaults() -> dict:
@@ -284,6 +298,7 @@ def parse_search_args(argv: Sequence[str], prog: str = "wpl search") -> argparse
         for name, value in CNN_DEFAULTS.items():
             if name not in args.explicit:
                 setattr(args, name, value)
+    apply_recipe(args, _last_positions(p, argv))
     problems = check_args(args)
     if problems:
         p.error(problems[0])
@@ -301,8 +316,22 @@ def parse_search_args(argv: Sequence[str], prog: str = "wpl search") -> argparse
 
 def _explicit_flags(p: StrictParser, argv: Sequence[str]) -> set[str]:
     """Destinations given on the command line (for --resume_with_new_params)."""
+    return set(_last_positions(p, argv))
+
+
+def _last_positions(p: StrictParser, argv: Sequence[str]) -> dict[str, int]:
+    """Each destination given on the command line, with the position of its last occurrence."""
     by_flag = {s: a.dest for a in p._actions for s in a.option_strings}
-    return {by_flag[t.split("=", 1)[0]] for t in argv if t.split("=", 1)[0] in by_flag}
+    return {by_flag[t.split("=", 1)[0]]: i for i, t in enumerate(argv) if t.split("=", 1)[0] in by_flag}
+
+
+def apply_recipe(args: argparse.Namespace, positions: dict[str, int]) -> None:
+    """Set ``--wpl_recipe``'s flags on ``args``, except those given after it on the command line."""
+    where = positions.get("wpl_recipe", -1)
+    for name, value in RECIPES[args.wpl_recipe].items():
+        if positions.get(name, -1) > where:
+            continue
+        setattr(args, name, 1.0 / args.shared_lr if value == "1/shared_lr" else value)
 
 
 def check_args(args: argparse.Namespace) -> list[str]:
