@@ -179,3 +179,24 @@ def test_checkpoint_carrying_a_pickled_object_is_refused(tmp_path: Path, capsys)
     with pytest.raises(WplError, match="refusing to load it: it holds Python objects"):
         load_checkpoint(path)
     assert "this would run on load" not in capsys.readouterr().out
+
+
+def test_checkpoint_from_a_newer_wpl_says_upgrade(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"format": "wpl-search-checkpoint", "version": 99, "epoch": 0}, path)
+    with pytest.raises(WplError, match="version 99 is not supported.*newer wpl: upgrade"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_digest_covers_every_value(tmp_path: Path) -> None:
+    from wpl.checkpoint import CorruptCheckpoint, save_checkpoint
+
+    state = {"w": torch.arange(6.0).reshape(2, 3), "history": [{"epoch": 0, "loss": 1.5}], "rng": (1, 2)}
+    save_checkpoint(tmp_path / "c.pt", state)
+    loaded = load_checkpoint(tmp_path / "c.pt")
+    assert torch.equal(loaded["w"], state["w"]) and loaded["history"] == state["history"] and "digest" not in loaded
+    raw = torch.load(tmp_path / "c.pt", weights_only=True)
+    raw["history"][0]["loss"] = 1.25  # a plain value changed after the fact
+    torch.save(raw, tmp_path / "d.pt")
+    with pytest.raises(CorruptCheckpoint):
+        load_checkpoint(tmp_path / "d.pt")

@@ -108,6 +108,30 @@ def test_corrupt_checkpoint_is_a_clear_error(text_root: Path, tmp_path: Path) ->
         run_search(_argv(text_root, tmp_path, "--max_epoch=2", "--resume=True"))
 
 
+def test_a_damaged_checkpoint_falls_back_to_the_previous_one(text_root: Path, tmp_path: Path, capsys) -> None:
+    """A flipped byte (which torch's zip format does not notice) fails the digest; the previous checkpoint,
+    kept until the next save, resumes the run, which ends as an uninterrupted one."""
+    from wpl.checkpoint import CorruptCheckpoint, load_checkpoint
+
+    whole = run_search(_argv(text_root, tmp_path / "a", "--max_epoch=3"))
+    run_search(_argv(text_root, tmp_path / "b", "--max_epoch=2"))
+    run_dir = tmp_path / "b" / "logs" / "tiny_rnn-train"
+    ckpt, prev = run_dir / "checkpoint.pt", run_dir / "checkpoint.prev.pt"
+    assert load_checkpoint(prev)["epoch"] == 1 and load_checkpoint(ckpt)["epoch"] == 2
+    data = bytearray(ckpt.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    ckpt.write_bytes(bytes(data))
+    with pytest.raises(CorruptCheckpoint, match="does not match the digest"):
+        load_checkpoint(ckpt)
+    resumed = run_search(_argv(text_root, tmp_path / "b", "--max_epoch=3", "--resume=True"))
+    err = capsys.readouterr().err
+    assert "resuming from the previous checkpoint" in err and "checkpoint.prev.pt" in err
+    assert resumed["best_valid"] == whole["best_valid"] and resumed["epochs"] == whole["epochs"]
+    metrics = [(tmp_path / d / "logs" / "tiny_rnn-train" / "metrics.jsonl").read_text().splitlines() for d in "ab"]
+    rows = [[{k: v for k, v in json.loads(ln).items() if k not in ("time", "seconds")} for ln in m] for m in metrics]
+    assert rows[0] == rows[1]
+
+
 def test_resume_with_nothing_to_resume_starts_new_run(text_root: Path, tmp_path: Path, caplog) -> None:
     summary = run_search(_argv(text_root, tmp_path, "--max_epoch=1", "--resume=True"))
     assert summary["epochs_done"] == 1

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from ..checkpoint import load_checkpoint, load_resumable, rng_state, save_checkpoint, set_rng_state
 from ..errors import WplError
 from ..fileio import ensure_writable_dir, finite, write_json
 from ..runtime import resolve_device, seed_everything
@@ -142,7 +142,7 @@ def train_final(job: FinalJob) -> dict:
                        "larger --max_epoch) or choose another --name")
     if ckpt.is_file() and not job.resume:
         raise WplError(f"{out} already holds a final training; pass --resume=True to continue it")
-    state = load_checkpoint(ckpt) if job.resume and ckpt.is_file() else None
+    state = load_resumable(ckpt)[0] if job.resume and ckpt.is_file() else None
     if state is not None and state["config"]["arch"] != job.arch.to_dict():
         raise WplError(f"{ckpt}: it trains another architecture; resume with the same --arch / --model_name")
     device = resolve_device(job.device)
@@ -203,7 +203,8 @@ def train_final(job: FinalJob) -> dict:
             bar.update(1)
             save_checkpoint(ckpt, {"config": job.config(), "epoch": epoch, "trainer": trainer.state_dict(),
                                    "best": best, "best_epoch": best_epoch, "bad": bad, "seconds": seconds,
-                                   "history": history, "rng": rng_state(), "log_sizes": runlog.sizes()})
+                                   "history": history, "rng": rng_state(), "log_sizes": runlog.sizes()},
+                            keep_previous=True)
             if validate and job.patience and bad >= job.patience:
                 stopped_early = True
                 log.info("no better validation %s for %d epochs: stopping early", m, bad)

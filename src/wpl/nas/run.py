@@ -153,9 +153,9 @@ def _run_search(argv: Sequence[str], prog: str) -> dict:
         return inspect_run(args, run_dir, ckpt)
     state = None
     if resume and ckpt.exists():
-        from ..checkpoint import load_checkpoint
+        from ..checkpoint import load_resumable
 
-        state = load_checkpoint(ckpt)
+        state, source = load_resumable(ckpt)  # a damaged newest checkpoint: the previous one, with a warning
         args = merge_saved_args(args, state["args"])
         log.info("resuming %s at epoch %d (to --max_epoch=%d)", run_dir, state["epoch"], args.max_epoch)
     elif resume:
@@ -179,7 +179,7 @@ def _run_search(argv: Sequence[str], prog: str) -> dict:
         for stale in ("summary.json", "metrics.jsonl", "forgetting.csv"):
             (run_dir / stale).unlink(missing_ok=True)
     else:
-        search.load_state_dict(state, ckpt)
+        search.load_state_dict(state, source)
         (run_dir / "summary.json").unlink(missing_ok=True)
     write_json(run_dir / "config.json", flags_of(args))
     log.info("run folder %s on %s; %d supernet parameters, WPL from epoch %d", run_dir, device,

@@ -429,7 +429,7 @@ class Search:
         """``checkpoint.pt`` (latest) and, when ``copy``, ``checkpoint_epoch_XXX.pt`` (keep ``max_save_num``)."""
         self.runlog.flush()
         state = self.state_dict()
-        path = save_checkpoint(self.dir / "checkpoint.pt", state)
+        path = save_checkpoint(self.dir / "checkpoint.pt", state, keep_previous=True)
         if copy:
             save_checkpoint(self.dir / f"checkpoint_epoch_{epoch:03d}.pt", state)
             copies = sorted(self.dir.glob("checkpoint_epoch_*.pt"))
