@@ -91,8 +91,8 @@ def test_final_training_resumes_exactly(tmp_path: Path, monkeypatch) -> None:
     real = final_mod.save_checkpoint
     calls = {"n": 0}
 
-    def interrupt(path, state):  # the second epoch's checkpoint is written, then the run dies
-        out = real(path, state)
+    def interrupt(path, state, **kw):  # the second epoch's checkpoint is written, then the run dies
+        out = real(path, state, **kw)
         if Path(path).name == "checkpoint.pt":
             calls["n"] += 1
             if calls["n"] == 2:

@@ -132,6 +132,28 @@ def test_a_damaged_checkpoint_falls_back_to_the_previous_one(text_root: Path, tm
     assert rows[0] == rows[1]
 
 
+def test_a_second_process_on_the_same_run_folder_is_refused(text_root: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from wpl.errors import WplError
+
+    run_dir = tmp_path / "logs" / "tiny_rnn-train"
+    run_dir.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from wpl.runlock import run_lock\n"
+                               "with run_lock(sys.argv[1]):\n print('held', flush=True); time.sleep(60)",
+                               str(run_dir)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(WplError, match=rf"in use by process {holder.pid} on .*wait for it to finish"):
+            run_search(_argv(text_root, tmp_path, "--max_epoch=1", "--resume=True"))
+        assert sorted(p.name for p in run_dir.iterdir()) == [".wpl.lock"]  # nothing written beside it
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run_search(_argv(text_root, tmp_path, "--max_epoch=1", "--resume=True"))["epochs_done"] == 1
+
+
 def test_resume_with_nothing_to_resume_starts_new_run(text_root: Path, tmp_path: Path, caplog) -> None:
     summary = run_search(_argv(text_root, tmp_path, "--max_epoch=1", "--resume=True"))
     assert summary["epochs_done"] == 1

@@ -22,6 +22,7 @@ import torch
 from ..checkpoint import load_checkpoint, load_resumable, rng_state, save_checkpoint, set_rng_state
 from ..errors import WplError
 from ..fileio import ensure_writable_dir, finite, write_json
+from ..runlock import run_lock
 from ..runtime import resolve_device, seed_everything
 from .cells import Arch, arch_from_dict
 from .cnn import MicroArch
@@ -135,6 +136,12 @@ def _is_better(metric_value: float, best: float | None) -> bool:
 
 def train_final(job: FinalJob) -> dict:
     """Train, checkpoint every epoch, stop early when asked, test the best weights once; the summary."""
+    with run_lock(ensure_writable_dir(job.out_dir, "log_dir"), hint="choose another --name"):
+        return _train_final(job)
+
+
+def _train_final(job: FinalJob) -> dict:
+    """:func:`train_final` in its folder, held by this process."""
     out = job.out_dir
     ckpt = out / "checkpoint.pt"
     if (out / "summary.json").is_file() and not job.resume:
@@ -148,7 +155,6 @@ def train_final(job: FinalJob) -> dict:
     device = resolve_device(job.device)
     if state is None:
         seed_everything(job.seed)
-    ensure_writable_dir(out, "log_dir")
     trainer = _build(job, device)
     from ..runlog import RunLog
 

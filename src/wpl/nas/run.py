@@ -15,6 +15,7 @@ import torch
 
 from ..errors import ConfigError, WplError
 from ..fileio import ensure_writable_dir, write_json
+from ..runlock import run_lock
 from ..runtime import resolve_device, seed_everything
 from .config import Configs
 from .search_flags import FLAG_OF, build_configs, defaults, parse_search_args
@@ -151,10 +152,11 @@ def _run_search(argv: Sequence[str], prog: str) -> dict:
     resume = args.resume or bool(args.load_path)
     if args.mode != "train":
         return inspect_run(args, run_dir, ckpt)
-    state = None
+    state, source = None, ckpt
     if resume and ckpt.exists():
         from ..checkpoint import load_resumable
 
+        read_stamp = _stamp(ckpt)  # checked again once this process holds the folder
         state, source = load_resumable(ckpt)  # a damaged newest checkpoint: the previous one, with a warning
         args = merge_saved_args(args, state["args"])
         log.info("resuming %s at epoch %d (to --max_epoch=%d)", run_dir, state["epoch"], args.max_epoch)
@@ -169,6 +171,20 @@ def _run_search(argv: Sequence[str], prog: str) -> dict:
     if args.network_type == "rnn":
         check_rnn_cell(args.rnn_cell, device)  # before anything is written
     ensure_writable_dir(run_dir, "log_dir")
+    with run_lock(run_dir):
+        if state is not None and _stamp(ckpt) != read_stamp:
+            raise WplError(f"{ckpt}: another process wrote it while this one started; run the command again")
+        return _search_in(args, run_dir, device, state, source)
+
+
+def _stamp(path: Path) -> tuple:
+    """What changes when a file is replaced or rewritten."""
+    st = path.stat()
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _search_in(args: Namespace, run_dir: Path, device, state: dict | None, source: Path) -> dict:
+    """The search in ``run_dir`` (held by this process), fresh or from ``state`` (read from ``source``)."""
     if state is None:
         seed_everything(args.random_seed)
     from ..runlog import RunLog
