@@ -421,7 +421,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except WplError as exc:
         sys.stderr.write(f"wpl {name}: error: {exc}\n")
-        return 1
+        return getattr(exc, "exit_code", 1)  # a signal's stop: 128 + its number
     except FloatingPointError as exc:
         sys.stderr.write(f"wpl {name}: error: {exc}\n")
         return 1

@@ -85,8 +85,10 @@ class SearchConfig:
     save_epoch: int = 5
     max_save_num: int = 4
     log_step: int = 50
+    checkpoint_every_steps: int = 50  # inside a phase too (shared, controller, derive steps); 0 = epochs only
 
     def __post_init__(self) -> None:
+        _at_least(self, 0, "checkpoint_every_steps")
         _at_least(self, 1, "max_epoch", "shared_max_step", "num_batch_per_iter", "controller_max_step",
                   "nb_batch_reward_controller", "forgetting_top_k", "derive_num_sample", "save_epoch",
                   "max_save_num", "log_step")

@@ -17,6 +17,7 @@ from ..errors import ConfigError, WplError
 from ..fileio import ensure_writable_dir, write_json
 from ..runlock import run_lock
 from ..runtime import resolve_device, seed_everything
+from ..signals import stop_on_signals
 from .config import Configs
 from .search_flags import FLAG_OF, build_configs, defaults, parse_search_args
 
@@ -159,7 +160,7 @@ def _run_search(argv: Sequence[str], prog: str) -> dict:
         read_stamp = _stamp(ckpt)  # checked again once this process holds the folder
         state, source = load_resumable(ckpt)  # a damaged newest checkpoint: the previous one, with a warning
         args = merge_saved_args(args, state["args"])
-        log.info("resuming %s at epoch %d (to --max_epoch=%d)", run_dir, state["epoch"], args.max_epoch)
+        log.info("resuming %s at %s (to --max_epoch=%d)", run_dir, _where(state), args.max_epoch)
     elif resume:
         log.warning("--resume=True but %s holds no checkpoint: starting a new run there", run_dir)
     elif ckpt.exists():
@@ -177,6 +178,15 @@ def _run_search(argv: Sequence[str], prog: str) -> dict:
         return _search_in(args, run_dir, device, state, source)
 
 
+def _where(state: dict) -> str:
+    """Where a checkpoint stands: an epoch boundary, or a step inside a phase."""
+    p = state.get("progress")
+    if not p or p.get("phase") is None and not p.get("done"):
+        return f"epoch {state['epoch']}"
+    where = "the warm-up" if p["where"] == "warmup" else f"epoch {p['where']}"
+    return f"{where}, {p['phase']} step {p['step']}" if p.get("phase") else f"{where}, after {', '.join(p['done'])}"
+
+
 def _stamp(path: Path) -> tuple:
     """What changes when a file is replaced or rewritten."""
     st = path.stat()
@@ -185,6 +195,8 @@ def _stamp(path: Path) -> tuple:
 
 def _search_in(args: Namespace, run_dir: Path, device, state: dict | None, source: Path) -> dict:
     """The search in ``run_dir`` (held by this process), fresh or from ``state`` (read from ``source``)."""
+    for stale in run_dir.glob(".*.tmp"):  # a write a killed process never finished (atomic_write's temporaries)
+        stale.unlink(missing_ok=True)
     if state is None:
         seed_everything(args.random_seed)
     from ..runlog import RunLog
@@ -203,7 +215,7 @@ def _search_in(args: Namespace, run_dir: Path, device, state: dict | None, sourc
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     try:
-        with logging_redirect_tqdm(loggers=[log]):
+        with logging_redirect_tqdm(loggers=[log]), stop_on_signals(search):
             summary = search.run()
     finally:
         search.runlog.close()
@@ -221,6 +233,7 @@ def load_search(args: Namespace, run_dir: Path, ckpt: Path):
     args = merge_saved_args(args, state["args"])
     search = build_search(args, run_dir, pick_device(args))  # plain-file logs only
     search.load_state_dict(state, ckpt, cut_logs=False)
+    search.progress = None  # inspecting a run neither continues its epoch nor writes its checkpoint
     return search
 
 

@@ -5,8 +5,11 @@ Per epoch: the shared phase (sample an architecture, :meth:`Search.shared_step` 
 then — with WPL on — :meth:`Search.fisher_step` folds its Fisher on one validation batch and moves
 its anchors), the forgetting summary, the controller phase (:meth:`Search.controller_step`:
 REINFORCE with an EMA baseline, :class:`~wpl.nas.controller.Reinforce`), and every ``save_epoch``
-a derive step. A full-state checkpoint is written atomically after every epoch, so a run resumes
-exactly at an epoch boundary. Logged names follow one schema for every space (README, "Outputs").
+a derive step. A full-state checkpoint is written atomically after every epoch and every
+``checkpoint_every_steps`` steps inside one (with where the epoch is: the phases done, the step of the
+one in progress and its running sums), so a run resumes exactly from any of them; a stop asked for by
+a signal (:meth:`Search.request_stop`) checkpoints at the next step and raises :class:`SearchStopped`.
+Logged names follow one schema for every space (README, "Outputs").
 """
 
 from __future__ import annotations
@@ -34,6 +37,14 @@ from .task import Arch, Task
 
 log = logging.getLogger("wpl")
 PHASES = ("shared", "controller", "derive", "eval", "forgetting")
+
+
+class SearchStopped(WplError):
+    """The search stopped at a step boundary when asked (a signal), after writing a checkpoint."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class Search:
@@ -70,6 +81,11 @@ class Search:
         self.seconds = dict.fromkeys(PHASES, 0.0)
         self.best: dict | None = None
         self.history: list[dict] = []
+        # where the epoch in progress is: {"where": epoch or "warmup", "done": {phase: result}, "phase": the one
+        # running, "step": its steps done, "acc": its running sums}; None between epochs
+        self.progress: dict | None = None
+        self.boundaries = 0  # steps of any phase so far (the mid-phase checkpoint clock)
+        self.stop_signal: tuple[str, int] | None = None
         if runlog is None and run_dir is not None:
             Path(run_dir).mkdir(parents=True, exist_ok=True)
             runlog = RunLog(Path(run_dir), tensorboard=False)
@@ -91,6 +107,44 @@ class Search:
 
     def _timed(self, phase: str, t0: float) -> None:
         self.seconds[phase] = self.seconds.get(phase, 0.0) + self._clock() - t0  # "rank" only when it runs
+
+    def request_stop(self, name: str, exit_code: int) -> None:
+        """Stop at the next step boundary, after a checkpoint (what the signal handlers call)."""
+        self.stop_signal = (name, exit_code)
+
+    def _cursor(self, phase: str) -> dict | None:
+        """The saved position inside ``phase`` when the run resumes in the middle of it, else None."""
+        p = self.progress
+        return p if p is not None and p.get("phase") == phase else None
+
+    def _boundary(self, phase: str, step: int, acc: dict) -> None:
+        """After each step of a phase: note where the epoch is; checkpoint every ``checkpoint_every_steps``
+        steps, and when a stop was asked for (then raise :class:`SearchStopped`)."""
+        p = self.progress
+        if p is None:  # outside a run (e.g. derive on a loaded run)
+            return
+        p.update(phase=phase, step=step, acc=acc)
+        self.boundaries += 1
+        n = self.cfg.checkpoint_every_steps
+        if self.dir is not None and (self.stop_signal or (n and self.boundaries % n == 0)):
+            self.save(copy=False)
+        if self.stop_signal:
+            where = "the warm-up" if p["where"] == "warmup" else f"epoch {p['where']}"
+            self._stop(f"in {where}, {phase} step {step}")
+
+    def _stop(self, where: str) -> None:
+        """Raise :class:`SearchStopped` for the stop asked for (the checkpoint is written)."""
+        name, code = self.stop_signal
+        raise SearchStopped(f"stopped by {name} {where}; checkpoint written to "
+                            f"{self.dir / 'checkpoint.pt' if self.dir else None}: continue with the same command "
+                            "and --resume=True", code)
+
+    def _phase_done(self, phase: str, result: dict) -> dict:
+        """Record ``phase``'s result in the epoch's progress (a resumed epoch does not run it again)."""
+        if self.progress is not None:
+            self.progress["done"][phase] = result
+            self.progress.update(phase=None, step=0, acc=None)
+        return result
 
     @torch.no_grad()
     def sample_archs(self, n: int) -> list[Arch]:
@@ -197,9 +251,12 @@ class Search:
     def shared_phase(self, epoch: int, steps: int, telemetry: bool) -> dict:
         """Train ``steps`` sampled architectures; returns the phase's mean loss and WPL value (and ppl)."""
         active = self.cfg.wpl_active(epoch)
-        sums = {"loss": 0.0, "wpl": 0.0, "n": 0}
-        window = dict(sums)
-        bar = tqdm(range(steps), desc=f"epoch {epoch} shared", leave=False, dynamic_ncols=True, mininterval=1.0)
+        cur = self._cursor("shared")
+        start = cur["step"] if cur else 0
+        sums = dict(cur["acc"]["sums"]) if cur else {"loss": 0.0, "wpl": 0.0, "n": 0}
+        window = dict(cur["acc"]["window"]) if cur else dict(sums)
+        bar = tqdm(range(start, steps), desc=f"epoch {epoch} shared", leave=False, dynamic_ncols=True,
+                   mininterval=1.0, initial=start, total=steps)
         for step in bar:
             t0 = self._clock()
             arch = self.sample_archs(1)[0]
@@ -224,6 +281,7 @@ class Search:
                 self._log_shared(epoch, window, active)
                 window = {"loss": 0.0, "wpl": 0.0, "n": 0}
             bar.set_postfix_str(f"loss {sums['loss'] / max(sums['n'], 1):.3f}", refresh=False)
+            self._boundary("shared", step + 1, {"sums": sums, "window": window})
         n = max(sums["n"], 1)
         out = {"loss": sums["loss"] / n, "wpl": sums["wpl"] / n}
         if self.metric == "ppl":
@@ -245,9 +303,13 @@ class Search:
 
     def controller_phase(self, epoch: int, steps: int) -> dict:
         """``steps`` controller steps; returns the phase's mean reward."""
-        window: dict[str, list[float]] = {"reward": [], "entropy": [], "adv": [], "loss": []}
-        all_rewards = []
-        bar = tqdm(range(steps), desc=f"epoch {epoch} controller", leave=False, dynamic_ncols=True, mininterval=1.0)
+        cur = self._cursor("controller")
+        start = cur["step"] if cur else 0
+        window: dict[str, list[float]] = ({k: list(v) for k, v in cur["acc"]["window"].items()} if cur else
+                                          {"reward": [], "entropy": [], "adv": [], "loss": []})
+        all_rewards = list(cur["acc"]["rewards"]) if cur else []
+        bar = tqdm(range(start, steps), desc=f"epoch {epoch} controller", leave=False, dynamic_ncols=True,
+                   mininterval=1.0, initial=start, total=steps)
         for step in bar:
             t0 = self._clock()
             stats = self.controller_step()
@@ -263,6 +325,7 @@ class Search:
                          self.controller_steps, vals["reward"], vals["entropy"], vals["adv"])
                 window = {k: [] for k in window}
             bar.set_postfix_str(f"reward {all_rewards[-1]:.3f}", refresh=False)
+            self._boundary("controller", step + 1, {"window": window, "rewards": all_rewards})
         return {"reward": sum(all_rewards) / max(len(all_rewards), 1)}
 
     # ---- forgetting, derive, evaluation --------------------------------------------------------
@@ -287,8 +350,17 @@ class Search:
         """Sample ``derive_num_sample`` architectures, keep the best on the validation slice, draw it
         as ``networks/<name>.*`` (default ``epoch_XXX``), and score it on the whole validation split."""
         t0 = self._clock()
-        archs = {x.to_json(): x for x in self.sample_archs(self.cfg.derive_num_sample)}
-        scored = sorted((self.score(arch)[::-1], js) for js, arch in archs.items())
+        cur = self._cursor("derive")
+        if cur:
+            archs = {js: self.task.arch_from_json(js) for js in cur["acc"]["candidates"]}
+            scored = [(tuple(sc), js) for sc, js in cur["acc"]["scored"]]
+        else:
+            archs = {x.to_json(): x for x in self.sample_archs(self.cfg.derive_num_sample)}
+            scored = []
+        for js in list(archs)[len(scored):]:
+            scored.append((self.score(archs[js])[::-1], js))
+            self._boundary("derive", len(scored), {"candidates": list(archs), "scored": [list(x) for x in scored]})
+        scored.sort()
         (loss, err), best_js = scored[0]
         arch = archs[best_js]
         nets = self.dir / "networks"
@@ -339,14 +411,20 @@ class Search:
         c = self.cfg
         if c.shared_initial_step > 0 and not self.warmed_up and self.epoch == 0:
             log.info("warm-up: %d shared steps and one controller phase", min(c.shared_initial_step, c.shared_max_step))
-            self.shared_phase(0, min(c.shared_initial_step, c.shared_max_step), telemetry=False)
+            done = self._begin("warmup")
+            if "shared" not in done:
+                self._phase_done("shared", self.shared_phase(0, min(c.shared_initial_step, c.shared_max_step),
+                                                             telemetry=False))
             self.controller_phase(0, c.controller_max_step)
+            self.progress = None
         self.warmed_up = True
         bar = tqdm(range(self.epoch, c.max_epoch), desc="search", initial=self.epoch, total=c.max_epoch,
                    dynamic_ncols=True)
         for epoch in bar:
             self.run_epoch(epoch)
             bar.set_postfix_str(f"best valid {self.metric} {self.best['valid']:.4g}" if self.best else "")
+            if self.stop_signal and epoch + 1 < c.max_epoch:  # asked during the epoch's last part: saved just now
+                self._stop(f"after epoch {epoch}")
         return self.finish()
 
     def run_epoch(self, epoch: int) -> None:
@@ -359,13 +437,23 @@ class Search:
         if active:
             self.wpl.set_epoch(epoch)
         telemetry = epoch >= c.start_evaluate_diff
-        shared = self.shared_phase(epoch, c.shared_max_step, telemetry)
-        if active:
-            self.runlog.event("fisher", epoch=epoch, mass=fisher_mass(self.wpl.fisher, self.fisher_groups))
-        forgetting = self.finish_forgetting(epoch) if telemetry else {}
-        ctrl = self.controller_phase(epoch, c.controller_max_step) if c.controller_trains(epoch) else {}
+        done = self._begin(epoch)  # a resumed epoch skips the phases it has done
+        if "shared" not in done:
+            self._phase_done("shared", self.shared_phase(epoch, c.shared_max_step, telemetry))
+            if active:
+                self.runlog.event("fisher", epoch=epoch, mass=fisher_mass(self.wpl.fisher, self.fisher_groups))
+        shared = done["shared"]
+        if "forgetting" not in done:
+            self._phase_done("forgetting", self.finish_forgetting(epoch) if telemetry else {})
+        forgetting = done["forgetting"]
+        if "controller" not in done:
+            self._phase_done("controller", self.controller_phase(epoch, c.controller_max_step)
+                             if c.controller_trains(epoch) else {})
+        ctrl = done["controller"]
         last = epoch == c.max_epoch - 1
-        derived = self.derive(epoch) if epoch % c.save_epoch == 0 or last else {}
+        if "derive" not in done:
+            self._phase_done("derive", self.derive(epoch) if epoch % c.save_epoch == 0 or last else {})
+        derived = done["derive"]
         if c.rank_every and (epoch % c.rank_every == 0 or last):
             self.rank(epoch)
         summary = {"epoch": epoch, "metric": self.metric, "lr": lr, "wpl_active": active,
@@ -377,7 +465,14 @@ class Search:
         self.runlog.event("epoch", **summary)
         self.runlog.scalars(self.global_step, {"epoch/alpha": summary["alpha"], "epoch/lr": lr})
         self.epoch = epoch + 1
+        self.progress = None
         self.save(copy=epoch % c.save_epoch == 0 or last, epoch=epoch)
+
+    def _begin(self, where: int | str) -> dict:
+        """Start (or, after a mid-epoch resume, continue) the epoch ``where``; its phases done so far."""
+        if self.progress is None or self.progress["where"] != where:
+            self.progress = {"where": where, "done": {}, "phase": None, "step": 0, "acc": None}
+        return self.progress["done"]
 
     def finish(self) -> dict:
         """Test numbers of the best derived architecture; ``summary.json`` (schema: README, "Outputs")."""
@@ -423,9 +518,10 @@ class Search:
             "task": self.task.state_dict(), "rng": rng_state(), "log_sizes": self.runlog.sizes(),
             "arch_gen": None if self.arch_gen is None else self.arch_gen.get_state(),
             "seconds": self.seconds, "best": self.best, "history": self.history,
+            "progress": self.progress, "boundaries": self.boundaries,
         }
 
-    def save(self, copy: bool, epoch: int) -> Path:
+    def save(self, copy: bool, epoch: int | None = None) -> Path:
         """``checkpoint.pt`` (latest) and, when ``copy``, ``checkpoint_epoch_XXX.pt`` (keep ``max_save_num``)."""
         self.runlog.flush()
         state = self.state_dict()
@@ -478,6 +574,7 @@ class Search:
         set_rng_state(state["rng"])
         if self.arch_gen is not None and state.get("arch_gen") is not None:  # else: a fresh stream from the seed
             self.arch_gen.set_state(state["arch_gen"])
+        self.progress, self.boundaries = state.get("progress"), int(state.get("boundaries", 0))
 
 
 # the forgetting summary's keys that each epoch event repeats (as forgetting_<key>)

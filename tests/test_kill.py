@@ -1,0 +1,64 @@
+"""Real processes: SIGTERM stops a search cleanly (a checkpoint, exit 143, one line), and `kill -9` at
+random moments — including during a checkpoint write — never costs more than a resume."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import rnn_argv
+from test_resume_anywhere import RUN, assert_same_run
+
+
+def _cmd(argv: list[str]) -> list[str]:
+    return [sys.executable, "-m", "wpl", "search", *argv]
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def test_sigterm_stops_at_a_step_with_a_checkpoint_and_resumes_identically(text_root: Path, tmp_path: Path) -> None:
+    extra = ["--max_epoch=12", "--checkpoint_every_steps=5"]
+    subprocess.run(_cmd(rnn_argv(text_root, tmp_path / "whole", *extra)), check=True, capture_output=True)
+    argv = rnn_argv(text_root, tmp_path / "stopped", *extra)
+    proc = subprocess.Popen(_cmd(argv), stderr=subprocess.PIPE, text=True)
+    _wait_for(tmp_path / "stopped" / "logs" / RUN / "metrics.jsonl", proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("wpl search: error: stopped by SIGTERM") and "--resume=True" in last
+    assert not (tmp_path / "stopped" / "logs" / RUN / "summary.json").exists()
+    subprocess.run(_cmd([*argv, "--resume=True"]), check=True, capture_output=True)
+    assert_same_run(tmp_path / "whole" / "logs", tmp_path / "stopped" / "logs")
+
+
+def test_kill_9_at_random_moments_resumes_identically(text_root: Path, tmp_path: Path) -> None:
+    extra = ["--max_epoch=6", "--checkpoint_every_steps=1"]
+    subprocess.run(_cmd(rnn_argv(text_root, tmp_path / "whole", *extra)), check=True, capture_output=True)
+    argv = rnn_argv(text_root, tmp_path / "killed", *extra)
+    ckpt = tmp_path / "killed" / "logs" / RUN / "checkpoint.pt"
+    rng = random.Random(0)
+    kills = 0
+    for attempt in range(12):
+        proc = subprocess.Popen(_cmd([*argv, *(["--resume=True"] if attempt else [])]),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if kills < 3:
+            _wait_for(ckpt, proc)  # once it is working: then a random moment
+            time.sleep(rng.uniform(0.0, 0.4))
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)
+                kills += 1
+        _, err = proc.communicate(timeout=120)
+        if proc.returncode == 0:
+            break
+        assert proc.returncode == -signal.SIGKILL, err.decode()
+    assert proc.returncode == 0 and kills >= 1
+    assert not list(ckpt.parent.glob(".*.tmp"))  # a write cut short by a kill is cleared on resume
+    assert_same_run(tmp_path / "whole" / "logs", tmp_path / "killed" / "logs")

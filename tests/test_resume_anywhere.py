@@ -1,0 +1,91 @@
+"""A search killed at any step — inside the shared, controller or derive phase, or between them —
+resumes with the same command to exactly the run it would have been."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import rnn_argv
+from wpl.nas import search as search_mod
+from wpl.nas.run import run_search
+
+RUN = "tiny_rnn-train"
+
+
+class Killed(BaseException):
+    """What a kill looks like from inside: nothing after it runs."""
+
+
+def run_killed_at(argv: list[str], kills: list[int], monkeypatch, after_save: bool) -> int:
+    """Run ``argv`` again and again (with --resume=True after the first), each time dying at the next
+    step boundary of ``kills`` (counted from that process's start); return how many runs it took."""
+    real = search_mod.Search._boundary
+    runs = 0
+    for k in [*kills, None]:
+        seen = {"n": 0}
+
+        def boundary(self, phase, step, acc, k=k, seen=seen):
+            seen["n"] += 1
+            if seen["n"] == k and not after_save:
+                raise Killed
+            real(self, phase, step, acc)
+            if seen["n"] == k:
+                raise Killed
+
+        monkeypatch.setattr(search_mod.Search, "_boundary", boundary)
+        try:
+            run_search([*argv, *(["--resume=True"] if runs else [])])
+        except Killed:
+            assert k is not None
+        runs += 1
+    monkeypatch.setattr(search_mod.Search, "_boundary", real)
+    return runs
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    """Same weights, Fisher, logs and summary (but for wall-clock times)."""
+    ca, cb = (torch.load(d / RUN / "checkpoint.pt", weights_only=True) for d in (a, b))
+    for key in ("supernet", "controller"):
+        assert all(torch.equal(t, cb[key][n]) for n, t in ca[key].items()), key
+    assert all(torch.equal(t, cb["wpl"]["fisher"][n]) for n, t in ca["wpl"]["fisher"].items())
+    for name in ("metrics.jsonl", "forgetting.csv"):
+        assert (a / RUN / name).read_text() == (b / RUN / name).read_text(), name
+    sa, sb = (json.loads((d / RUN / "summary.json").read_text()) for d in (a, b))
+    sa.pop("seconds"), sb.pop("seconds")
+    assert sa == sb
+
+
+@pytest.mark.parametrize("every, after_save, kills", [
+    (1, True, [2, 5, 4, 7]),   # killed right after a checkpoint: nothing to redo
+    (1, False, [3, 6, 1, 9]),  # killed just before one: one step redone
+    (4, False, [7, 5, 6]),     # between sparse checkpoints: up to 3 steps redone
+])
+def test_killed_anywhere_resumes_identically(text_root: Path, tmp_path: Path, monkeypatch, every, after_save,
+                                             kills) -> None:
+    extra = ["--max_epoch=3", f"--checkpoint_every_steps={every}", "--start_training_controller=1"]
+    run_search(rnn_argv(text_root, tmp_path / "whole", *extra))
+    runs = run_killed_at(rnn_argv(text_root, tmp_path / "killed", *extra), kills, monkeypatch, after_save)
+    assert runs == len(kills) + 1
+    assert_same_run(tmp_path / "whole" / "logs", tmp_path / "killed" / "logs")
+
+
+def test_a_mid_phase_checkpoint_says_where_it_stands(text_root: Path, tmp_path: Path, monkeypatch) -> None:
+    from wpl.checkpoint import load_checkpoint
+    from wpl.nas.run import _where
+
+    argv = rnn_argv(text_root, tmp_path, "--max_epoch=2", "--checkpoint_every_steps=1")
+    real = search_mod.Search._boundary
+
+    def boundary(self, phase, step, acc):
+        real(self, phase, step, acc)
+        if self.boundaries == 5:  # epoch 0: 3 shared steps, then the controller's second
+            raise Killed
+
+    monkeypatch.setattr(search_mod.Search, "_boundary", boundary)
+    with pytest.raises(Killed):
+        run_search(argv)
+    state = load_checkpoint(tmp_path / "logs" / RUN / "checkpoint.pt")
+    assert _where(state) == "epoch 0, controller step 2" and set(state["progress"]["done"]) == {"shared", "forgetting"}
+    assert not (tmp_path / "logs" / RUN / "summary.json").exists()
