@@ -89,3 +89,26 @@ def test_a_mid_phase_checkpoint_says_where_it_stands(text_root: Path, tmp_path: 
     state = load_checkpoint(tmp_path / "logs" / RUN / "checkpoint.pt")
     assert _where(state) == "epoch 0, controller step 2" and set(state["progress"]["done"]) == {"shared", "forgetting"}
     assert not (tmp_path / "logs" / RUN / "summary.json").exists()
+
+
+def test_auto_checkpoints_follow_the_clock(text_root: Path, tmp_path: Path, monkeypatch) -> None:
+    """-1 (the default) writes once enough time has passed since the last write, whatever the step."""
+    from wpl.checkpoint import load_checkpoint
+
+    saves = []
+    real_save = search_mod.Search.save
+
+    def save(self, copy, epoch=None):
+        saves.append((self.progress or {}).get("step"))
+        return real_save(self, copy, epoch)
+
+    monkeypatch.setattr(search_mod.Search, "save", save)
+    monkeypatch.setattr(search_mod, "AUTO_CHECKPOINT_MIN_S", 1e9)  # never due: epoch ends only
+    run_search(rnn_argv(text_root, tmp_path / "a", "--max_epoch=1"))
+    assert saves == [None]
+    saves.clear()
+    monkeypatch.setattr(search_mod, "AUTO_CHECKPOINT_MIN_S", 0.0)  # always due: every step
+    monkeypatch.setattr(search_mod, "AUTO_CHECKPOINT_RATIO", 0.0)
+    run_search(rnn_argv(text_root, tmp_path / "b", "--max_epoch=1"))
+    assert saves[:3] == [1, 2, 3] and saves[-1] is None  # the shared phase's steps, ..., the epoch's end
+    assert load_checkpoint(tmp_path / "b" / "logs" / RUN / "checkpoint.pt")["progress"] is None

@@ -85,10 +85,12 @@ class SearchConfig:
     save_epoch: int = 5
     max_save_num: int = 4
     log_step: int = 50
-    checkpoint_every_steps: int = 50  # inside a phase too (shared, controller, derive steps); 0 = epochs only
+    # inside a phase too: every N steps (shared, controller, derive); 0 = at epoch ends only; -1 = auto
+    # (as soon as AUTO_CHECKPOINT_RATIO times the last write's duration, and at least 10 s, have passed)
+    checkpoint_every_steps: int = -1
 
     def __post_init__(self) -> None:
-        _at_least(self, 0, "checkpoint_every_steps")
+        _at_least(self, -1, "checkpoint_every_steps")
         _at_least(self, 1, "max_epoch", "shared_max_step", "num_batch_per_iter", "controller_max_step",
                   "nb_batch_reward_controller", "forgetting_top_k", "derive_num_sample", "save_epoch",
                   "max_save_num", "log_step")

@@ -15,6 +15,7 @@ Logged names follow one schema for every space (README, "Outputs").
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,6 +38,9 @@ from .task import Arch, Task
 
 log = logging.getLogger("wpl")
 PHASES = ("shared", "controller", "derive", "eval", "forgetting")
+# checkpoint_every_steps=-1: write when the time since the last write is this many times its duration
+# (writing then costs at most 1/RATIO = 2% of the run) and at least MIN_S seconds
+AUTO_CHECKPOINT_RATIO, AUTO_CHECKPOINT_MIN_S = 50.0, 10.0
 
 
 class SearchStopped(WplError):
@@ -86,6 +90,7 @@ class Search:
         self.progress: dict | None = None
         self.boundaries = 0  # steps of any phase so far (the mid-phase checkpoint clock)
         self.stop_signal: tuple[str, int] | None = None
+        self._saved_at, self._save_cost = time.monotonic(), 0.0  # the auto checkpoint clock (wall time)
         if runlog is None and run_dir is not None:
             Path(run_dir).mkdir(parents=True, exist_ok=True)
             runlog = RunLog(Path(run_dir), tensorboard=False)
@@ -125,12 +130,20 @@ class Search:
             return
         p.update(phase=phase, step=step, acc=acc)
         self.boundaries += 1
-        n = self.cfg.checkpoint_every_steps
-        if self.dir is not None and (self.stop_signal or (n and self.boundaries % n == 0)):
+        if self.dir is not None and (self.stop_signal or self._checkpoint_due()):
             self.save(copy=False)
         if self.stop_signal:
             where = "the warm-up" if p["where"] == "warmup" else f"epoch {p['where']}"
             self._stop(f"in {where}, {phase} step {step}")
+
+    def _checkpoint_due(self) -> bool:
+        """A mid-phase checkpoint now? Every ``checkpoint_every_steps`` steps, or (-1) once the time since the
+        last write is :data:`AUTO_CHECKPOINT_RATIO` times its duration and at least :data:`AUTO_CHECKPOINT_MIN_S`."""
+        n = self.cfg.checkpoint_every_steps
+        if n >= 0:
+            return n > 0 and self.boundaries % n == 0
+        since = time.monotonic() - self._saved_at
+        return since >= max(AUTO_CHECKPOINT_MIN_S, AUTO_CHECKPOINT_RATIO * self._save_cost)
 
     def _stop(self, where: str) -> None:
         """Raise :class:`SearchStopped` for the stop asked for (the checkpoint is written)."""
@@ -523,6 +536,7 @@ class Search:
 
     def save(self, copy: bool, epoch: int | None = None) -> Path:
         """``checkpoint.pt`` (latest) and, when ``copy``, ``checkpoint_epoch_XXX.pt`` (keep ``max_save_num``)."""
+        t0 = time.monotonic()
         self.runlog.flush()
         state = self.state_dict()
         path = save_checkpoint(self.dir / "checkpoint.pt", state, keep_previous=True)
@@ -531,6 +545,8 @@ class Search:
             copies = sorted(self.dir.glob("checkpoint_epoch_*.pt"))
             for old in copies[: max(len(copies) - self.cfg.max_save_num, 0)]:
                 old.unlink()
+        self._saved_at = time.monotonic()
+        self._save_cost = self._saved_at - t0
         return path
 
     def _load_wpl(self, saved: dict, source: Path) -> None:

@@ -197,8 +197,10 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
         ("log_step", int, 50, "steps between log lines"),
         ("save_epoch", int, 5, "derive, draw and keep a checkpoint copy every N epochs"),
         ("max_save_num", int, 4, "checkpoint copies kept"),
-        ("checkpoint_every_steps", int, 50, "also write checkpoint.pt inside a phase, every N steps (shared, "
-         "controller and derive steps together), so a killed run loses at most N steps; 0 = at epoch ends only"),
+        ("checkpoint_every_steps", int, -1, "also write checkpoint.pt inside a phase, every N steps (shared, "
+         "controller and derive steps together), so a killed run loses at most N steps; 0 = at epoch ends only; "
+         "-1 = auto: at the first step after 50x the last write's duration (and at least 10 s) have passed, so "
+         "writing costs at most 2% of the run's time"),
         ("log_level", str, "INFO", "DEBUG, INFO, WARNING or ERROR"),
         ("log_dir", str, "logs", "output root"),
         ("data_dir", str, "data", "input root (holds <dataset>/)"),
