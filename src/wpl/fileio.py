@@ -59,8 +59,8 @@ def finite(obj):
 
 
 def write_json(path: str | Path, data: object) -> Path:
-    """Write ``data`` as indented JSON, atomically."""
-    text = json.dumps(data, indent=2, allow_nan=False) + "\n"
+    """Write ``data`` as indented JSON (non-finite floats as null: strict JSON has no NaN), atomically."""
+    text = json.dumps(finite(data), indent=2, allow_nan=False) + "\n"
 
     def _write(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8") as fh:

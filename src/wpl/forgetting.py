@@ -54,7 +54,9 @@ def summarize(values: list[float], keys: list[float], top_k: int = 5) -> dict[st
         "mean": statistics.fmean(values),
         "median": statistics.median(values),
         "max": max(values),
-        "std": statistics.pstdev(values) if len(values) > 1 else 0.0,
+        # pstdev cannot take inf (an overflowed perplexity): the spread is then undefined
+        "std": (statistics.pstdev(values) if all(map(math.isfinite, values)) else math.nan)
+        if len(values) > 1 else 0.0,
         "best_mean": statistics.fmean(best),
     }
 

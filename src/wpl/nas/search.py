@@ -15,6 +15,7 @@ Logged names follow one schema for every space (README, "Outputs").
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -177,10 +178,7 @@ class Search:
         folds this batch's gradient into the Fisher first. Returns (CE, WPL value)."""
         total, ce = self.task.train_loss(arch)
         if not torch.isfinite(total):
-            raise FloatingPointError(
-                f"non-finite training loss ({total.item()}){where}; the last good checkpoint is "
-                f"{None if self.dir is None else self.dir / 'checkpoint.pt'}; lower the shared learning rate or "
-                "WPL's alpha")
+            raise FloatingPointError(self._diverged("training loss", total.item(), where))
         self.shared_opt.zero_grad(set_to_none=True)
         total.backward()
         value = 0.0
@@ -229,6 +227,9 @@ class Search:
                 self.wpl.estimate_fisher(batch.model, batch.batches, names=protect,
                                          estimator=self.cfg.fisher_estimator, loss_fn=batch.loss_fn, mode="keep")
             self.task.advance_valid(len(batch.batches))
+        fisher = [self.wpl.fisher[n] for n in protect if n in self.wpl.fisher]
+        if fisher and not bool(torch.isfinite(torch.stack([f.sum() for f in fisher])).all()):
+            raise FloatingPointError(self._diverged("Fisher", float("nan"), f" at shared step {self.shared_steps}"))
         if self.cfg.wpl_anchor == "step":
             self.wpl.update_anchors(protect)
         elif self.cfg.wpl_anchor == "ema":
@@ -249,16 +250,32 @@ class Search:
         self.controller.train()
         actions, logp, ent = self.controller.sample(self.policy_batch_size)
         n = self.cfg.nb_batch_reward_controller
-        rewards = torch.tensor([self.task.reward(self.task.decode(a.tolist()), n)[0] for a in actions],
-                               device=logp.device)
+        scored = [self.task.reward(self.task.decode(a.tolist()), n) for a in actions]
+        bad = [loss for _, loss in scored if not math.isfinite(loss)]
+        if bad:
+            raise FloatingPointError(self._diverged("validation loss of a reward", bad[0],
+                                                    f" at controller step {self.controller_steps}"))
+        rewards = torch.tensor([r for r, _ in scored], device=logp.device)
         self.task.advance_valid(n)
         stats = self.reinforce.update(logp, ent, rewards)
         self.controller_steps += 1
         return stats
 
-    def score(self, arch: Arch) -> tuple[float, float]:
-        """(error in the task's metric, loss) of ``arch`` on the fixed validation slice."""
-        return self.task.score(arch)
+    def score(self, arch: Arch, where: str = "") -> tuple[float, float]:
+        """(error in the task's metric, loss) of ``arch`` on the fixed validation slice; a non-finite loss (a
+        diverged supernet) is an error. The error may still overflow (perplexity of a loss above ≈709)."""
+        err, loss = self.task.score(arch)
+        if not math.isfinite(loss):
+            raise FloatingPointError(self._diverged("validation loss", loss, where))
+        return err, loss
+
+    def _diverged(self, what: str, value: float, where: str) -> str:
+        """The one-line message for a non-finite ``what``: where, the last good checkpoint, the fix."""
+        ckpt = None if self.dir is None else self.dir / "checkpoint.pt"
+        last = (f"the last good checkpoint is {ckpt}" if ckpt is not None and ckpt.is_file()
+                else "there is no checkpoint yet")
+        return (f"non-finite {what} ({value}){where}; {last}; lower the shared learning rate (--shared_lr="
+                f"{self.shared_opt.param_groups[0]['lr']:g}) or WPL's alpha")
 
     # ---- phases --------------------------------------------------------------------------------
     def shared_phase(self, epoch: int, steps: int, telemetry: bool) -> dict:
@@ -283,7 +300,7 @@ class Search:
             self._timed("shared", t0)
             t0 = self._clock()
             if telemetry:
-                err, loss = self.score(arch)
+                err, loss = self.score(arch, f" at epoch {epoch}, shared step {step} (forgetting telemetry)")
                 self.monitor.before(epoch, step, arch.to_json(), err, loss)
             self._timed("forgetting", t0)
             if active:
@@ -345,7 +362,8 @@ class Search:
     def finish_forgetting(self, epoch: int) -> dict:
         """err2 for every architecture of the epoch; CSV rows, summary event and TB scalars."""
         t0 = self._clock()
-        records = self.monitor.after(lambda js: self.score(self.task.arch_from_json(js)))
+        records = self.monitor.after(lambda js: self.score(self.task.arch_from_json(js),
+                                                           f" at epoch {epoch} (forgetting, err2)"))
         self._timed("forgetting", t0)
         if not records:
             return {}
@@ -371,7 +389,7 @@ class Search:
             archs = {x.to_json(): x for x in self.sample_archs(self.cfg.derive_num_sample)}
             scored = []
         for js in list(archs)[len(scored):]:
-            scored.append((self.score(archs[js])[::-1], js))
+            scored.append((self.score(archs[js], f" at epoch {epoch} (derive)")[::-1], js))
             self._boundary("derive", len(scored), {"candidates": list(archs), "scored": [list(x) for x in scored]})
         scored.sort()
         (loss, err), best_js = scored[0]
@@ -387,6 +405,9 @@ class Search:
         self._timed("derive", t0)
         t0 = self._clock()
         val = self.task.evaluate(arch, "valid")
+        if not math.isfinite(val["loss"]):
+            raise FloatingPointError(self._diverged("validation loss of the derived cell", val["loss"],
+                                                    f" at epoch {epoch} (derive)"))
         self._timed("eval", t0)
         rec = {"epoch": epoch, "arch": best_js, "metric": self.metric, "valid": val[self.metric],
                "valid_loss": val["loss"]}
