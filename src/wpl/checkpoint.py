@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .errors import WplError
-from .fileio import atomic_write
+from .fileio import WRITE_ERRORS, atomic_write, write_error
 
 log = logging.getLogger("wpl")
 
@@ -81,6 +81,17 @@ def _feed(h, obj: object) -> None:
         h.update(b"P" + repr(obj).encode())
 
 
+def _nbytes(obj: object) -> int:
+    """The tensor bytes in ``obj`` (what a checkpoint of it needs on disk, roughly)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_nbytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_nbytes(v) for v in obj)
+    return 0
+
+
 def previous_path(path: str | Path) -> Path:
     """Where :func:`save_checkpoint` with ``keep_previous`` keeps the checkpoint it replaced."""
     path = Path(path)
@@ -94,18 +105,24 @@ def save_checkpoint(path: str | Path, state: dict, keep_previous: bool = False) 
     payload = {"format": FORMAT, "version": VERSION, **state, "digest": digest(state)}
     if keep_previous and path.is_file():
         _keep(path, previous_path(path))
-    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp), size_hint=_nbytes(payload))
 
 
 def _keep(path: Path, prev: Path) -> None:
     """``prev`` becomes a copy of ``path`` (a hard link where the file system has them), atomically."""
     tmp = prev.with_name(f".{prev.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
     try:
-        os.link(path, tmp)
-    except OSError:
-        shutil.copyfile(path, tmp)
-    os.replace(tmp, prev)
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(path, tmp)
+        except OSError:
+            shutil.copyfile(path, tmp)
+        os.replace(tmp, prev)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno in WRITE_ERRORS:
+            raise write_error(prev, exc, path.stat().st_size) from exc
+        raise
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import ConfigError, WplError
 
 
 def ensure_writable_dir(path: str | Path, name: str = "output_dir") -> Path:
@@ -25,20 +27,70 @@ def ensure_writable_dir(path: str | Path, name: str = "output_dir") -> Path:
     return p
 
 
-def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)`` then rename the temporary file over ``path`` (same directory)."""
+def atomic_write(path: str | Path, write: Callable[[str], None], size_hint: int | None = None) -> Path:
+    """Call ``write(tmp_path)`` then rename the temporary file over ``path`` (same directory); a full disk
+    or a folder that cannot be written is a :class:`WplError` naming ``path`` (the old file stays as it was)
+    and, for a full disk, about how much it needed (``size_hint``, else what was written or the old size)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
         write(tmp)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as exc:
+        written = os.path.getsize(tmp) if tmp and os.path.exists(tmp) else 0
+        if tmp and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno in WRITE_ERRORS:
+            before = path.stat().st_size if path.is_file() else 0
+            raise write_error(path, exc, max(size_hint or 0, written, before) or None) from exc
         raise
     return path
+
+
+# what a machine can do to a write: a full disk, a read-only or vanished folder, lost permission
+WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT)
+
+
+def write_error(path: Path, exc: OSError, needed: int | None = None) -> WplError:
+    """One line for a failed write of ``path``: what happened, how much it needed, that earlier output is
+    intact, and what to do."""
+    fix = "then continue with --resume=True (the last checkpoint and the logs up to it are intact)"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        free = _free_bytes(path.parent)
+        need = f"it needed about {_mb(needed)}" if needed else "it needed more than was left"
+        have = f", {_mb(free)} free there" if free is not None else ""
+        return WplError(f"{path}: no space left on the device ({need}{have}); free some space, {fix}")
+    if exc.errno == errno.ENOENT:
+        return WplError(f"{path}: its folder no longer exists (removed while the run was writing); restore it or "
+                        f"choose another --log_dir, {fix}")
+    return WplError(f"{path}: cannot write it ({exc.strerror or exc}); make the folder writable or choose another "
+                    f"--log_dir, {fix}")
+
+
+def append_text(path: str | Path, text: str, newline: str | None = None) -> None:
+    """Append ``text`` to ``path``; a failed write is a :class:`WplError` (see :func:`write_error`)."""
+    path = Path(path)
+    try:
+        with open(path, "a", encoding="utf-8", newline=newline) as fh:
+            fh.write(text)
+    except OSError as exc:
+        if exc.errno in WRITE_ERRORS:
+            raise write_error(path, exc, len(text.encode())) from exc
+        raise
+
+
+def _free_bytes(folder: Path) -> int | None:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def _mb(n: int | None) -> str:
+    return "?" if n is None else f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n} bytes"
 
 
 def _umask() -> int:

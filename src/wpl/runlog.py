@@ -12,6 +12,7 @@ import json
 import math
 from pathlib import Path
 
+from .fileio import append_text
 from .forgetting import CSV_HEADER, ForgettingRecord
 
 
@@ -48,8 +49,7 @@ class RunLog:
     def event(self, event: str, **fields) -> None:
         """Append one JSON object with an ``"event"`` key to ``metrics.jsonl``."""
         rec = {"event": event, **{k: _clean(v) for k, v in fields.items()}}
-        with open(self.metrics, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(rec, allow_nan=False) + "\n")
+        append_text(self.metrics, json.dumps(rec, allow_nan=False) + "\n")
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         """TensorBoard scalars (finite ones) at ``step``."""
@@ -78,8 +78,7 @@ class RunLog:
             w.writerow(CSV_HEADER)
         for r in records:
             w.writerow([_fmt(v) for v in r.row()])
-        with open(self.forgetting, "a", encoding="utf-8", newline="") as fh:
-            fh.write(buf.getvalue())
+        append_text(self.forgetting, buf.getvalue(), newline="")
 
     def flush(self) -> None:
         """Flush TensorBoard."""
