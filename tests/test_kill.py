@@ -62,3 +62,31 @@ def test_kill_9_at_random_moments_resumes_identically(text_root: Path, tmp_path:
     assert proc.returncode == 0 and kills >= 1
     assert not list(ckpt.parent.glob(".*.tmp"))  # a write cut short by a kill is cleared on resume
     assert_same_run(tmp_path / "whole" / "logs", tmp_path / "killed" / "logs")
+
+
+def test_sigterm_stops_a_final_training_and_it_resumes_identically(tmp_path: Path) -> None:
+    from conftest import make_text
+    from test_final import RNN_RECIPE
+
+    data = make_text(tmp_path / "data", lines=(1000, 40, 40))
+    common = ["--arch=random:1", "--dataset=tiny", f"--data_dir={data}", *RNN_RECIPE, "--max_epoch=5"]
+    cmd = [sys.executable, "-m", "wpl", "train-final", *common]
+    subprocess.run([*cmd, f"--log_dir={tmp_path / 'whole'}"], check=True, capture_output=True)
+    out = tmp_path / "stopped" / "random-rnn-1"
+    proc = subprocess.Popen([*cmd, f"--log_dir={tmp_path / 'stopped'}"], stderr=subprocess.PIPE, text=True)
+    _wait_for(out / "checkpoint.pt", proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:  # it finished first: nothing to stop
+        return
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("wpl train-final: error: stopped by SIGTERM; the last checkpoint is "), last
+    subprocess.run([*cmd, f"--log_dir={tmp_path / 'stopped'}", "--resume=True"], check=True, capture_output=True)
+    for name in ("metrics.jsonl",):
+        whole = (tmp_path / "whole" / "random-rnn-1" / name).read_text().splitlines()
+        assert len(whole) == len((out / name).read_text().splitlines())
+    import json
+
+    a, b = (json.loads((d / "summary.json").read_text()) for d in (tmp_path / "whole" / "random-rnn-1", out))
+    assert a["test"] == b["test"] and [e["train_loss"] for e in a["epochs"]] == [e["train_loss"] for e in b["epochs"]]

@@ -1,16 +1,24 @@
-"""SIGINT / SIGTERM as a clean stop: the first asks the running job to stop at its next step
-boundary (it checkpoints, then exits non-zero with a message); a second stops it at once."""
+"""SIGINT / SIGTERM as a clean stop: the first asks the running job to stop (a search at its next step
+boundary, after a checkpoint; a final training at once, its last epoch's checkpoint standing), which
+then exits non-zero (128 + the signal's number) with a message; a second stops it at once."""
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import signal
 import threading
 from collections.abc import Iterator
 from typing import Protocol
 
-log = logging.getLogger("wpl")
+from .errors import WplError
+
+
+class Stopped(WplError):
+    """A job stopped when a signal asked it to; ``exit_code`` is 128 + the signal's number."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class Stoppable(Protocol):
@@ -33,8 +41,6 @@ def stop_on_signals(job: Stoppable) -> Iterator[None]:
         name = signal.Signals(signum).name
         if job.stop_signal is not None:
             raise KeyboardInterrupt  # asked twice: stop now (the last checkpoint stays)
-        log.warning("%s: stopping after the current step, with a checkpoint (send it again to stop at once, "
-                    "losing the steps since the last checkpoint)", name)
         job.request_stop(name, 128 + signum)
 
     old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -24,6 +24,7 @@ from ..errors import WplError
 from ..fileio import ensure_writable_dir, finite, write_json
 from ..runlock import run_lock
 from ..runtime import resolve_device, seed_everything
+from ..signals import Stopped, stop_on_signals
 from .cells import Arch, arch_from_dict
 from .cnn import MicroArch
 from .final_cnn import CnnFinal, CnnFinalConfig
@@ -136,8 +137,24 @@ def _is_better(metric_value: float, best: float | None) -> bool:
 
 def train_final(job: FinalJob) -> dict:
     """Train, checkpoint every epoch, stop early when asked, test the best weights once; the summary."""
-    with run_lock(ensure_writable_dir(job.out_dir, "log_dir"), hint="choose another --name"):
+    with run_lock(ensure_writable_dir(job.out_dir, "log_dir"), hint="choose another --name"), \
+            stop_on_signals(_StopNow(job.out_dir / "checkpoint.pt")):
         return _train_final(job)
+
+
+class _StopNow:
+    """A final training stops at a signal at once: its checkpoint is the last finished epoch's."""
+
+    stop_signal: tuple[str, int] | None = None
+
+    def __init__(self, ckpt: Path) -> None:
+        self.ckpt = ckpt
+
+    def request_stop(self, name: str, exit_code: int) -> None:
+        """Raise :class:`~wpl.signals.Stopped` now (a write in progress is left unfinished, atomically)."""
+        self.stop_signal = (name, exit_code)
+        last = f"the last checkpoint is {self.ckpt} (one per epoch)" if self.ckpt.is_file() else "no epoch had ended"
+        raise Stopped(f"stopped by {name}; {last}: continue with the same command and --resume=True", exit_code)
 
 
 def _train_final(job: FinalJob) -> dict:
@@ -218,6 +235,7 @@ def _train_final(job: FinalJob) -> dict:
         bar.close()
         return _finish(job, trainer, out, runlog, epoch, best_epoch, seconds, history, stopped_early, validate)
     finally:
+        bar.close()  # cleared, so an error message starts its own line
         runlog.close()
 
 

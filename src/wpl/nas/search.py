@@ -30,6 +30,7 @@ from ..forgetting import ForgettingMonitor
 from ..plasticity import WeightPlasticity, WplConfig
 from ..runlog import RunLog
 from ..runtime import clock, model_mode
+from ..signals import Stopped
 from ..viz import save_cell_drawing
 from .config import ControllerConfig, SearchConfig
 from .controller import Controller, Reinforce
@@ -44,12 +45,8 @@ PHASES = ("shared", "controller", "derive", "eval", "forgetting")
 AUTO_CHECKPOINT_RATIO, AUTO_CHECKPOINT_MIN_S = 50.0, 10.0
 
 
-class SearchStopped(WplError):
+class SearchStopped(Stopped):
     """The search stopped at a step boundary when asked (a signal), after writing a checkpoint."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 class Search:
@@ -116,6 +113,8 @@ class Search:
 
     def request_stop(self, name: str, exit_code: int) -> None:
         """Stop at the next step boundary, after a checkpoint (what the signal handlers call)."""
+        log.warning("%s: stopping after the current step, with a checkpoint (send it again to stop at once, "
+                    "losing the steps since the last checkpoint)", name)
         self.stop_signal = (name, exit_code)
 
     def _cursor(self, phase: str) -> dict | None:
