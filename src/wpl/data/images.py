@@ -69,7 +69,8 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     data = np.asarray(d["data"], dtype=np.uint8)
     labels = np.asarray(d["labels"], dtype=np.int64)
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
-        raise WplError(f"{path}: malformed CIFAR-10 batch (data {data.shape}, {len(labels)} labels)")
+        raise WplError(f"{path}: malformed CIFAR-10 batch (data {data.shape}, {len(labels)} labels; expected "
+                       "N×3072 uint8 images and N labels): extract cifar-10-python.tar.gz again")
     return data.reshape(-1, 3, 32, 32), labels
 
 

@@ -593,7 +593,8 @@ class Search:
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()
             raise WplError(f"{source}: the saved model does not match this configuration "
-                           f"({first[1].strip() if len(first) > 1 else first[0]})") from exc
+                           f"({first[1].strip() if len(first) > 1 else first[0]}); resume with the run's own sizes "
+                           "(drop --resume_with_new_params, or the flags that change them)") from exc
         self.shared_opt.load_state_dict(state["shared_opt"])
         baseline = state["baseline"]
         self.reinforce.load_state_dict({"optimizer": state["ctrl_opt"],
