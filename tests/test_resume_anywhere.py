@@ -112,3 +112,27 @@ def test_auto_checkpoints_follow_the_clock(text_root: Path, tmp_path: Path, monk
     run_search(rnn_argv(text_root, tmp_path / "b", "--max_epoch=1"))
     assert saves[:3] == [1, 2, 3] and saves[-1] is None  # the shared phase's steps, ..., the epoch's end
     assert load_checkpoint(tmp_path / "b" / "logs" / RUN / "checkpoint.pt")["progress"] is None
+
+
+def test_killed_during_a_checkpoint_write(text_root: Path, tmp_path: Path, monkeypatch) -> None:
+    """Half a file written, then the kill: the temporary is dropped, checkpoint.pt is the previous one, and
+    the resumed run is the uninterrupted one."""
+    extra = ["--max_epoch=3", "--checkpoint_every_steps=2"]
+    run_search(rnn_argv(text_root, tmp_path / "whole", *extra))
+    real = torch.save
+    calls = {"n": 0}
+
+    def half_then_die(obj, f, *a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            Path(f).write_bytes(b"PK\x03\x04 half a zip")
+            raise Killed
+        return real(obj, f, *a, **kw)
+
+    monkeypatch.setattr(torch, "save", half_then_die)
+    argv = rnn_argv(text_root, tmp_path / "killed", *extra)
+    with pytest.raises(Killed):
+        run_search(argv)
+    monkeypatch.setattr(torch, "save", real)
+    run_search([*argv, "--resume=True"])
+    assert_same_run(tmp_path / "whole" / "logs", tmp_path / "killed" / "logs")
