@@ -16,10 +16,11 @@ from reproduce_common import finish, fmt, mean_std, out_path, parser, same_setup
 
 
 def recommended(lr: float) -> list[str]:
-    """The best setting of the mechanism study so far (BENCHMARKS.md; provisional, one seed): every weight an
-    architecture uses protected, a per-tensor normalised Fisher, the exact proximal step after the
-    optimizer's, anchors moved after each architecture, α·lr = 1 (a weight of mean Fisher moves half as far
-    as the task gradient alone would take it)."""
+    """The mechanism study's best setting (BENCHMARKS.md; seeds 0–1), what ``--wpl_recipe=recommended`` sets:
+    every weight an architecture uses protected, a per-tensor normalised Fisher, the exact proximal step
+    after the optimizer's, anchors moved after each architecture, α·lr = 1 (a weight of mean Fisher moves
+    half as far as the task gradient alone would take it). Spelled out, so a work folder's setup stays
+    readable whatever the recipe becomes."""
     return ["--legacy_compound_alpha=False", "--fisher_normalise=mean", "--fisher_clip_by_norm=0",
             "--wpl_update=proximal", "--wpl_scope=used", f"--alpha_fisher={1.0 / lr:g}"]
 COLORS = {"plain": "tab:purple", "original": "tab:gray", "recommended": "tab:orange"}
