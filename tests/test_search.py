@@ -270,3 +270,17 @@ def test_num_threads_sets_torch_threads(text_root: Path, tmp_path: Path) -> None
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_benchmarks_recommended_flags_are_the_recipe() -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from search_repro import recommended
+
+    for lr in (20.0, 0.1, 0.05):
+        a = vars(parse_search_args(["--wpl_recipe=recommended", f"--shared_lr={lr}"]))
+        b = vars(parse_search_args([*recommended(lr), f"--shared_lr={lr}"]))
+        for k in ("wpl_recipe", "explicit"):
+            a.pop(k), b.pop(k)
+        assert a == b, lr
