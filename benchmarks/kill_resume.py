@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reproduce_common import mean_std  # noqa: E402
 
 PY = [sys.executable, "-m", "wpl"]
+START_S = 2.0  # a process's start-up (imports, data) before it does any work
 SEARCH = ("search --dataset=ptb --shared_embed=64 --shared_hid=64 --num_blocks=6 --batch_size=32 "
           "--test_batch_size=32 --shared_max_step=20 --num_batch_per_iter=3 --train_controller=True "
           "--controller_max_step=20 --max_epoch=3 --save_epoch=1 --derive_num_sample=5 --start_using_fisher=1 "
@@ -55,9 +56,10 @@ def run_to_end(cmd: list[str], log: Path) -> float:
 
 def kill_loop(cmd: list[str], resume: list[str], log: Path, kills: int, span: float, rng: random.Random,
               watch: Path | None, lost) -> list[dict]:
-    """Start ``cmd`` (then ``cmd + resume``) and kill -9 it ``kills`` times: at a uniform random moment of
-    ``span`` seconds, or — every fourth kill, when ``watch`` is a folder — as soon as a checkpoint write
-    starts there; ``lost()`` measures the work lost after each kill. Then let it finish."""
+    """Start ``cmd`` (then ``cmd + resume``) and kill -9 it ``kills`` times: at a uniform random moment after
+    its start-up (so the kills spread over a run of ``span`` seconds), or — every fourth kill, when ``watch``
+    is a folder — as soon as a checkpoint write starts there; ``lost()`` measures the work lost after each
+    kill. Then let it finish."""
     out = []
     for i in range(kills + 1):
         with log.open("a") as fh:
@@ -72,7 +74,7 @@ def kill_loop(cmd: list[str], resume: list[str], log: Path, kills: int, span: fl
             while proc.poll() is None and not any(watch.glob(".checkpoint.pt.*.tmp")):
                 time.sleep(0.001)
         else:
-            deadline = t0 + rng.uniform(0.5, span)
+            deadline = t0 + rng.uniform(START_S, START_S + 2 * span / kills)  # spread over the run
             while proc.poll() is None and time.time() < deadline:
                 time.sleep(0.01)
         if proc.poll() is not None:  # it finished (or died) before the kill: start it once more
