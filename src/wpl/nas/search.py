@@ -24,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from ..checkpoint import rng_state, save_checkpoint, set_rng_state
+from ..dist import SINGLE, Dist
 from ..errors import ConfigError, WplError
 from ..fileio import finite, write_json
 from ..forgetting import ForgettingMonitor
@@ -59,6 +60,7 @@ class Search:
             raise ConfigError("fisher_estimator", search.fisher_estimator, f"is not available for the {task.kind} "
                               f"space (it has {', '.join(task.fisher_estimators)})")
         self.cfg, self.task, self.dir, self.flags = search, task, run_dir, dict(flags or {})
+        self.dist: Dist = getattr(task, "dist", SINGLE)  # data parallelism: the task's ranks
         self.supernet = task.supernet
         self.controller = Controller.from_config(task.decisions, controller, task.reset_at).to(task.device)
         weights, decay = self.supernet.parameters(), search.shared_l2_reg
@@ -162,12 +164,15 @@ class Search:
     @torch.no_grad()
     def sample_archs(self, n: int) -> list[Arch]:
         """``n`` architectures from the current policy (uniformly, with ``search_strategy="random"``)."""
-        if self.cfg.search_strategy == "random":
-            actions = torch.stack([torch.randint(0, k, (n,), generator=self.arch_gen) for k in self.task.decisions], 1)
-        else:
-            self.controller.eval()
-            actions, _, _ = self.controller.sample(n)
-        return [self.task.decode(a.tolist()) for a in actions]
+        actions = None
+        if self.dist.main:  # data-parallel: rank 0 samples, every rank trains the same architectures
+            if self.cfg.search_strategy == "random":
+                actions = torch.stack([torch.randint(0, k, (n,), generator=self.arch_gen)
+                                       for k in self.task.decisions], 1).tolist()
+            else:
+                self.controller.eval()
+                actions = self.controller.sample(n)[0].tolist()
+        return [self.task.decode(a) for a in self.dist.broadcast(actions)]
 
     # ---- step-level methods --------------------------------------------------------------------
     def shared_batch(self, arch: Arch, protect: Sequence[str], wpl: bool, fold_fisher: bool = False,
@@ -180,6 +185,9 @@ class Search:
             raise FloatingPointError(self._diverged("training loss", total.item(), where))
         self.shared_opt.zero_grad(set_to_none=True)
         total.backward()
+        if self.dist.active:  # the global batch's gradient (and its CE, for the logs): one flat all-reduce
+            ce = ce.reshape(1).clone()
+            self.dist.mean_([p.grad for p in self.supernet.parameters() if p.grad is not None] + [ce])
         value = 0.0
         if fold_fisher:
             self.wpl.update_fisher(protect)
@@ -224,7 +232,8 @@ class Search:
             batch = self.task.fisher_batch(arch)
             with model_mode(self.supernet, self.cfg.fisher_mode):
                 self.wpl.estimate_fisher(batch.model, batch.batches, names=protect,
-                                         estimator=self.cfg.fisher_estimator, loss_fn=batch.loss_fn, mode="keep")
+                                         estimator=self.cfg.fisher_estimator, loss_fn=batch.loss_fn, mode="keep",
+                                         reduce=self.dist.mean_ if self.dist.active else None)
             self.task.advance_valid(len(batch.batches))
         fisher = [self.wpl.fisher[n] for n in protect if n in self.wpl.fisher]
         if fisher and not bool(torch.isfinite(torch.stack([f.sum() for f in fisher])).all()):
@@ -247,16 +256,23 @@ class Search:
         stream's position (the task scores in eval mode), advance the stream, and take one REINFORCE
         step; returns its statistics."""
         self.controller.train()
-        actions, logp, ent = self.controller.sample(self.policy_batch_size)
+        d = self.dist
+        actions = logp = ent = None
+        if d.main:  # data-parallel: rank 0 samples and updates; every rank scores its shard of the rewards
+            actions, logp, ent = self.controller.sample(self.policy_batch_size)
         n = self.cfg.nb_batch_reward_controller
-        scored = [self.task.reward(self.task.decode(a.tolist()), n) for a in actions]
+        listed = d.broadcast(None if actions is None else actions.tolist())
+        scored = [self.task.reward(self.task.decode(a), n) for a in listed]
         bad = [loss for _, loss in scored if not math.isfinite(loss)]
         if bad:
             raise FloatingPointError(self._diverged("validation loss of a reward", bad[0],
                                                     f" at controller step {self.controller_steps}"))
-        rewards = torch.tensor([r for r, _ in scored], device=logp.device)
         self.task.advance_valid(n)
-        stats = self.reinforce.update(logp, ent, rewards)
+        stats = None
+        if d.main:
+            rewards = torch.tensor([r for r, _ in scored], device=logp.device)
+            stats = self.reinforce.update(logp, ent, rewards)
+        stats = d.broadcast(stats)
         self.controller_steps += 1
         return stats
 
