@@ -23,8 +23,8 @@ def main(data: str, out: str, batch: int) -> None:
     device = torch.device("cpu")
     dist = from_env(device)
     cfg = RnnConfig(shared_embed=8, shared_hid=8, num_blocks=3, batch_size=batch, test_batch_size=batch,
-                    shared_rnn_max_length=6, forgetting_batches=2, shared_dropout=0.0, shared_dropouti=0.0, shared_dropoute=0.0,
-                    shared_wdrop=0.0, rnn_cell="python")
+                    shared_rnn_max_length=6, forgetting_batches=2, shared_dropout=0.0, shared_dropouti=0.0,
+                    shared_dropoute=0.0, shared_wdrop=0.0, rnn_cell="python")  # dropout masks differ per rank
     task = RnnTask(load_corpus(data, "tiny"), cfg, device, dist)
     search = Search(task, SearchConfig(shared_max_step=3, num_batch_per_iter=2, train_controller=True,
                                        controller_max_step=2, start_using_fisher=0, shared_grad_clip=0.25),
