@@ -52,3 +52,55 @@ def test_two_ranks_at_batch_b_equal_one_process_at_2b(runs) -> None:
     assert a["ce"] == pytest.approx(one["ce"], rel=1e-5)
     assert a["rewards"] == pytest.approx(one["rewards"], rel=1e-4)
     assert [s[1] for s in a["scores"]] == pytest.approx([s[1] for s in one["scores"]], rel=1e-5)
+
+
+def _search(n: int, argv: list[str], check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", "-m", "wpl",
+           "search", *argv]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert not check or proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_a_two_rank_search_writes_once_and_resumes_exactly(tmp_path: Path) -> None:
+    from conftest import rnn_argv
+    from test_resume_anywhere import RUN, assert_same_run
+
+    data = make_text(tmp_path / "data", lines=(600, 80, 80))
+    extra = ["--rnn_cell=python", "--checkpoint_every_steps=3"]
+    _search(2, rnn_argv(data, tmp_path / "whole", "--max_epoch=3", *extra))
+    run = tmp_path / "whole" / "logs" / RUN
+    assert (run / "summary.json").is_file() and not list(run.glob(".*.tmp"))
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert len(state["ranks"]) == 2
+    _search(2, rnn_argv(data, tmp_path / "part", "--max_epoch=1", *extra))
+    _search(2, rnn_argv(data, tmp_path / "part", "--max_epoch=3", "--resume=True", *extra))
+    assert_same_run(tmp_path / "whole" / "logs", tmp_path / "part" / "logs")
+    # resuming with another number of processes is refused, in one line
+    proc = _search(1, rnn_argv(data, tmp_path / "part", "--max_epoch=4", "--resume=True", *extra), check=False)
+    assert proc.returncode != 0 and "resume it with as many" in proc.stderr
+
+
+def test_sigterm_to_torchrun_stops_every_rank_at_one_step_and_resumes_exactly(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    from conftest import rnn_argv
+    from test_resume_anywhere import RUN, assert_same_run
+
+    data = make_text(tmp_path / "data", lines=(600, 80, 80))
+    extra = ["--rnn_cell=python", "--checkpoint_every_steps=50", "--max_epoch=8"]
+    _search(2, rnn_argv(data, tmp_path / "whole", *extra))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    argv = rnn_argv(data, tmp_path / "cut", *extra)
+    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                             "-m", "wpl", "search", *argv], stderr=subprocess.PIPE, text=True, env=env)
+    metrics = tmp_path / "cut" / "logs" / RUN / "metrics.jsonl"
+    while not metrics.exists() and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode != 0 and "stopped by SIGTERM" in err, err[-2000:]
+    _search(2, [*argv, "--resume=True"])
+    assert_same_run(tmp_path / "whole" / "logs", tmp_path / "cut" / "logs")

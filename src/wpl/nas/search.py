@@ -29,7 +29,7 @@ from ..errors import ConfigError, WplError
 from ..fileio import finite, write_json
 from ..forgetting import ForgettingMonitor
 from ..plasticity import WeightPlasticity, WplConfig
-from ..runlog import RunLog
+from ..runlog import NullRunLog, RunLog
 from ..runtime import clock, model_mode
 from ..signals import Stopped
 from ..viz import save_cell_drawing
@@ -61,6 +61,7 @@ class Search:
                               f"space (it has {', '.join(task.fisher_estimators)})")
         self.cfg, self.task, self.dir, self.flags = search, task, run_dir, dict(flags or {})
         self.dist: Dist = getattr(task, "dist", SINGLE)  # data parallelism: the task's ranks
+        self.writes = self.dist.main and run_dir is not None  # only rank 0 writes the run's files
         self.supernet = task.supernet
         self.controller = Controller.from_config(task.decisions, controller, task.reset_at).to(task.device)
         weights, decay = self.supernet.parameters(), search.shared_l2_reg
@@ -91,10 +92,10 @@ class Search:
         self.boundaries = 0  # steps of any phase so far (the mid-phase checkpoint clock)
         self.stop_signal: tuple[str, int] | None = None
         self._saved_at, self._save_cost = time.monotonic(), 0.0  # the auto checkpoint clock (wall time)
-        if runlog is None and run_dir is not None:
+        if runlog is None and self.writes:
             Path(run_dir).mkdir(parents=True, exist_ok=True)
             runlog = RunLog(Path(run_dir), tensorboard=False)
-        self.runlog = runlog
+        self.runlog = runlog if runlog is not None and self.dist.main else NullRunLog()
 
     # ---- helpers -------------------------------------------------------------------------------
     @property
@@ -132,7 +133,10 @@ class Search:
             return
         p.update(phase=phase, step=step, acc=acc)
         self.boundaries += 1
-        if self.dir is not None and (self.stop_signal or self._checkpoint_due()):
+        # rank 0 decides, so every rank takes part in the same checkpoints and stops at the same step
+        save, stop = self.dist.broadcast((bool(self.stop_signal) or self._checkpoint_due(), self.stop_signal))
+        self.stop_signal = stop
+        if self.dir is not None and save:
             self.save(copy=False)
         if self.stop_signal:
             where = "the warm-up" if p["where"] == "warmup" else f"epoch {p['where']}"
@@ -301,7 +305,7 @@ class Search:
         sums = dict(cur["acc"]["sums"]) if cur else {"loss": 0.0, "wpl": 0.0, "n": 0}
         window = dict(cur["acc"]["window"]) if cur else dict(sums)
         bar = tqdm(range(start, steps), desc=f"epoch {epoch} shared", leave=False, dynamic_ncols=True,
-                   mininterval=1.0, initial=start, total=steps)
+                   mininterval=1.0, initial=start, total=steps, disable=not self.dist.main)
         for step in bar:
             t0 = self._clock()
             arch = self.sample_archs(1)[0]
@@ -354,7 +358,7 @@ class Search:
                                           {"reward": [], "entropy": [], "adv": [], "loss": []})
         all_rewards = list(cur["acc"]["rewards"]) if cur else []
         bar = tqdm(range(start, steps), desc=f"epoch {epoch} controller", leave=False, dynamic_ncols=True,
-                   mininterval=1.0, initial=start, total=steps)
+                   mininterval=1.0, initial=start, total=steps, disable=not self.dist.main)
         for step in bar:
             t0 = self._clock()
             stats = self.controller_step()
@@ -409,14 +413,15 @@ class Search:
         scored.sort()
         (loss, err), best_js = scored[0]
         arch = archs[best_js]
-        nets = self.dir / "networks"
-        nets.mkdir(exist_ok=True)
-        stem = nets / (name or f"epoch_{epoch:03d}")
-        write_json(stem.with_suffix(".json"), {"epoch": epoch, "arch": arch.to_dict(), "metric": self.metric,
-                                               "slice": err, "slice_loss": loss, "candidates": len(archs)})
-        _, png = save_cell_drawing(*self.task.graph(arch), stem, title=f"epoch {epoch}: {self.metric} "
-                                   f"{err:.4g} on the validation slice")
-        self.runlog.image("derive/best", png, self.global_step)
+        if self.writes:
+            nets = self.dir / "networks"
+            nets.mkdir(exist_ok=True)
+            stem = nets / (name or f"epoch_{epoch:03d}")
+            write_json(stem.with_suffix(".json"), {"epoch": epoch, "arch": arch.to_dict(), "metric": self.metric,
+                                                   "slice": err, "slice_loss": loss, "candidates": len(archs)})
+            _, png = save_cell_drawing(*self.task.graph(arch), stem, title=f"epoch {epoch}: {self.metric} "
+                                       f"{err:.4g} on the validation slice")
+            self.runlog.image("derive/best", png, self.global_step)
         self._timed("derive", t0)
         t0 = self._clock()
         val = self.task.evaluate(arch, "valid")
@@ -468,7 +473,7 @@ class Search:
             self.progress = None
         self.warmed_up = True
         bar = tqdm(range(self.epoch, c.max_epoch), desc="search", initial=self.epoch, total=c.max_epoch,
-                   dynamic_ncols=True)
+                   dynamic_ncols=True, disable=not self.dist.main)
         for epoch in bar:
             self.run_epoch(epoch)
             bar.set_postfix_str(f"best valid {self.metric} {self.best['valid']:.4g}" if self.best else "")
@@ -548,7 +553,8 @@ class Search:
             f"best_valid_{ALIAS[m]}": best_valid, f"test_{ALIAS[m]}": test_value,
             "epochs": self.history,
         }
-        write_json(self.dir / "summary.json", finite(summary))
+        if self.writes:
+            write_json(self.dir / "summary.json", finite(summary))
         self.runlog.event("done", metric=m, best_valid=best_valid, test=test_value)
         self.runlog.flush()
         return summary
@@ -568,14 +574,20 @@ class Search:
             "arch_gen": None if self.arch_gen is None else self.arch_gen.get_state(),
             "seconds": self.seconds, "best": self.best, "history": self.history,
             "progress": self.progress, "boundaries": self.boundaries,
+            # data-parallel: each rank's own RNG and data-stream state (its dropout, its carried hidden state)
+            "ranks": self.dist.gather({"rng": rng_state(), "task": self.task.state_dict()}) if self.dist.active
+            else None,
         }
 
     def save(self, copy: bool, epoch: int | None = None) -> Path:
         """``checkpoint.pt`` (latest) and, when ``copy``, ``checkpoint_epoch_XXX.pt`` (keep ``max_save_num``)."""
         t0 = time.monotonic()
         self.runlog.flush()
-        state = self.state_dict()
-        path = save_checkpoint(self.dir / "checkpoint.pt", state, keep_previous=True)
+        state = self.state_dict()  # every rank: it gathers their states
+        path = self.dir / "checkpoint.pt"
+        if not self.writes:
+            return path
+        save_checkpoint(path, state, keep_previous=True)
         if copy:
             save_checkpoint(self.dir / f"checkpoint_epoch_{epoch:03d}.pt", state)
             copies = sorted(self.dir.glob("checkpoint_epoch_*.pt"))
@@ -584,6 +596,16 @@ class Search:
         self._saved_at = time.monotonic()
         self._save_cost = self._saved_at - t0
         return path
+
+    def _rank_state(self, state: dict, source: Path) -> dict:
+        """This rank's RNG and task state in ``state`` (rank 0's for a run of one process)."""
+        ranks = state.get("ranks")
+        if not self.dist.active and not ranks:
+            return state
+        if not ranks or len(ranks) != self.dist.world:
+            raise WplError(f"{source}: written by a run of {len(ranks) if ranks else 1} process(es); resume it with as "
+                           f"many (this one has {self.dist.world}): torchrun --nproc_per_node=N, N the same")
+        return ranks[self.dist.rank]
 
     def _load_wpl(self, saved: dict, source: Path) -> None:
         """The regularizer's state; one that tracks other weights (another ``wpl_scope``) is only accepted
@@ -617,14 +639,15 @@ class Search:
                                         "baseline": None if baseline is None else baseline.to(self.task.device)})
         self._load_wpl(state["wpl"], source)
         self.monitor.load_state_dict(state["monitor"])
-        self.task.load_state_dict(state["task"])
+        own = self._rank_state(state, source)
+        self.task.load_state_dict(own["task"])
         self.epoch, self.shared_steps = state["epoch"], state["shared_step"]
         self.controller_steps, self.warmed_up = state["controller_step"], state["warmed_up"]
         self.seconds = dict(state["seconds"])
         self.best, self.history = state["best"], list(state["history"])
         if cut_logs:
             self.runlog.truncate(state["log_sizes"])
-        set_rng_state(state["rng"])
+        set_rng_state(own["rng"])
         if self.arch_gen is not None and state.get("arch_gen") is not None:  # else: a fresh stream from the seed
             self.arch_gen.set_state(state["arch_gen"])
         self.progress, self.boundaries = state.get("progress"), int(state.get("boundaries", 0))
