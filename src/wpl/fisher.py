@@ -34,8 +34,10 @@ def batch_sq_fisher(
     params: Mapping[str, Tensor],
     batches: Iterable[Batch],
     loss_fn: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy,
+    reduce: Callable[[list[Tensor]], None] | None = None,
 ) -> dict[str, Tensor]:
-    """Mean over batches of the squared gradient of the batch loss."""
+    """Mean over batches of the squared gradient of the batch loss; ``reduce`` (data parallelism: the mean
+    over ranks, in place) turns each rank's gradient into the global batch's before it is squared."""
     names = list(params)
     tensors = [params[n] for n in names]
     total = [torch.zeros_like(t, memory_format=torch.preserve_format) for t in tensors]
@@ -43,6 +45,9 @@ def batch_sq_fisher(
     for x, y in batches:
         loss = loss_fn(model(x), y)
         grads = torch.autograd.grad(loss, tensors, allow_unused=True)
+        if reduce is not None:  # every rank must hand over the same tensors: unused ones as zeros
+            grads = [torch.zeros_like(t) if g is None else g for g, t in zip(grads, tensors)]
+            reduce(grads)
         for acc, g in zip(total, grads):
             if g is not None:
                 acc.addcmul_(g, g)
@@ -145,15 +150,19 @@ def estimate(
     loss_fn: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy,
     generator: torch.Generator | None = None,
     mode: Mode = "eval",
+    reduce: Callable[[list[Tensor]], None] | None = None,
 ) -> dict[str, Tensor]:
-    """Run the named estimator with ``model`` in ``mode`` (restored afterwards)."""
+    """Run the named estimator with ``model`` in ``mode`` (restored afterwards); ``reduce`` averages over
+    data-parallel ranks (``batch_sq``: each batch's gradient; per-sample estimators: their means)."""
     if estimator not in ESTIMATORS:
         raise ValueError(f"unknown Fisher estimator {estimator!r}; choose one of {', '.join(ESTIMATORS)}")
     with model_mode(model, mode):
         if estimator == "batch_sq":
-            return batch_sq_fisher(model, params, batches, loss_fn=loss_fn)
+            return batch_sq_fisher(model, params, batches, loss_fn=loss_fn, reduce=reduce)
         if loss_fn is not F.cross_entropy:
             raise ValueError(f"the {estimator!r} estimator is defined for cross-entropy classifiers only")
-        if estimator == "empirical":
-            return empirical_fisher(model, params, batches, generator=generator)
-        return true_fisher(model, params, batches, generator=generator)
+        est = (empirical_fisher if estimator == "empirical" else true_fisher)(model, params, batches,
+                                                                               generator=generator)
+        if reduce is not None:  # equal shards: the mean of the ranks' per-sample means is the global one
+            reduce(list(est.values()))
+        return est

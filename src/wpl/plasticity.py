@@ -282,8 +282,10 @@ class WeightPlasticity:
         loss_fn: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy,
         generator: torch.Generator | None = None,
         mode: _fisher.Mode = "eval",
+        reduce: Callable[[list[Tensor]], None] | None = None,
     ) -> dict[str, Tensor]:
-        """Estimate the Fisher of ``names`` on ``batches`` of ``(x, y)``, fold it into F, return it.
+        """Estimate the Fisher of ``names`` on ``batches`` of ``(x, y)``, fold it into F, return it
+        (``reduce``: the in-place mean over data-parallel ranks, see :func:`wpl.fisher.estimate`).
 
         ``estimator`` is ``"batch_sq"``, ``"empirical"`` (per-sample, torch.func) or ``"true"``
         (labels sampled from the model); see :mod:`wpl.fisher`. ``mode`` sets train/eval during it.
@@ -300,6 +302,7 @@ class WeightPlasticity:
             loss_fn=loss_fn,
             generator=generator,
             mode=mode,
+            reduce=reduce,
         )
         with torch.no_grad():
             self._fold(est)

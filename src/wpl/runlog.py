@@ -93,3 +93,32 @@ class RunLog:
 
 def _fmt(v):
     return f"{v:.6g}" if isinstance(v, float) else v
+
+
+class NullRunLog:
+    """The logs of a process that writes none (a data-parallel rank other than 0): every call does nothing."""
+
+    def sizes(self) -> dict[str, int]:
+        """No files: nothing to cut back."""
+        return {}
+
+    def truncate(self, sizes: dict[str, int]) -> None:
+        """Nothing to cut."""
+
+    def event(self, event: str, **fields) -> None:
+        """Dropped."""
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        """Dropped."""
+
+    def image(self, tag: str, png: Path, step: int) -> None:
+        """Dropped."""
+
+    def forgetting_rows(self, records: list[ForgettingRecord]) -> None:
+        """Dropped."""
+
+    def flush(self) -> None:
+        """Nothing to flush."""
+
+    def close(self) -> None:
+        """Nothing to close."""

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import load_checkpoint, load_resumable, rng_state, save_checkpoint, set_rng_state
+from ..dist import launched
 from ..errors import WplError
 from ..fileio import ensure_writable_dir, finite, write_json
 from ..runlock import run_lock
@@ -137,6 +138,9 @@ def _is_better(metric_value: float, best: float | None) -> bool:
 
 def train_final(job: FinalJob) -> dict:
     """Train, checkpoint every epoch, stop early when asked, test the best weights once; the summary."""
+    if launched():
+        raise WplError("train-final runs as one process (data-parallel final training is not built yet); "
+                       "start it without torchrun")
     with run_lock(ensure_writable_dir(job.out_dir, "log_dir"), hint="choose another --name"), \
             stop_on_signals(_StopNow(job.out_dir / "checkpoint.pt")):
         return _train_final(job)

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from ..data.text import Corpus, batchify, get_batch
+from ..dist import SINGLE, Dist
 from ..runtime import model_mode
 from ..viz import Graph
 from .config import SPACE_ESTIMATORS, RnnConfig
@@ -30,15 +31,16 @@ class RnnTask:
     metric = "ppl"
     fisher_estimators = SPACE_ESTIMATORS["rnn"]
 
-    def __init__(self, corpus: Corpus, config: RnnConfig, device: torch.device) -> None:
+    def __init__(self, corpus: Corpus, config: RnnConfig, device: torch.device, dist: Dist = SINGLE) -> None:
         cfg = self.config = config
         self.device = device
+        self.dist = dist
         self.bptt = cfg.shared_rnn_max_length
         self.activations = [check_activation(a) for a in cfg.shared_rnn_activations]
-        self.train_data = batchify(corpus.train, cfg.batch_size).to(device)
-        self.valid_data = batchify(corpus.valid, cfg.batch_size).to(device)
-        self.valid_eval = batchify(corpus.valid, cfg.test_batch_size).to(device)
-        self.test_eval = batchify(corpus.test, cfg.test_batch_size).to(device)
+        self.train_data = self._shard(corpus.train, cfg.batch_size)
+        self.valid_data = self._shard(corpus.valid, cfg.batch_size)
+        self.valid_eval = self._shard(corpus.valid, cfg.test_batch_size)
+        self.test_eval = self._shard(corpus.test, cfg.test_batch_size)
         n_valid = self._num_batches(self.valid_data)
         cfg.check_valid_batches(n_valid)
         self.supernet = SharedRNN(
@@ -80,6 +82,13 @@ class RnnTask:
         return rnn_graph(arch)
 
     # ---- data ----------------------------------------------------------------------------------
+    def _shard(self, tokens: Tensor, batch_size: int) -> Tensor:
+        """``tokens`` batchified at the global batch (``world × batch_size`` columns); this rank's columns.
+        One process with the global batch sees exactly the union of the ranks' columns."""
+        d = self.dist
+        data = batchify(tokens, batch_size * d.world)
+        return data[:, d.rank * batch_size: (d.rank + 1) * batch_size].contiguous().to(self.device)
+
     def _num_batches(self, data: Tensor) -> int:
         return math.ceil((data.size(0) - 1) / self.bptt)
 
@@ -119,6 +128,7 @@ class RnnTask:
                 count += y.numel()
                 i += self.bptt
                 k += 1
+        total, count = self.dist.sum_floats(total, count)  # every rank's columns: the global mean
         loss = total / count
         if not math.isfinite(loss):
             return math.inf

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from ..dist import SINGLE, Dist, from_env
 from ..errors import ConfigError, WplError
 from ..fileio import ensure_writable_dir, write_json
 from ..runlock import run_lock
@@ -100,9 +101,13 @@ def check_rnn_cell(cell: str, device) -> None:
         log.info("RNN cell: C++ kernels (ready in %.1f s; built once per machine, then cached)", st["seconds"])
 
 
-def build_task(args: Namespace, configs: Configs, device):
-    """Load the data of ``--dataset`` and build the task of ``--network_type`` on it."""
+def build_task(args: Namespace, configs: Configs, device, dist: Dist = SINGLE):
+    """Load the data of ``--dataset`` and build the task of ``--network_type`` on it (``dist``: this rank's
+    shard of a data-parallel job)."""
     data_dir = None if args.data_dir == "embedded" else args.data_dir
+    if dist.active and configs.network_type != "rnn":
+        raise WplError(f"--network_type={configs.network_type}: data-parallel search (torchrun) runs the rnn space "
+                       "so far; run this one as one process")
     if configs.network_type == "rnn":
         from ..data.text import load_corpus
         from .rnn_task import RnnTask
@@ -110,7 +115,7 @@ def build_task(args: Namespace, configs: Configs, device):
         corpus = load_corpus(data_dir, args.dataset)
         log.info("corpus %s: %d/%d/%d tokens, vocabulary %d", corpus.source, corpus.train.numel(),
                  corpus.valid.numel(), corpus.test.numel(), corpus.vocab_size)
-        return RnnTask(corpus, configs.space, device)
+        return RnnTask(corpus, configs.space, device, dist)
     from ..data.images import load_images
     from .cnn_task import CnnTask
     from .nb201_task import Nb201Task
@@ -122,12 +127,12 @@ def build_task(args: Namespace, configs: Configs, device):
     return (Nb201Task if configs.network_type == "nb201" else CnnTask)(data, configs.space, device)
 
 
-def build_search(args: Namespace, run_dir: Path | None, device, runlog=None):
+def build_search(args: Namespace, run_dir: Path | None, device, runlog=None, dist: Dist = SINGLE):
     """Configs, task and :class:`~wpl.nas.search.Search` of parsed (and, on resume, merged) flags."""
     from .search import Search
 
     configs = build_configs(args)
-    task = build_task(args, configs, device)
+    task = build_task(args, configs, device, dist)
     return Search(task, configs.search, configs.wpl, configs.controller, run_dir, flags=flags_of(args),
                   runlog=runlog)
 
@@ -171,11 +176,16 @@ def _run_search(argv: Sequence[str], prog: str) -> dict:
         torch.set_num_threads(args.num_threads)
     if args.network_type == "rnn":
         check_rnn_cell(args.rnn_cell, device)  # before anything is written
+    dist = from_env(device)  # under torchrun: join the job (rank 0 writes, every rank trains its shard)
+    if not dist.main:
+        logging.getLogger("wpl").setLevel(logging.WARNING)  # one rank reports
+    if not dist.main:
+        return _search_in(args, run_dir, device, state, source, dist)
     ensure_writable_dir(run_dir, "log_dir")
     with run_lock(run_dir):
         if state is not None and _stamp(ckpt) != read_stamp:
             raise WplError(f"{ckpt}: another process wrote it while this one started; run the command again")
-        return _search_in(args, run_dir, device, state, source)
+        return _search_in(args, run_dir, device, state, source, dist)
 
 
 def _where(state: dict) -> str:
@@ -193,23 +203,30 @@ def _stamp(path: Path) -> tuple:
     return st.st_ino, st.st_size, st.st_mtime_ns
 
 
-def _search_in(args: Namespace, run_dir: Path, device, state: dict | None, source: Path) -> dict:
-    """The search in ``run_dir`` (held by this process), fresh or from ``state`` (read from ``source``)."""
-    for stale in run_dir.glob(".*.tmp"):  # a write a killed process never finished (atomic_write's temporaries)
-        stale.unlink(missing_ok=True)
+def _search_in(args: Namespace, run_dir: Path, device, state: dict | None, source: Path, dist: Dist = SINGLE) -> dict:
+    """The search in ``run_dir`` (held by this process; rank 0 of ``dist`` writes it), fresh or from ``state``
+    (read from ``source``)."""
+    if dist.main:
+        for stale in run_dir.glob(".*.tmp"):  # a write a killed process never finished (atomic_write's temporaries)
+            stale.unlink(missing_ok=True)
     if state is None:
         seed_everything(args.random_seed)
-    from ..runlog import RunLog
+    from ..runlog import NullRunLog, RunLog
 
     purge = None if state is None else state["shared_step"] + state["controller_step"]
-    search = build_search(args, run_dir, device, RunLog(run_dir, args.use_tensorboard, purge_step=purge))
-    if state is None:
+    runlog = RunLog(run_dir, args.use_tensorboard, purge_step=purge) if dist.main else NullRunLog()
+    search = build_search(args, run_dir, device, runlog, dist)
+    if state is None and not dist.main:
+        seed_everything(args.random_seed + 7919 * dist.rank)  # the same weights, each rank its own dropout
+    if state is None and dist.main:
         for stale in ("summary.json", "metrics.jsonl", "forgetting.csv"):
             (run_dir / stale).unlink(missing_ok=True)
-    else:
-        search.load_state_dict(state, source)
-        (run_dir / "summary.json").unlink(missing_ok=True)
-    write_json(run_dir / "config.json", flags_of(args))
+    elif state is not None:
+        search.load_state_dict(state, source, cut_logs=dist.main)
+        if dist.main:
+            (run_dir / "summary.json").unlink(missing_ok=True)
+    if dist.main:
+        write_json(run_dir / "config.json", flags_of(args))
     log.info("run folder %s on %s; %d supernet parameters, WPL from epoch %d", run_dir, device,
              sum(p.numel() for p in search.supernet.parameters()), args.start_using_fisher)
     from tqdm.contrib.logging import logging_redirect_tqdm

@@ -24,11 +24,12 @@ import torch
 from tqdm import tqdm
 
 from ..checkpoint import rng_state, save_checkpoint, set_rng_state
+from ..dist import SINGLE, Dist
 from ..errors import ConfigError, WplError
 from ..fileio import finite, write_json
 from ..forgetting import ForgettingMonitor
 from ..plasticity import WeightPlasticity, WplConfig
-from ..runlog import RunLog
+from ..runlog import NullRunLog, RunLog
 from ..runtime import clock, model_mode
 from ..signals import Stopped
 from ..viz import save_cell_drawing
@@ -59,6 +60,8 @@ class Search:
             raise ConfigError("fisher_estimator", search.fisher_estimator, f"is not available for the {task.kind} "
                               f"space (it has {', '.join(task.fisher_estimators)})")
         self.cfg, self.task, self.dir, self.flags = search, task, run_dir, dict(flags or {})
+        self.dist: Dist = getattr(task, "dist", SINGLE)  # data parallelism: the task's ranks
+        self.writes = self.dist.main and run_dir is not None  # only rank 0 writes the run's files
         self.supernet = task.supernet
         self.controller = Controller.from_config(task.decisions, controller, task.reset_at).to(task.device)
         weights, decay = self.supernet.parameters(), search.shared_l2_reg
@@ -89,10 +92,10 @@ class Search:
         self.boundaries = 0  # steps of any phase so far (the mid-phase checkpoint clock)
         self.stop_signal: tuple[str, int] | None = None
         self._saved_at, self._save_cost = time.monotonic(), 0.0  # the auto checkpoint clock (wall time)
-        if runlog is None and run_dir is not None:
+        if runlog is None and self.writes:
             Path(run_dir).mkdir(parents=True, exist_ok=True)
             runlog = RunLog(Path(run_dir), tensorboard=False)
-        self.runlog = runlog
+        self.runlog = runlog if runlog is not None and self.dist.main else NullRunLog()
 
     # ---- helpers -------------------------------------------------------------------------------
     @property
@@ -130,7 +133,10 @@ class Search:
             return
         p.update(phase=phase, step=step, acc=acc)
         self.boundaries += 1
-        if self.dir is not None and (self.stop_signal or self._checkpoint_due()):
+        # rank 0 decides, so every rank takes part in the same checkpoints and stops at the same step
+        save, stop = self.dist.broadcast((bool(self.stop_signal) or self._checkpoint_due(), self.stop_signal))
+        self.stop_signal = stop
+        if self.dir is not None and save:
             self.save(copy=False)
         if self.stop_signal:
             where = "the warm-up" if p["where"] == "warmup" else f"epoch {p['where']}"
@@ -162,12 +168,15 @@ class Search:
     @torch.no_grad()
     def sample_archs(self, n: int) -> list[Arch]:
         """``n`` architectures from the current policy (uniformly, with ``search_strategy="random"``)."""
-        if self.cfg.search_strategy == "random":
-            actions = torch.stack([torch.randint(0, k, (n,), generator=self.arch_gen) for k in self.task.decisions], 1)
-        else:
-            self.controller.eval()
-            actions, _, _ = self.controller.sample(n)
-        return [self.task.decode(a.tolist()) for a in actions]
+        actions = None
+        if self.dist.main:  # data-parallel: rank 0 samples, every rank trains the same architectures
+            if self.cfg.search_strategy == "random":
+                actions = torch.stack([torch.randint(0, k, (n,), generator=self.arch_gen)
+                                       for k in self.task.decisions], 1).tolist()
+            else:
+                self.controller.eval()
+                actions = self.controller.sample(n)[0].tolist()
+        return [self.task.decode(a) for a in self.dist.broadcast(actions)]
 
     # ---- step-level methods --------------------------------------------------------------------
     def shared_batch(self, arch: Arch, protect: Sequence[str], wpl: bool, fold_fisher: bool = False,
@@ -180,6 +189,9 @@ class Search:
             raise FloatingPointError(self._diverged("training loss", total.item(), where))
         self.shared_opt.zero_grad(set_to_none=True)
         total.backward()
+        if self.dist.active:  # the global batch's gradient (and its CE, for the logs): one flat all-reduce
+            ce = ce.reshape(1).clone()
+            self.dist.mean_([p.grad for p in self.supernet.parameters() if p.grad is not None] + [ce])
         value = 0.0
         if fold_fisher:
             self.wpl.update_fisher(protect)
@@ -224,7 +236,8 @@ class Search:
             batch = self.task.fisher_batch(arch)
             with model_mode(self.supernet, self.cfg.fisher_mode):
                 self.wpl.estimate_fisher(batch.model, batch.batches, names=protect,
-                                         estimator=self.cfg.fisher_estimator, loss_fn=batch.loss_fn, mode="keep")
+                                         estimator=self.cfg.fisher_estimator, loss_fn=batch.loss_fn, mode="keep",
+                                         reduce=self.dist.mean_ if self.dist.active else None)
             self.task.advance_valid(len(batch.batches))
         fisher = [self.wpl.fisher[n] for n in protect if n in self.wpl.fisher]
         if fisher and not bool(torch.isfinite(torch.stack([f.sum() for f in fisher])).all()):
@@ -247,16 +260,23 @@ class Search:
         stream's position (the task scores in eval mode), advance the stream, and take one REINFORCE
         step; returns its statistics."""
         self.controller.train()
-        actions, logp, ent = self.controller.sample(self.policy_batch_size)
+        d = self.dist
+        actions = logp = ent = None
+        if d.main:  # data-parallel: rank 0 samples and updates; every rank scores its shard of the rewards
+            actions, logp, ent = self.controller.sample(self.policy_batch_size)
         n = self.cfg.nb_batch_reward_controller
-        scored = [self.task.reward(self.task.decode(a.tolist()), n) for a in actions]
+        listed = d.broadcast(None if actions is None else actions.tolist())
+        scored = [self.task.reward(self.task.decode(a), n) for a in listed]
         bad = [loss for _, loss in scored if not math.isfinite(loss)]
         if bad:
             raise FloatingPointError(self._diverged("validation loss of a reward", bad[0],
                                                     f" at controller step {self.controller_steps}"))
-        rewards = torch.tensor([r for r, _ in scored], device=logp.device)
         self.task.advance_valid(n)
-        stats = self.reinforce.update(logp, ent, rewards)
+        stats = None
+        if d.main:
+            rewards = torch.tensor([r for r, _ in scored], device=logp.device)
+            stats = self.reinforce.update(logp, ent, rewards)
+        stats = d.broadcast(stats)
         self.controller_steps += 1
         return stats
 
@@ -285,7 +305,7 @@ class Search:
         sums = dict(cur["acc"]["sums"]) if cur else {"loss": 0.0, "wpl": 0.0, "n": 0}
         window = dict(cur["acc"]["window"]) if cur else dict(sums)
         bar = tqdm(range(start, steps), desc=f"epoch {epoch} shared", leave=False, dynamic_ncols=True,
-                   mininterval=1.0, initial=start, total=steps)
+                   mininterval=1.0, initial=start, total=steps, disable=not self.dist.main)
         for step in bar:
             t0 = self._clock()
             arch = self.sample_archs(1)[0]
@@ -338,7 +358,7 @@ class Search:
                                           {"reward": [], "entropy": [], "adv": [], "loss": []})
         all_rewards = list(cur["acc"]["rewards"]) if cur else []
         bar = tqdm(range(start, steps), desc=f"epoch {epoch} controller", leave=False, dynamic_ncols=True,
-                   mininterval=1.0, initial=start, total=steps)
+                   mininterval=1.0, initial=start, total=steps, disable=not self.dist.main)
         for step in bar:
             t0 = self._clock()
             stats = self.controller_step()
@@ -393,14 +413,15 @@ class Search:
         scored.sort()
         (loss, err), best_js = scored[0]
         arch = archs[best_js]
-        nets = self.dir / "networks"
-        nets.mkdir(exist_ok=True)
-        stem = nets / (name or f"epoch_{epoch:03d}")
-        write_json(stem.with_suffix(".json"), {"epoch": epoch, "arch": arch.to_dict(), "metric": self.metric,
-                                               "slice": err, "slice_loss": loss, "candidates": len(archs)})
-        _, png = save_cell_drawing(*self.task.graph(arch), stem, title=f"epoch {epoch}: {self.metric} "
-                                   f"{err:.4g} on the validation slice")
-        self.runlog.image("derive/best", png, self.global_step)
+        if self.writes:
+            nets = self.dir / "networks"
+            nets.mkdir(exist_ok=True)
+            stem = nets / (name or f"epoch_{epoch:03d}")
+            write_json(stem.with_suffix(".json"), {"epoch": epoch, "arch": arch.to_dict(), "metric": self.metric,
+                                                   "slice": err, "slice_loss": loss, "candidates": len(archs)})
+            _, png = save_cell_drawing(*self.task.graph(arch), stem, title=f"epoch {epoch}: {self.metric} "
+                                       f"{err:.4g} on the validation slice")
+            self.runlog.image("derive/best", png, self.global_step)
         self._timed("derive", t0)
         t0 = self._clock()
         val = self.task.evaluate(arch, "valid")
@@ -452,7 +473,7 @@ class Search:
             self.progress = None
         self.warmed_up = True
         bar = tqdm(range(self.epoch, c.max_epoch), desc="search", initial=self.epoch, total=c.max_epoch,
-                   dynamic_ncols=True)
+                   dynamic_ncols=True, disable=not self.dist.main)
         for epoch in bar:
             self.run_epoch(epoch)
             bar.set_postfix_str(f"best valid {self.metric} {self.best['valid']:.4g}" if self.best else "")
@@ -532,7 +553,8 @@ class Search:
             f"best_valid_{ALIAS[m]}": best_valid, f"test_{ALIAS[m]}": test_value,
             "epochs": self.history,
         }
-        write_json(self.dir / "summary.json", finite(summary))
+        if self.writes:
+            write_json(self.dir / "summary.json", finite(summary))
         self.runlog.event("done", metric=m, best_valid=best_valid, test=test_value)
         self.runlog.flush()
         return summary
@@ -552,14 +574,20 @@ class Search:
             "arch_gen": None if self.arch_gen is None else self.arch_gen.get_state(),
             "seconds": self.seconds, "best": self.best, "history": self.history,
             "progress": self.progress, "boundaries": self.boundaries,
+            # data-parallel: each rank's own RNG and data-stream state (its dropout, its carried hidden state)
+            "ranks": self.dist.gather({"rng": rng_state(), "task": self.task.state_dict()}) if self.dist.active
+            else None,
         }
 
     def save(self, copy: bool, epoch: int | None = None) -> Path:
         """``checkpoint.pt`` (latest) and, when ``copy``, ``checkpoint_epoch_XXX.pt`` (keep ``max_save_num``)."""
         t0 = time.monotonic()
         self.runlog.flush()
-        state = self.state_dict()
-        path = save_checkpoint(self.dir / "checkpoint.pt", state, keep_previous=True)
+        state = self.state_dict()  # every rank: it gathers their states
+        path = self.dir / "checkpoint.pt"
+        if not self.writes:
+            return path
+        save_checkpoint(path, state, keep_previous=True)
         if copy:
             save_checkpoint(self.dir / f"checkpoint_epoch_{epoch:03d}.pt", state)
             copies = sorted(self.dir.glob("checkpoint_epoch_*.pt"))
@@ -568,6 +596,16 @@ class Search:
         self._saved_at = time.monotonic()
         self._save_cost = self._saved_at - t0
         return path
+
+    def _rank_state(self, state: dict, source: Path) -> dict:
+        """This rank's RNG and task state in ``state`` (rank 0's for a run of one process)."""
+        ranks = state.get("ranks")
+        if not self.dist.active and not ranks:
+            return state
+        if not ranks or len(ranks) != self.dist.world:
+            raise WplError(f"{source}: written by a run of {len(ranks) if ranks else 1} process(es); resume it with as "
+                           f"many (this one has {self.dist.world}): torchrun --nproc_per_node=N, N the same")
+        return ranks[self.dist.rank]
 
     def _load_wpl(self, saved: dict, source: Path) -> None:
         """The regularizer's state; one that tracks other weights (another ``wpl_scope``) is only accepted
@@ -601,14 +639,15 @@ class Search:
                                         "baseline": None if baseline is None else baseline.to(self.task.device)})
         self._load_wpl(state["wpl"], source)
         self.monitor.load_state_dict(state["monitor"])
-        self.task.load_state_dict(state["task"])
+        own = self._rank_state(state, source)
+        self.task.load_state_dict(own["task"])
         self.epoch, self.shared_steps = state["epoch"], state["shared_step"]
         self.controller_steps, self.warmed_up = state["controller_step"], state["warmed_up"]
         self.seconds = dict(state["seconds"])
         self.best, self.history = state["best"], list(state["history"])
         if cut_logs:
             self.runlog.truncate(state["log_sizes"])
-        set_rng_state(state["rng"])
+        set_rng_state(own["rng"])
         if self.arch_gen is not None and state.get("arch_gen") is not None:  # else: a fresh stream from the seed
             self.arch_gen.set_state(state["arch_gen"])
         self.progress, self.boundaries = state.get("progress"), int(state.get("boundaries", 0))

@@ -1,0 +1,118 @@
+"""Data parallelism under ``torchrun``: who this process is, and the few collectives the search needs.
+
+Launched by torchrun (``WORLD_SIZE`` > 1 in the environment), :func:`from_env` joins the process group —
+NCCL on CUDA, Gloo on the CPU — with a timeout, so a rank that dies makes the others fail with an error
+instead of waiting forever. Every operation is a no-op for a single process, so code written against
+:class:`Dist` runs unchanged without torchrun.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+DEFAULT_TIMEOUT_S = 600.0  # how long a collective waits for a rank that has stopped answering
+
+
+@dataclass(frozen=True)
+class Dist:
+    """This process's place in the job: ``rank`` of ``world`` (``world == 1``: no process group)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        """Rank 0: the one that samples architectures, trains the controller, logs and checkpoints."""
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        """More than one process."""
+        return self.world > 1
+
+    def broadcast(self, obj: object) -> object:
+        """Rank 0's ``obj`` on every rank (picklable plain data)."""
+        if not self.active:
+            return obj
+        box = [obj if self.main else None]
+        torch.distributed.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def gather(self, obj: object) -> list[object] | None:
+        """Every rank's ``obj``, in rank order, on rank 0 (None on the others)."""
+        if not self.active:
+            return [obj]
+        out = [None] * self.world if self.main else None
+        torch.distributed.gather_object(obj, out, dst=0)
+        return out
+
+    def scatter(self, objs: list[object] | None) -> object:
+        """Rank 0's ``objs[r]`` on rank r."""
+        if not self.active:
+            return objs[0]
+        box = [None]
+        torch.distributed.scatter_object_list(box, objs if self.main else None, src=0)
+        return box[0]
+
+    def sum_(self, tensors: list[Tensor]) -> None:
+        """Sum ``tensors`` over ranks, in place, with one flat all-reduce."""
+        if not self.active or not tensors:
+            return
+        flat = torch.cat([t.reshape(-1) for t in tensors])
+        torch.distributed.all_reduce(flat)
+        offset = 0
+        for t in tensors:
+            t.copy_(flat[offset: offset + t.numel()].view_as(t))
+            offset += t.numel()
+
+    def mean_(self, tensors: list[Tensor]) -> None:
+        """Average ``tensors`` over ranks, in place (one flat all-reduce)."""
+        if not self.active or not tensors:
+            return
+        self.sum_(tensors)
+        torch._foreach_div_(tensors, float(self.world))
+
+    def sum_floats(self, *values: float) -> list[float]:
+        """``values`` summed over ranks (float64)."""
+        if not self.active:
+            return list(values)
+        t = torch.tensor(values, dtype=torch.float64, device=_collective_device())
+        torch.distributed.all_reduce(t)
+        return t.tolist()
+
+    def barrier(self) -> None:
+        """Wait for every rank."""
+        if self.active:
+            torch.distributed.barrier()
+
+
+SINGLE = Dist()
+
+
+def launched() -> bool:
+    """This process was started by torchrun (or another launcher that sets ``WORLD_SIZE`` > 1)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def from_env(device: torch.device, timeout_s: float = DEFAULT_TIMEOUT_S) -> Dist:
+    """Join the torchrun job (NCCL for CUDA, Gloo otherwise), or :data:`SINGLE` when not launched by it."""
+    if not launched():
+        return SINGLE
+    dist = torch.distributed
+    if not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
+    return Dist(dist.get_rank(), dist.get_world_size())
+
+
+def _collective_device() -> torch.device:
+    """Where the process group's tensors live (CUDA for NCCL)."""
+    return torch.device("cuda", torch.cuda.current_device()) if torch.distributed.get_backend() == "nccl" \
+        else torch.device("cpu")

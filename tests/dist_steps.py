@@ -1,0 +1,53 @@
+"""Worker for tests/test_dist.py (run by torchrun, or alone): a few shared, Fisher and controller steps of
+a tiny RNN search at a per-rank batch of ``B``; writes what each rank saw to ``OUT/rank<r>.pt``.
+
+Usage: [torchrun --nproc_per_node=N] python tests/dist_steps.py DATA OUT B
+"""
+
+import sys
+from pathlib import Path
+
+import torch
+
+from wpl import WplConfig
+from wpl.data.text import load_corpus
+from wpl.dist import from_env
+from wpl.nas.config import ControllerConfig, RnnConfig, SearchConfig
+from wpl.nas.rnn_task import RnnTask
+from wpl.nas.search import Search
+
+
+def main(data: str, out: str, batch: int) -> None:
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    device = torch.device("cpu")
+    dist = from_env(device)
+    cfg = RnnConfig(shared_embed=8, shared_hid=8, num_blocks=3, batch_size=batch, test_batch_size=batch,
+                    shared_rnn_max_length=6, forgetting_batches=2, shared_dropout=0.0, shared_dropouti=0.0,
+                    shared_dropoute=0.0, shared_wdrop=0.0, rnn_cell="python")  # dropout masks differ per rank
+    task = RnnTask(load_corpus(data, "tiny"), cfg, device, dist)
+    search = Search(task, SearchConfig(shared_max_step=3, num_batch_per_iter=2, train_controller=True,
+                                       controller_max_step=2, start_using_fisher=0, shared_grad_clip=0.25),
+                    WplConfig(alpha=60.0, fisher_clip_by_norm=10.0, legacy_compound_alpha=True),
+                    ControllerConfig(controller_hid=8), run_dir=None)
+    search.wpl.set_epoch(0)
+    seen = {"archs": [], "ce": [], "rewards": [], "scores": []}
+    for _ in range(3):
+        arch = search.sample_archs(1)[0]
+        seen["archs"].append(arch.to_json())
+        seen["ce"] += [ce for ce, _ in search.shared_step(arch, wpl=True)]
+        search.fisher_step(arch)
+        seen["scores"].append(search.score(arch))
+        if "weights_1" not in seen:  # after the first step: where float rounding has not compounded yet
+            seen["weights_1"] = {n: p.detach().clone() for n, p in search.supernet.named_parameters()}
+            seen["fisher_1"] = {n: f.clone() for n, f in search.wpl.fisher.items()}
+    for _ in range(2):
+        seen["rewards"].append(search.controller_step()["reward"])
+    seen["weights"] = {n: p.detach().clone() for n, p in search.supernet.named_parameters()}
+    seen["fisher"] = {n: f.clone() for n, f in search.wpl.fisher.items()}
+    Path(out).mkdir(parents=True, exist_ok=True)
+    torch.save(seen, Path(out) / f"rank{dist.rank}.pt")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))

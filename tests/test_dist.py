@@ -1,0 +1,106 @@
+"""Data parallelism with torchrun (CPU, Gloo, 2 processes): the same architectures on every rank, and a
+2-rank step at batch b equal to a 1-process step at batch 2b."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import make_text
+
+WORKER = Path(__file__).with_name("dist_steps.py")
+
+
+def _torchrun(n: int, *args: str) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
+           str(WORKER), *args] if n > 1 else [sys.executable, str(WORKER), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> tuple[list[dict], dict]:
+    tmp = tmp_path_factory.mktemp("dist")
+    data = make_text(tmp / "data", lines=(600, 80, 80))
+    _torchrun(2, str(data), str(tmp / "two"), "4")
+    _torchrun(1, str(data), str(tmp / "one"), "8")
+    ranks = [torch.load(tmp / "two" / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    return ranks, torch.load(tmp / "one" / "rank0.pt", weights_only=True)
+
+
+def test_every_rank_trains_the_same_architectures_and_ends_with_the_same_weights(runs) -> None:
+    (a, b), _ = runs
+    assert a["archs"] == b["archs"] and len(set(a["archs"])) > 1
+    assert all(torch.equal(t, b["weights"][n]) for n, t in a["weights"].items())
+    assert a["rewards"] == b["rewards"] and a["scores"] == b["scores"]
+
+
+def test_two_ranks_at_batch_b_equal_one_process_at_2b(runs) -> None:
+    (a, _), one = runs
+    assert a["archs"] == one["archs"]
+    for n, t in one["weights_1"].items():  # one shared step (2 batches) and its Fisher step
+        torch.testing.assert_close(a["weights_1"][n], t, rtol=1e-5, atol=1e-6, msg=n)
+    for n, f in one["fisher_1"].items():
+        torch.testing.assert_close(a["fisher_1"][n], f, rtol=1e-4, atol=1e-9, msg=n)
+    # three steps on, at lr 20, the sums' different rounding has grown a little
+    for n, t in one["weights"].items():
+        torch.testing.assert_close(a["weights"][n], t, rtol=1e-4, atol=1e-5, msg=n)
+    assert a["ce"] == pytest.approx(one["ce"], rel=1e-5)
+    assert a["rewards"] == pytest.approx(one["rewards"], rel=1e-4)
+    assert [s[1] for s in a["scores"]] == pytest.approx([s[1] for s in one["scores"]], rel=1e-5)
+
+
+def _search(n: int, argv: list[str], check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", "-m", "wpl",
+           "search", *argv]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert not check or proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_a_two_rank_search_writes_once_and_resumes_exactly(tmp_path: Path) -> None:
+    from conftest import rnn_argv
+    from test_resume_anywhere import RUN, assert_same_run
+
+    data = make_text(tmp_path / "data", lines=(600, 80, 80))
+    extra = ["--rnn_cell=python", "--checkpoint_every_steps=3"]
+    _search(2, rnn_argv(data, tmp_path / "whole", "--max_epoch=3", *extra))
+    run = tmp_path / "whole" / "logs" / RUN
+    assert (run / "summary.json").is_file() and not list(run.glob(".*.tmp"))
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert len(state["ranks"]) == 2
+    _search(2, rnn_argv(data, tmp_path / "part", "--max_epoch=1", *extra))
+    _search(2, rnn_argv(data, tmp_path / "part", "--max_epoch=3", "--resume=True", *extra))
+    assert_same_run(tmp_path / "whole" / "logs", tmp_path / "part" / "logs")
+    # resuming with another number of processes is refused, in one line
+    proc = _search(1, rnn_argv(data, tmp_path / "part", "--max_epoch=4", "--resume=True", *extra), check=False)
+    assert proc.returncode != 0 and "resume it with as many" in proc.stderr
+
+
+def test_sigterm_to_torchrun_stops_every_rank_at_one_step_and_resumes_exactly(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    from conftest import rnn_argv
+    from test_resume_anywhere import RUN, assert_same_run
+
+    data = make_text(tmp_path / "data", lines=(600, 80, 80))
+    extra = ["--rnn_cell=python", "--checkpoint_every_steps=50", "--max_epoch=8"]
+    _search(2, rnn_argv(data, tmp_path / "whole", *extra))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    argv = rnn_argv(data, tmp_path / "cut", *extra)
+    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                             "-m", "wpl", "search", *argv], stderr=subprocess.PIPE, text=True, env=env)
+    metrics = tmp_path / "cut" / "logs" / RUN / "metrics.jsonl"
+    while not metrics.exists() and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode != 0 and "stopped by SIGTERM" in err, err[-2000:]
+    _search(2, [*argv, "--resume=True"])
+    assert_same_run(tmp_path / "whole" / "logs", tmp_path / "cut" / "logs")
