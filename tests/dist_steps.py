@@ -1,7 +1,8 @@
 """Worker for tests/test_dist.py (run by torchrun, or alone): a few shared, Fisher and controller steps of
 a tiny RNN search at a per-rank batch of ``B``; writes what each rank saw to ``OUT/rank<r>.pt``.
 
-Usage: [torchrun --nproc_per_node=N] python tests/dist_steps.py DATA OUT B
+Usage: [torchrun --nproc_per_node=N] python tests/dist_steps.py DATA OUT B [CRASH_RANK]
+(CRASH_RANK: that rank dies after its first step, as a crashed process would)
 """
 
 import sys
@@ -17,7 +18,7 @@ from wpl.nas.rnn_task import RnnTask
 from wpl.nas.search import Search
 
 
-def main(data: str, out: str, batch: int) -> None:
+def main(data: str, out: str, batch: int, crash_rank: int = -1) -> None:
     torch.manual_seed(0)
     torch.set_num_threads(1)
     device = torch.device("cpu")
@@ -38,6 +39,8 @@ def main(data: str, out: str, batch: int) -> None:
         seen["ce"] += [ce for ce, _ in search.shared_step(arch, wpl=True)]
         search.fisher_step(arch)
         seen["scores"].append(search.score(arch))
+        if dist.rank == crash_rank:
+            raise SystemExit(f"rank {crash_rank} crashed on purpose")
         if "weights_1" not in seen:  # after the first step: where float rounding has not compounded yet
             seen["weights_1"] = {n: p.detach().clone() for n, p in search.supernet.named_parameters()}
             seen["fisher_1"] = {n: f.clone() for n, f in search.wpl.fisher.items()}
@@ -50,4 +53,4 @@ def main(data: str, out: str, batch: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), *map(int, sys.argv[4:5]))

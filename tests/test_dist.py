@@ -104,3 +104,16 @@ def test_sigterm_to_torchrun_stops_every_rank_at_one_step_and_resumes_exactly(tm
     assert proc.returncode != 0 and "stopped by SIGTERM" in err, err[-2000:]
     _search(2, [*argv, "--resume=True"])
     assert_same_run(tmp_path / "whole" / "logs", tmp_path / "cut" / "logs")
+
+
+def test_a_rank_that_crashes_stops_the_job_instead_of_hanging(tmp_path: Path) -> None:
+    import time
+
+    data = make_text(tmp_path / "data", lines=(600, 80, 80))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WPL_DIST_TIMEOUT_S": "30"}
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(WORKER), str(data), str(tmp_path / "out"), "4", "1"],
+                          capture_output=True, text=True, env=env, timeout=240)
+    assert proc.returncode != 0 and "crashed on purpose" in proc.stderr
+    assert time.monotonic() - t0 < 120 and not (tmp_path / "out" / "rank0.pt").exists()

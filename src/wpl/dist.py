@@ -99,10 +99,13 @@ def launched() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def from_env(device: torch.device, timeout_s: float = DEFAULT_TIMEOUT_S) -> Dist:
-    """Join the torchrun job (NCCL for CUDA, Gloo otherwise), or :data:`SINGLE` when not launched by it."""
+def from_env(device: torch.device, timeout_s: float | None = None) -> Dist:
+    """Join the torchrun job (NCCL for CUDA, Gloo otherwise), or :data:`SINGLE` when not launched by it;
+    collectives time out after ``timeout_s`` (default ``$WPL_DIST_TIMEOUT_S`` or :data:`DEFAULT_TIMEOUT_S`)."""
     if not launched():
         return SINGLE
+    if timeout_s is None:
+        timeout_s = float(os.environ.get("WPL_DIST_TIMEOUT_S", DEFAULT_TIMEOUT_S))
     dist = torch.distributed
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
