@@ -56,6 +56,16 @@ def same_setup(work: Path, setup: dict) -> None:
                          "folder to start over, or pass another --work_dir")
 
 
+def kept(args: argparse.Namespace, name: str, setup: dict) -> Path:
+    """The folder of finished per-seed results, ``OUTPUT_DIR/reproduce_<name>[_quick]_seeds``: small JSON
+    files meant to be committed, so a comparison that spans sessions or machines continues from a fresh
+    clone (the run folders under ``--work_dir`` are scratch). Tied to ``setup`` like the work folder."""
+    path = Path(args.output_dir) / f"reproduce_{name}{'_quick' if args.quick else ''}_seeds"
+    path.mkdir(parents=True, exist_ok=True)
+    same_setup(path, setup)
+    return path
+
+
 def step(path: Path, compute: Callable[[], dict]) -> dict:
     """``compute()``'s result, kept in ``path``: a rerun reads it back instead of computing it again."""
     if path.exists():

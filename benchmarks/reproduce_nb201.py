@@ -8,7 +8,8 @@ and .png (``_quick`` with --quick).
 The configuration of benchmarks/nb201_compare.sh (C = 8, N = 1, 6 epochs, Nesterov SGD lr 0.05, WPL
 from epoch 1). Per seed and strategy one plain epoch is shared by the variants (branching.py); each
 finished supernet then ranks the same 200 fixed cells on 8 validation batches (``wpl rank``).
-Resumable: finished runs and rankings are kept.
+Resumable: finished runs and rankings are kept; finished seeds go to results/reproduce_nb201_seeds/ (commit
+them: a fresh clone continues from there).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from branching import Branches, events, run  # noqa: E402
-from reproduce_common import finish, fmt, mean_std, out_path, parser, same_setup, seeds, step, target, work_dir  # noqa: E402
+from reproduce_common import finish, fmt, kept, mean_std, out_path, parser, same_setup, seeds, step, target, work_dir  # noqa: E402
 from search_repro import COLORS, band, recommended  # noqa: E402
 
 FLAGS = ("--network_type=nb201 --dataset=cifar10 --nb201_channels=8 --nb201_cells=1 --batch_size=64 "
@@ -55,6 +56,7 @@ def run_seed(studies: dict[str, Branches], seed: int, cells: int, batches: int) 
             tau = {e["epoch"]: e["kendall_tau"] for e in events(d, "rank")}
             out[f"{strategy}-{name}"] = {**{k: m[k] for k in METRICS}, "tau_epochs": [tau[k] for k in sorted(tau)],
                                          "seconds": study.seconds(seed, name)}
+        out[f"{strategy}-base_seconds"] = study.seconds(seed, "base")
     return out
 
 
@@ -94,11 +96,13 @@ def main() -> None:
     cfg = MODES[mode]
     work = work_dir(args, "nb201")
     flags = [*FLAGS, *(QUICK if args.quick else []), f"--data_dir={args.data_dir}"]
-    same_setup(work, {"flags": flags, "variants": VARIANTS, "mode": cfg})
+    setup = {"flags": flags, "variants": VARIANTS, "mode": cfg}
+    same_setup(work, setup)
+    keep = kept(args, "nb201", setup)
     studies = {s: Branches([*flags, f"--search_strategy={s}"], work / s, 1, cfg["epochs"], dataset="cifar10")
                for s in ("enas", "random")}
     seed_list = seeds(args, "0,1,2")
-    per_seed = [step(work / f"seed{s}.json", lambda s=s: run_seed(studies, s, cfg["cells"], cfg["batches"]))
+    per_seed = [step(keep / f"seed{s}.json", lambda s=s: run_seed(studies, s, cfg["cells"], cfg["batches"]))
                 for s in seed_list]
     png = figure(per_seed, out_path(args, "nb201", "png"))
     keys = [f"{st}-{name}" for st in studies for name in VARIANTS]
@@ -133,7 +137,8 @@ def main() -> None:
         "variants": VARIANTS, "summary": summary, "per_seed": per_seed, "targets": targets, "markdown": md,
         "figure": png.name,
     }
-    seconds = sum(st.seconds(s, n) for st in studies.values() for s in seed_list for n in ("base", *VARIANTS))
+    seconds = sum(r[k]["seconds"] for r in per_seed for k in keys) + sum(
+        r[f"{st}-base_seconds"] for r in per_seed for st in studies)
     finish(args, "nb201", payload, seconds)
 
 

@@ -9,7 +9,8 @@ epoch. The variants continue from that checkpoint with their own flags: plain (n
 README's WPL as written: α = 60 compounded into F, clip 10) and recommended (what the mechanism study
 chose; BENCHMARKS.md). Runs agree until WPL starts, as the original's ``--start_using_fisher`` makes
 them. Each variant's cell derived at its last epoch is trained from scratch with the same recipe and
-seed and tested once. Resumable: finished searches and trainings are kept, unfinished ones resume.
+seed and tested once. Resumable: finished searches and trainings are kept, unfinished ones resume;
+finished seeds go to results/reproduce_rnn_seeds/ (commit them: a fresh clone continues from there).
 """
 
 from __future__ import annotations

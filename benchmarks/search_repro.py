@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from branching import Branches, events, run
-from reproduce_common import finish, fmt, mean_std, out_path, parser, same_setup, seeds, step, target, work_dir
+from reproduce_common import finish, fmt, kept, mean_std, out_path, parser, same_setup, seeds, step, target, work_dir
 
 
 def recommended(lr: float) -> list[str]:
@@ -93,6 +93,7 @@ def run_seed(study: Branches, seed: int, spec: Spec, final_epochs: int, quick: b
             "final_valid": fin["best_valid"], "final_test": fin["test"], "final_arch": fin.get("arch"),
             "search_seconds": study.seconds(seed, name), "final_seconds": fin.get("seconds") or 0.0,
         }
+    out["base_seconds"] = study.seconds(seed, "base")
     return out
 
 
@@ -157,10 +158,12 @@ def main(spec: Spec, doc: str) -> None:
     data_dir = Path(args.data_dir)
     flags = [*spec.flags, *(spec.quick_flags if args.quick else []), f"--data_dir={data_dir}",
              "--use_tensorboard=False"]
-    same_setup(work, {"flags": flags, "variants": spec.variants, "final": spec.final_flags, "mode": cfg})
+    setup = {"flags": flags, "variants": spec.variants, "final": spec.final_flags, "mode": cfg}
+    same_setup(work, setup)
+    keep = kept(args, spec.name, setup)
     study = Branches(flags, work, cfg["branch"], cfg["epochs"], dataset=spec.dataset)
     seed_list = seeds(args, "0,1,2")
-    per_seed = [step(work / f"seed{s}.json", lambda s=s: run_seed(study, s, spec, cfg["final_epochs"], args.quick))
+    per_seed = [step(keep / f"seed{s}.json", lambda s=s: run_seed(study, s, spec, cfg["final_epochs"], args.quick))
                 for s in seed_list]
     png = figure(per_seed, spec, cfg["branch"], out_path(args, spec.name, "png"))
     keys = ("forgetting", "loss_forgetting", "loss_forgetting_best5", "final_valid", "final_test", "search_seconds")
@@ -201,6 +204,6 @@ def main(spec: Spec, doc: str) -> None:
         "paper": spec.paper, "variants": spec.variants, "summary": summary, "per_seed": per_seed,
         "targets": targets, "markdown": md, "figure": png.name,
     }
-    seconds = sum(study.seconds(s, "base") for s in seed_list) + sum(
+    seconds = sum(r["base_seconds"] for r in per_seed) + sum(
         r[name]["search_seconds"] + r[name]["final_seconds"] for r in per_seed for name in spec.variants)
     finish(args, spec.name, payload, seconds)
