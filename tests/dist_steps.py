@@ -1,8 +1,9 @@
 """Worker for tests/test_dist.py (run by torchrun, or alone): a few shared, Fisher and controller steps of
-a tiny RNN search at a per-rank batch of ``B``; writes what each rank saw to ``OUT/rank<r>.pt``.
+a tiny search at a per-rank batch of ``B``; writes what each rank saw to ``OUT/rank<r>.pt``.
 
-Usage: [torchrun --nproc_per_node=N] python tests/dist_steps.py DATA OUT B [CRASH_RANK]
-(CRASH_RANK: that rank dies after its first step, as a crashed process would)
+Usage: [torchrun --nproc_per_node=N] python tests/dist_steps.py DATA OUT B [CRASH_RANK] [SPACE]
+(CRASH_RANK: that rank dies after its first step, as a crashed process would, -1: none; SPACE: rnn, the
+default, with DATA a text folder, or cnn / nb201 with DATA a CIFAR-10 folder)
 """
 
 import sys
@@ -13,22 +14,39 @@ import torch
 from wpl import WplConfig
 from wpl.data.text import load_corpus
 from wpl.dist import from_env
-from wpl.nas.config import ControllerConfig, RnnConfig, SearchConfig
+from wpl.nas.config import CnnConfig, ControllerConfig, Nb201Config, RnnConfig, SearchConfig
 from wpl.nas.rnn_task import RnnTask
 from wpl.nas.search import Search
 
 
-def main(data: str, out: str, batch: int, crash_rank: int = -1) -> None:
+def build_task(space: str, data: str, batch: int, device: torch.device, dist):
+    """A tiny task of ``space`` at a per-rank batch of ``batch`` (dropout off: its masks differ per rank)."""
+    if space == "rnn":
+        cfg = RnnConfig(shared_embed=8, shared_hid=8, num_blocks=3, batch_size=batch, test_batch_size=batch,
+                        shared_rnn_max_length=6, forgetting_batches=2, shared_dropout=0.0, shared_dropouti=0.0,
+                        shared_dropoute=0.0, shared_wdrop=0.0, rnn_cell="python")
+        return RnnTask(load_corpus(data, "tiny"), cfg, device, dist)
+    from wpl.data.images import load_images
+    from wpl.nas.cnn_task import CnnTask
+    from wpl.nas.nb201_task import Nb201Task
+
+    images = load_images(data, "cifar10", valid_size=2 * 2 * 4, seed=0, size=(16, 16), channels=3)
+    sizes = {"batch_size": batch, "test_batch_size": batch, "forgetting_batches": 2}
+    if space == "nb201":
+        return Nb201Task(images, Nb201Config(nb201_channels=4, nb201_cells=1, **sizes), device, dist)
+    cfg = CnnConfig(num_blocks=2, cnn_final_filter_size=8, cnn_num_modules=2, cnn_num_repeat_normal=1, **sizes)
+    return CnnTask(images, cfg, device, dist)
+
+
+def main(data: str, out: str, batch: int, crash_rank: int = -1, space: str = "rnn") -> None:
     torch.manual_seed(0)
     torch.set_num_threads(1)
     device = torch.device("cpu")
     dist = from_env(device)
-    cfg = RnnConfig(shared_embed=8, shared_hid=8, num_blocks=3, batch_size=batch, test_batch_size=batch,
-                    shared_rnn_max_length=6, forgetting_batches=2, shared_dropout=0.0, shared_dropouti=0.0,
-                    shared_dropoute=0.0, shared_wdrop=0.0, rnn_cell="python")  # dropout masks differ per rank
-    task = RnnTask(load_corpus(data, "tiny"), cfg, device, dist)
+    task = build_task(space, data, batch, device, dist)
+    lr = {"shared_lr": 20.0 if space == "rnn" else 0.1}
     search = Search(task, SearchConfig(shared_max_step=3, num_batch_per_iter=2, train_controller=True,
-                                       controller_max_step=2, start_using_fisher=0, shared_grad_clip=0.25),
+                                       controller_max_step=2, start_using_fisher=0, shared_grad_clip=0.25, **lr),
                     WplConfig(alpha=60.0, fisher_clip_by_norm=10.0, legacy_compound_alpha=True),
                     ControllerConfig(controller_hid=8), run_dir=None)
     search.wpl.set_epoch(0)
@@ -53,4 +71,4 @@ def main(data: str, out: str, batch: int, crash_rank: int = -1) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), *map(int, sys.argv[4:5]))
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), *map(int, sys.argv[4:5]), *sys.argv[5:6])

@@ -1,6 +1,8 @@
 """Data parallelism with torchrun (CPU, Gloo, 2 processes): the same architectures on every rank, and a
-2-rank step at batch b equal to a 1-process step at batch 2b."""
+2-rank step at batch b equal to a 1-process step at batch 2b, in every space (the image spaces' batch
+norms span the ranks)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -9,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import make_text
+from conftest import make_cifar, make_text
 
 WORKER = Path(__file__).with_name("dist_steps.py")
 
@@ -22,12 +24,13 @@ def _torchrun(n: int, *args: str) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> tuple[list[dict], dict]:
-    tmp = tmp_path_factory.mktemp("dist")
-    data = make_text(tmp / "data", lines=(600, 80, 80))
-    _torchrun(2, str(data), str(tmp / "two"), "4")
-    _torchrun(1, str(data), str(tmp / "one"), "8")
+@pytest.fixture(scope="module", params=["rnn", "cnn", "nb201"])
+def runs(request, tmp_path_factory) -> tuple[list[dict], dict]:
+    space = request.param
+    tmp = tmp_path_factory.mktemp(f"dist_{space}")
+    data = make_text(tmp / "data", lines=(600, 80, 80)) if space == "rnn" else make_cifar(tmp / "data")
+    _torchrun(2, str(data), str(tmp / "two"), "4", "-1", space)
+    _torchrun(1, str(data), str(tmp / "one"), "8", "-1", space)
     ranks = [torch.load(tmp / "two" / f"rank{r}.pt", weights_only=True) for r in range(2)]
     return ranks, torch.load(tmp / "one" / "rank0.pt", weights_only=True)
 
@@ -45,7 +48,8 @@ def test_two_ranks_at_batch_b_equal_one_process_at_2b(runs) -> None:
     for n, t in one["weights_1"].items():  # one shared step (2 batches) and its Fisher step
         torch.testing.assert_close(a["weights_1"][n], t, rtol=1e-5, atol=1e-6, msg=n)
     for n, f in one["fisher_1"].items():
-        torch.testing.assert_close(a["fisher_1"][n], f, rtol=1e-4, atol=1e-9, msg=n)
+        # squared gradients: entries near zero carry the sums' rounding, so the bound is on the tensor's scale
+        torch.testing.assert_close(a["fisher_1"][n], f, rtol=1e-4, atol=1e-4 * float(f.abs().max()) + 1e-12, msg=n)
     # three steps on, at lr 20, the sums' different rounding has grown a little
     for n, t in one["weights"].items():
         torch.testing.assert_close(a["weights"][n], t, rtol=1e-4, atol=1e-5, msg=n)
@@ -117,3 +121,36 @@ def test_a_rank_that_crashes_stops_the_job_instead_of_hanging(tmp_path: Path) ->
                           capture_output=True, text=True, env=env, timeout=240)
     assert proc.returncode != 0 and "crashed on purpose" in proc.stderr
     assert time.monotonic() - t0 < 120 and not (tmp_path / "out" / "rank0.pt").exists()
+
+
+@pytest.mark.parametrize("space", ["micro_cnn", "nb201"])
+def test_a_two_rank_image_search_resumes_exactly(space: str, tmp_path: Path) -> None:
+    from test_nas_cnn import TINY_CNN
+    from test_nb201 import TINY_NB201
+
+    data = make_cifar(tmp_path / "data")
+    # nb201: the in-search ranking; micro_cnn: a per-sample Fisher (batch norms local inside it)
+    if space == "nb201":
+        tiny = [*TINY_NB201, "--rank_every=1", "--rank_archs=4"]
+    else:
+        tiny = [*TINY_CNN, "--dataset=cifar10", "--fisher_estimator=empirical"]
+
+    def argv(out: str, *extra: str) -> list[str]:
+        return [*tiny, f"--data_dir={data}", f"--log_dir={tmp_path / out}", "--checkpoint_every_steps=1", *extra]
+
+    _search(2, argv("whole", "--max_epoch=2"))
+    _search(2, argv("part", "--max_epoch=1"))
+    _search(2, argv("part", "--max_epoch=2", "--resume=True"))
+    (run,) = (tmp_path / "whole").iterdir()
+    again = tmp_path / "part" / run.name
+    ca, cb = (torch.load(d / "checkpoint.pt", weights_only=True) for d in (run, again))
+    assert len(ca["ranks"]) == 2
+    for key in ("supernet", "controller"):
+        assert all(torch.equal(t, cb[key][n]) for n, t in ca[key].items()), key
+    for name in ("metrics.jsonl", "forgetting.csv"):
+        assert (run / name).read_text() == (again / name).read_text(), name
+    sa, sb = (json.loads((d / "summary.json").read_text()) for d in (run, again))
+    sa.pop("seconds"), sb.pop("seconds")
+    assert sa == sb and sa["network_type"] == space
+    if space == "nb201":
+        assert any(json.loads(ln).get("event") == "rank" for ln in (run / "metrics.jsonl").read_text().splitlines())

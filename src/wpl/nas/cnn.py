@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..viz import INPUT_COLOR, JOIN_COLOR, Graph
+from .batchnorm import BatchStatNorm
 
 Block = tuple[int, str, int, str]  # (input 1, op 1, input 2, op 2)
 
@@ -136,7 +137,7 @@ def micro_graph(arch: MicroArch) -> Graph:
 
 # ---- layers ------------------------------------------------------------------------------------
 def _bn(c: int) -> nn.BatchNorm2d:
-    return nn.BatchNorm2d(c, affine=False, track_running_stats=False)
+    return BatchStatNorm(c)
 
 
 class ReluConvBn(nn.Sequential):

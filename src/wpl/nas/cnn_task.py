@@ -18,8 +18,10 @@ from torch import Tensor, nn
 
 from ..data.augment import augment, normalise
 from ..data.images import ImageSplits
+from ..dist import SINGLE, Dist
 from ..runtime import model_mode
 from ..viz import Graph
+from .batchnorm import use_dist
 from .cnn import MicroArch, SharedCNN, decode_micro, encode_micro, micro_decisions, micro_graph
 from .config import SPACE_ESTIMATORS, CnnConfig
 from .task import FisherBatch
@@ -43,16 +45,18 @@ class CnnTask:
     metric = "error"
     fisher_estimators = SPACE_ESTIMATORS["micro_cnn"]
 
-    def __init__(self, data: ImageSplits, config: CnnConfig, device: torch.device) -> None:
+    def __init__(self, data: ImageSplits, config: CnnConfig, device: torch.device, dist: Dist = SINGLE) -> None:
         cfg = self.config = config
-        self.device, self.data = device, data
+        self.device, self.data, self.dist = device, data, dist
         c, _, _ = data.shape
         self.train_x, self.train_y = data.train_x.to(device), data.train_y.to(device)
         self.valid_x, self.valid_y = data.valid_x.to(device), data.valid_y.to(device)
         self.test_x, self.test_y = data.test_x.to(device), data.test_y.to(device)
         classes = max(len(data.classes), int(data.train_y.max()) + 1)
         self.supernet = self._build_space(c, classes).to(device)
-        n_valid = math.ceil(len(self.valid_x) / cfg.batch_size)
+        use_dist(self.supernet, dist)  # batch norms see the global batch
+        self.global_batch = cfg.batch_size * dist.world  # data-parallel: every batch is split across the ranks
+        n_valid = math.ceil(len(self.valid_x) / self.global_batch)
         cfg.check_valid_batches(n_valid)
         self.gen = torch.Generator().manual_seed(cfg.random_seed)
         self.order = torch.randperm(len(self.train_x), generator=self.gen)
@@ -99,8 +103,14 @@ class CnnTask:
         return micro_graph(arch)
 
     # ---- data ----------------------------------------------------------------------------------
+    def _mine(self, batch: Tensor) -> Tensor:
+        """This rank's part of a global batch (all of it in one process)."""
+        return batch.tensor_split(self.dist.world)[self.dist.rank] if self.dist.active else batch
+
     def _next_train(self) -> tuple[Tensor, Tensor]:
-        bs = self.config.batch_size
+        """The next augmented training batch: the global batch drawn and augmented alike on every rank
+        (one generator), this rank's part of it kept."""
+        bs = self.global_batch
         if self.train_pos + bs > len(self.order):  # a new shuffled pass (the short remainder is skipped)
             self.order = torch.randperm(len(self.train_x), generator=self.gen)
             self.train_pos = 0
@@ -108,7 +118,7 @@ class CnnTask:
         self.train_pos += bs
         x = augment(self.train_x[idx], self.data.mean, self.data.std, self.gen, flip=self.flip,
                     cutout=self.config.cutout)
-        return x, self.train_y[idx]
+        return self._mine(x), self._mine(self.train_y[idx])
 
     def train_loss(self, arch: MicroArch) -> tuple[Tensor, Tensor]:
         """Cross-entropy on the next augmented training batch (twice: to backpropagate, detached)."""
@@ -119,18 +129,22 @@ class CnnTask:
     @torch.no_grad()
     def _stats(self, x_all: Tensor, y_all: Tensor, arch: MicroArch, start: int, n_batches: int | None,
                bs: int) -> tuple[float, float]:
-        """(mean CE, accuracy) over ``n_batches`` batches from ``start`` (all when None), eval mode."""
+        """(mean CE, accuracy) over ``n_batches`` batches of ``bs`` from ``start`` (all when None), eval mode;
+        data-parallel: global batches of ``world × bs``, each rank scoring its part, the sums all-reduced."""
+        bs *= self.dist.world
         with model_mode(self.supernet, "eval"):
             loss_sum, correct, count, i, k = 0.0, 0, 0, start, 0
             while i < len(x_all) and (n_batches is None or k < n_batches):
-                x = normalise(x_all[i:i + bs], self.data.mean, self.data.std)
-                y = y_all[i:i + bs]
+                x = normalise(self._mine(x_all[i:i + bs]), self.data.mean, self.data.std)
+                y = self._mine(y_all[i:i + bs])
                 logits = self.supernet(x, arch)
                 loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
                 correct += int((logits.argmax(1) == y).sum())
                 count += len(y)
                 i += bs
                 k += 1
+        if self.dist.active:
+            loss_sum, correct, count = self.dist.sum_floats(loss_sum, correct, count)
         loss = loss_sum / count
         return (loss if math.isfinite(loss) else math.inf), correct / count
 
@@ -147,15 +161,16 @@ class CnnTask:
 
     def advance_valid(self, batches: int) -> None:
         """Move the validation stream on by ``batches`` batches (wrapping)."""
-        self.valid_pos += batches * self.config.batch_size
+        self.valid_pos += batches * self.global_batch
         if self.valid_pos >= len(self.valid_x):
             self.valid_pos = 0
 
     def fisher_batch(self, arch: MicroArch) -> FisherBatch:
         """One normalised validation batch at the stream's position (not moved); the model is an
         ``nn.Module`` of ``arch`` returning logits, so every estimator applies."""
-        pos, bs = self.valid_pos, self.config.batch_size
-        x, y = normalise(self.valid_x[pos:pos + bs], self.data.mean, self.data.std), self.valid_y[pos:pos + bs]
+        pos, bs = self.valid_pos, self.global_batch
+        x = normalise(self._mine(self.valid_x[pos:pos + bs]), self.data.mean, self.data.std)
+        y = self._mine(self.valid_y[pos:pos + bs])
         return FisherBatch(ArchNet(self.supernet, arch), [(x, y)], F.cross_entropy)
 
     def evaluate(self, arch: MicroArch, split: str) -> dict[str, float]:

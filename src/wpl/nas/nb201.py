@@ -25,7 +25,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.nb201 import EDGES, OPS, arch_string, parse_arch
+from ..dist import SINGLE, Dist
 from ..viz import INPUT_COLOR, JOIN_COLOR, Graph
+from .batchnorm import batch_norm
 
 COLORS = {"none": "#dddddd", "skip_connect": "#ffa500", "nor_conv_1x1": "#ffc0cb", "nor_conv_3x3": "#ff8fa3",
           "avg_pool_3x3": "#43cd80"}
@@ -115,18 +117,20 @@ class SupernetBN(nn.Module):
     def __init__(self, c: int) -> None:
         super().__init__()
         self.num_features = c
+        self.dist: Dist = SINGLE  # data-parallel: batch statistics over every rank (batchnorm.use_dist)
         self.fixed: tuple[Tensor, Tensor] | None = None
         self._acc: list[Tensor] | None = None  # [count, sum, sum of squares] while recalibrating
 
     def forward(self, x: Tensor) -> Tensor:  # noqa: D102
-        if self._acc is not None:
+        if self._acc is not None:  # recalibrating: every rank sees the same whole batches, so no collective
             x64 = x.detach().double()
             self._acc[0] += x.shape[0] * x.shape[2] * x.shape[3]
             self._acc[1] += x64.sum((0, 2, 3))
             self._acc[2] += (x64 * x64).sum((0, 2, 3))
-        elif self.fixed is not None and not self.training:
+            return F.batch_norm(x, None, None, training=True, eps=self.eps)
+        if self.fixed is not None and not self.training:
             return F.batch_norm(x, self.fixed[0], self.fixed[1], training=False, eps=self.eps)
-        return F.batch_norm(x, None, None, training=True, eps=self.eps)
+        return batch_norm(x, self.eps, self.dist)
 
     def begin(self, device: torch.device) -> None:
         """Start accumulating the statistics of the inputs this layer sees."""

@@ -57,7 +57,7 @@ class Nb201Task(CnnTask):
         """The image task's evaluation, inside a BN recalibration for ``arch`` when ``bn_recal`` > 0."""
         if not self.bn_recal:
             return super()._stats(x_all, y_all, arch, start, n_batches, bs)
-        tb = self.config.batch_size
+        tb = self.global_batch  # every rank recalibrates on the same whole batches
         batches = (normalise(self.train_x[i * tb:(i + 1) * tb], self.data.mean, self.data.std)
                    for i in range(min(self.bn_recal, max(len(self.train_x) // tb, 1))))
         with recalibrated(self.supernet, arch, batches):

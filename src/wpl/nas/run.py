@@ -105,9 +105,6 @@ def build_task(args: Namespace, configs: Configs, device, dist: Dist = SINGLE):
     """Load the data of ``--dataset`` and build the task of ``--network_type`` on it (``dist``: this rank's
     shard of a data-parallel job)."""
     data_dir = None if args.data_dir == "embedded" else args.data_dir
-    if dist.active and configs.network_type != "rnn":
-        raise WplError(f"--network_type={configs.network_type}: data-parallel search (torchrun) runs the rnn space "
-                       "so far; run this one as one process")
     if configs.network_type == "rnn":
         from ..data.text import load_corpus
         from .rnn_task import RnnTask
@@ -124,7 +121,7 @@ def build_task(args: Namespace, configs: Configs, device, dist: Dist = SINGLE):
                        size=(args.cnn_height, args.cnn_width), channels=args.cnn_input_channels)
     log.info("images %s: %d/%d/%d train/valid/test, %d classes, %s", data.source, len(data.train_x),
              len(data.valid_x), len(data.test_x), len(data.classes), "×".join(map(str, data.shape)))
-    return (Nb201Task if configs.network_type == "nb201" else CnnTask)(data, configs.space, device)
+    return (Nb201Task if configs.network_type == "nb201" else CnnTask)(data, configs.space, device, dist)
 
 
 def build_search(args: Namespace, run_dir: Path | None, device, runlog=None, dist: Dist = SINGLE):

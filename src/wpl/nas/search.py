@@ -18,6 +18,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -33,6 +34,7 @@ from ..runlog import NullRunLog, RunLog
 from ..runtime import clock, model_mode
 from ..signals import Stopped
 from ..viz import save_cell_drawing
+from .batchnorm import local_stats
 from .config import ControllerConfig, SearchConfig
 from .controller import Controller, Reinforce
 from .fisher_map import fisher_groups, fisher_mass
@@ -234,7 +236,8 @@ class Search:
         protect = self.task.protected_names(arch)
         if self.cfg.fisher_source == "valid":
             batch = self.task.fisher_batch(arch)
-            with model_mode(self.supernet, self.cfg.fisher_mode):
+            per_sample = self.cfg.fisher_estimator != "batch_sq"  # maps the net over single samples: local BN
+            with model_mode(self.supernet, self.cfg.fisher_mode), (local_stats() if per_sample else nullcontext()):
                 self.wpl.estimate_fisher(batch.model, batch.batches, names=protect,
                                          estimator=self.cfg.fisher_estimator, loss_fn=batch.loss_fn, mode="keep",
                                          reduce=self.dist.mean_ if self.dist.active else None)
