@@ -154,3 +154,12 @@ def test_a_two_rank_image_search_resumes_exactly(space: str, tmp_path: Path) -> 
     assert sa == sb and sa["network_type"] == space
     if space == "nb201":
         assert any(json.loads(ln).get("event") == "rank" for ln in (run / "metrics.jsonl").read_text().splitlines())
+
+
+def test_wpl_rank_under_torchrun_is_refused_in_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    from wpl.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["rank", "--model_name=x", f"--log_dir={tmp_path}"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "without torchrun" in err[0]

@@ -354,6 +354,10 @@ def _rank_run(args, num: int | None) -> int:
     from .nas.run import load_search, setup_logging
     from .nas.search_flags import parse_search_args
 
+    from .dist import launched
+
+    if launched():
+        raise WplError("wpl rank scores cells as one process; start it without torchrun")
     setup_logging("WARNING")
     run = run_folder(Path(args.log_dir), args.model_name)
     ckpt = run / "checkpoint.pt"
