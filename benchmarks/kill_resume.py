@@ -9,7 +9,7 @@ DIR holds ptb/ and cifar10/. Writes OUT/kill_resume.json and prints a table (BEN
 
 Work lost per kill: for the search, steps (shared + controller) done after the last checkpoint, read
 from the events the killed process had logged (``--log_step=1``) against the checkpoint's counters;
-for the final training, epochs started after the last checkpoint; the ranking keeps no checkpoint
+for the final training, seconds since its last checkpoint (start-up included); the ranking keeps no checkpoint
 (it starts again, by design: it is read-only scoring).
 """
 
@@ -38,8 +38,9 @@ SEARCH = ("search --dataset=ptb --shared_embed=64 --shared_hid=64 --num_blocks=6
           "--controller_max_step=20 --max_epoch=3 --save_epoch=1 --derive_num_sample=5 --start_using_fisher=1 "
           "--alpha_fisher=60 --fisher_clip_by_norm=10 --forgetting_batches=2 --log_step=1 "
           "--checkpoint_every_steps=5 --use_tensorboard=False --log_level=WARNING --num_gpu=0").split()
-FINAL = ("train-final --arch=random:1 --dataset=ptb --final_embed=64 --final_hid=64 --final_batch_size=64 "
-         "--max_epoch=3 --use_tensorboard=False --log_level=WARNING --device=cpu").split()
+FINAL_EPOCHS = 4
+FINAL = ("train-final --arch=random:1 --dataset=ptb --final_embed=32 --final_hid=32 --final_batch_size=128 "
+         f"--max_epoch={FINAL_EPOCHS} --use_tensorboard=False --log_level=WARNING --device=cpu").split()
 NB201 = ("search --network_type=nb201 --dataset=cifar10 --nb201_channels=8 --nb201_cells=1 --batch_size=64 "
          "--shared_max_step=20 --controller_max_step=5 --max_epoch=1 --derive_num_sample=3 --use_tensorboard=False "
          "--log_level=WARNING --num_gpu=0 --comment=rank").split()
@@ -54,14 +55,15 @@ def run_to_end(cmd: list[str], log: Path) -> float:
     return time.time() - t0
 
 
-def kill_loop(cmd: list[str], resume: list[str], log: Path, kills: int, span: float, rng: random.Random,
+def kill_loop(cmd: list[str], resume: list[str], log: Path, kills: int, spread: float, rng: random.Random,
               watch: Path | None, lost) -> list[dict]:
-    """Start ``cmd`` (then ``cmd + resume``) and kill -9 it ``kills`` times: at a uniform random moment after
-    its start-up (so the kills spread over a run of ``span`` seconds), or — every fourth kill, when ``watch``
-    is a folder — as soon as a checkpoint write starts there; ``lost()`` measures the work lost after each
-    kill. Then let it finish."""
+    """Start ``cmd`` (then ``cmd + resume``) and kill -9 it ``kills`` times: at a uniform random moment up to
+    ``spread`` seconds after its start-up, or — every fourth kill, when ``watch`` is a folder — as soon as a
+    new checkpoint write starts there (a temporary file the killed writes left behind does not count);
+    ``lost()`` measures the work lost after each kill. Then let it finish."""
     out = []
     for i in range(kills + 1):
+        before = set(watch.glob(".checkpoint.pt.*.tmp")) if watch is not None and watch.exists() else set()
         with log.open("a") as fh:
             proc = subprocess.Popen([*cmd, *(resume if i else [])], stdout=fh, stderr=subprocess.STDOUT)
         if i == kills:
@@ -71,10 +73,10 @@ def kill_loop(cmd: list[str], resume: list[str], log: Path, kills: int, span: fl
         during_write = watch is not None and i % 4 == 3
         t0 = time.time()
         if during_write:
-            while proc.poll() is None and not any(watch.glob(".checkpoint.pt.*.tmp")):
+            while proc.poll() is None and not set(watch.glob(".checkpoint.pt.*.tmp")) - before:
                 time.sleep(0.001)
         else:
-            deadline = t0 + rng.uniform(START_S, START_S + 2 * span / kills)  # spread over the run
+            deadline = t0 + rng.uniform(START_S, START_S + spread)
             while proc.poll() is None and time.time() < deadline:
                 time.sleep(0.01)
         if proc.poll() is not None:  # it finished (or died) before the kill: start it once more
@@ -82,7 +84,7 @@ def kill_loop(cmd: list[str], resume: list[str], log: Path, kills: int, span: fl
             continue
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        out.append({"kill": i, "after_s": round(time.time() - t0, 3), "during_write": during_write, **lost()})
+        out.append({"kill": i, "after_s": round(time.time() - t0, 3), "during_write": during_write, **lost(t0)})
     return out
 
 
@@ -104,10 +106,13 @@ def search_lost(run: Path) -> dict:
     return {"steps_lost": done - saved}
 
 
-def final_lost(run: Path) -> dict:
-    """Epochs the killed final training had started beyond its checkpoint (the one in progress counts)."""
-    ckpt = torch.load(run / "checkpoint.pt", weights_only=True) if (run / "checkpoint.pt").exists() else None
-    return {"checkpoint_epoch": None if ckpt is None else ckpt["epoch"]}
+def final_lost(run: Path, started: float) -> dict:
+    """The killed final training's work since its last checkpoint (or since it started, when it wrote none):
+    seconds, start-up included, and the checkpoint's epoch."""
+    path = run / "checkpoint.pt"
+    ckpt = torch.load(path, weights_only=True) if path.exists() else None
+    since = max(started, path.stat().st_mtime) if path.exists() else started
+    return {"checkpoint_epoch": None if ckpt is None else ckpt["epoch"], "seconds_lost": round(time.time() - since, 2)}
 
 
 def same_search(a: Path, b: Path) -> list[str]:
@@ -153,8 +158,10 @@ def main() -> None:
     args = ap.parse_args()
     out = Path(args.out)
     rng = random.Random(args.seed)
-    result: dict = {"kills_per_job": args.kills, "command": " ".join(sys.argv)}
     jobs = args.jobs.split(",")
+    saved = out / "kill_resume.json"  # a run of some --jobs updates those jobs' entries
+    result: dict = json.loads(saved.read_text()) if saved.exists() and len(jobs) < 3 else {}
+    result.update({"kills_per_job": args.kills, "command": " ".join(sys.argv)})
     if "search" in jobs:
         base = [*PY, *SEARCH, f"--data_dir={args.data_dir}", f"--random_seed={args.seed}", "--comment=train"]
         for d in ("whole", "killed"):
@@ -163,7 +170,8 @@ def main() -> None:
         span = run_to_end([*base, f"--log_dir={out / 'search' / 'whole'}"], out / "search" / "whole.log")
         run = out / "search" / "killed" / "ptb_train"
         kills = kill_loop([*base, f"--log_dir={out / 'search' / 'killed'}"], ["--resume=True"],
-                          out / "search" / "killed.log", args.kills, span, rng, run, lambda: search_lost(run))
+                          out / "search" / "killed.log", args.kills, 2 * span / args.kills, rng, run,
+                          lambda t0: search_lost(run))
         result["search"] = {"seconds_uninterrupted": round(span, 1), "kills": kills,
                             "differs": same_search(out / "search" / "whole" / "ptb_train", run)}
     if "final" in jobs:
@@ -174,7 +182,8 @@ def main() -> None:
         span = run_to_end([*base, f"--log_dir={out / 'final' / 'whole'}"], out / "final" / "whole.log")
         run = out / "final" / "killed" / "random-rnn-1"
         kills = kill_loop([*base, f"--log_dir={out / 'final' / 'killed'}"], ["--resume=True"], out / "final" /
-                          "killed.log", args.kills, span, rng, run, lambda: final_lost(run))
+                          "killed.log", args.kills, 1.5 * span / FINAL_EPOCHS, rng, run,
+                          lambda t0: final_lost(run, t0))
         result["final"] = {"seconds_uninterrupted": round(span, 1), "kills": kills,
                            "differs": same_final(out / "final" / "whole" / "random-rnn-1", run)}
     if "rank" in jobs:
@@ -187,7 +196,7 @@ def main() -> None:
         whole = json.loads(rank.read_text())
         rank.unlink()
         kills = kill_loop([*PY, *RANK, f"--log_dir={logs}"], [], logs / "killed.log", args.kills, span, rng, None,
-                          lambda: {"partial_output": rank.exists()})
+                          lambda t0: {"partial_output": rank.exists()})
         again = json.loads(rank.read_text())
         result["rank"] = {"seconds_uninterrupted": round(span, 1), "kills": kills,
                           "differs": [] if again == whole else ["rank.json"]}
@@ -206,7 +215,9 @@ def main() -> None:
             lost = f"{m['mean']:.1f} ± {m['std']:.1f} steps (max {max(m['values'], default=0):.0f}; a checkpoint " \
                    "every 5 steps)"
         elif job == "final":
-            lost = "the epoch in progress (one checkpoint per epoch)"
+            m = mean_std([k["seconds_lost"] for k in landed])
+            lost = f"{m['mean']:.1f} ± {m['std']:.1f} s (max {max(m['values'], default=0):.0f}; a checkpoint per " \
+                   f"epoch of ≈{r['seconds_uninterrupted'] / FINAL_EPOCHS:.0f} s)"
         else:
             lost = f"the whole ranking ({r['seconds_uninterrupted']} s; no partial rank.json: " \
                    f"{not any(k.get('partial_output') for k in landed)})"

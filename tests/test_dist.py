@@ -58,10 +58,10 @@ def test_two_ranks_at_batch_b_equal_one_process_at_2b(runs) -> None:
     assert [s[1] for s in a["scores"]] == pytest.approx([s[1] for s in one["scores"]], rel=1e-5)
 
 
-def _search(n: int, argv: list[str], check: bool = True) -> subprocess.CompletedProcess:
+def _search(n: int, argv: list[str], check: bool = True, command: str = "search") -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", "-m", "wpl",
-           "search", *argv]
+           command, *argv]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert not check or proc.returncode == 0, proc.stderr[-3000:]
     return proc
@@ -94,7 +94,7 @@ def test_sigterm_to_torchrun_stops_every_rank_at_one_step_and_resumes_exactly(tm
     from test_resume_anywhere import RUN, assert_same_run
 
     data = make_text(tmp_path / "data", lines=(600, 80, 80))
-    extra = ["--rnn_cell=python", "--checkpoint_every_steps=50", "--max_epoch=8"]
+    extra = ["--rnn_cell=python", "--checkpoint_every_steps=50", "--max_epoch=30"]  # long enough to be signalled
     _search(2, rnn_argv(data, tmp_path / "whole", *extra))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     argv = rnn_argv(data, tmp_path / "cut", *extra)
@@ -163,3 +163,54 @@ def test_wpl_rank_under_torchrun_is_refused_in_one_line(tmp_path: Path, monkeypa
     assert main(["rank", "--model_name=x", f"--log_dir={tmp_path}"]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "without torchrun" in err[0]
+
+
+def _final_argv(space: str, data: Path, out: Path, batch: int, *extra: str) -> list[str]:
+    from test_final import CNN_RECIPE, RNN_RECIPE
+
+    if space == "rnn":
+        return ["--arch=random:1", "--dataset=tiny", f"--data_dir={data}", *RNN_RECIPE, f"--log_dir={out}",
+                f"--final_batch_size={batch}", *extra]
+    return ["--arch=enas-cifar10", f"--data_dir={data}", *CNN_RECIPE, f"--log_dir={out}",
+            f"--final_batch_size={batch}", *extra]
+
+
+@pytest.mark.parametrize("space", ["rnn", "micro_cnn"])
+def test_a_two_rank_final_training_equals_one_process_at_the_global_batch(space: str, tmp_path: Path) -> None:
+    if space == "rnn":
+        data = make_text(tmp_path / "data", lines=(600, 80, 80))
+        # lr 2, not 20: at 20 the float rounding of the two sums compounds chaotically over an epoch
+        off = ["--final_dropout=0", "--final_dropoute=0", "--final_dropouti=0", "--final_wdrop=0", "--final_lr=2"]
+    else:
+        # one epoch of 4 steps: this 2-channel net's batch norms see near-zero variances within a few more,
+        # and from there the sums' float rounding grows a hundredfold per step
+        data = make_cifar(tmp_path / "data", per_batch=8)
+        off = ["--final_drop_path=0", "--max_epoch=1"]
+    _search(2, _final_argv(space, data, tmp_path / "two", 4, "--max_epoch=2", *off), command="train-final")
+    _search(1, _final_argv(space, data, tmp_path / "one", 8, "--max_epoch=2", *off), command="train-final")
+    (two,), (one,) = (tmp_path / "two").iterdir(), (tmp_path / "one").iterdir()
+    wa, wb = (torch.load(d / "best.pt", weights_only=True)["weights"] for d in (two, one))
+    for n, t in wb.items():
+        torch.testing.assert_close(wa[n].float(), t.float(), rtol=1e-4, atol=1e-5, msg=n)
+    sa, sb = (json.loads((d / "summary.json").read_text()) for d in (two, one))
+    assert sa["test"] == pytest.approx(sb["test"], rel=1e-4) and sa["best_epoch"] == sb["best_epoch"]
+    assert [e["train_loss"] for e in sa["epochs"]] == pytest.approx([e["train_loss"] for e in sb["epochs"]], rel=1e-4)
+
+
+def test_a_two_rank_final_training_resumes_exactly(tmp_path: Path) -> None:
+    data = make_text(tmp_path / "data", lines=(600, 80, 80))
+    _search(2, _final_argv("rnn", data, tmp_path / "whole", 4, "--max_epoch=3"), command="train-final")
+    _search(2, _final_argv("rnn", data, tmp_path / "part", 4, "--max_epoch=1"), command="train-final")
+    _search(2, _final_argv("rnn", data, tmp_path / "part", 4, "--max_epoch=3", "--resume=True"),
+            command="train-final")
+    (whole,), (part,) = (tmp_path / "whole").iterdir(), (tmp_path / "part").iterdir()
+    wa, wb = (torch.load(d / "best.pt", weights_only=True)["weights"] for d in (whole, part))
+    assert all(torch.equal(t, wb[n]) for n, t in wa.items())
+    ea, eb = ([{k: v for k, v in json.loads(ln).items() if k != "seconds"} for ln in
+               (d / "metrics.jsonl").read_text().splitlines()] for d in (whole, part))
+    assert ea == eb and len(ea) == 4
+    assert len(torch.load(whole / "checkpoint.pt", weights_only=True)["ranks"]) == 2
+    # one process cannot continue it: its columns of the corpus differ
+    proc = _search(1, _final_argv("rnn", data, tmp_path / "part", 4, "--max_epoch=4", "--resume=True"),
+                   check=False, command="train-final")
+    assert proc.returncode != 0 and "resume it with as many" in proc.stderr

@@ -160,6 +160,8 @@ def cmd_train_final(argv: Sequence[str], prog: str = "wpl train-final") -> int:
 
     with logging_redirect_tqdm(loggers=[logging.root]):
         s = train_final(job)
+    if not s:  # a data-parallel rank other than 0: rank 0 reports
+        return 0
     m = s["metric"]
     valid = "n/a" if s["best_valid"] is None else f"{s['best_valid']:.4g}"
     print(f"final training of {s['source']}: {s['params']:,} parameters, {s['epochs_done']} epochs "
@@ -348,13 +350,12 @@ def cmd_rank(argv: Sequence[str]) -> int:
 
 
 def _rank_run(args, num: int | None) -> int:
+    from .dist import launched
     from .nas.final import run_folder
     from .nas.rank import metrics_table
     from .nas.rank_run import rank_search
     from .nas.run import load_search, setup_logging
     from .nas.search_flags import parse_search_args
-
-    from .dist import launched
 
     if launched():
         raise WplError("wpl rank scores cells as one process; start it without torchrun")

@@ -94,6 +94,19 @@ class Dist:
 SINGLE = Dist()
 
 
+def rank_entry(ranks: list | None, dist: Dist, source: object) -> object | None:
+    """This rank's entry of a checkpoint's per-rank list (None for a one-process run's checkpoint read by one
+    process); a checkpoint of another number of processes is refused, since its data shards differ."""
+    from .errors import WplError
+
+    if not dist.active and not ranks:
+        return None
+    if not ranks or len(ranks) != dist.world:
+        raise WplError(f"{source}: written by a run of {len(ranks) if ranks else 1} process(es); resume it with as "
+                       f"many (this one has {dist.world}): torchrun --nproc_per_node=N, N the same")
+    return ranks[dist.rank]
+
+
 def launched() -> bool:
     """This process was started by torchrun (or another launcher that sets ``WORLD_SIZE`` > 1)."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1

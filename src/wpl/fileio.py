@@ -119,3 +119,9 @@ def write_json(path: str | Path, data: object) -> Path:
             fh.write(text)
 
     return atomic_write(path, _write)
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Delete ``folder``'s ``.*.tmp`` files: writes a killed process never finished (atomic_write's temporaries)."""
+    for stale in Path(folder).glob(".*.tmp"):
+        stale.unlink(missing_ok=True)

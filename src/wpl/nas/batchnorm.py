@@ -1,4 +1,5 @@
-"""Batch-statistics batch norm for the image supernets, synchronised over data-parallel ranks.
+"""Batch norms synchronised over data-parallel ranks: the image supernets' (batch statistics only) and
+the final networks' (affine, running statistics).
 
 The supernets normalise with each batch's own statistics (no running buffers, no affine). Under
 ``torchrun`` a rank holds only its shard of the global batch, so :func:`batch_norm` computes the mean
@@ -36,15 +37,39 @@ def local_stats() -> Iterator[None]:
         _LOCAL[0] = before
 
 
-def _all_sum(t: Tensor) -> Tensor:
-    """``t`` summed over ranks; differentiable when ``t`` needs a gradient."""
-    if torch.is_grad_enabled() and t.requires_grad:
-        from torch.distributed.nn.functional import all_reduce
+class _AllSum(torch.autograd.Function):
+    """Sum over ranks whose backward sums the gradients over ranks (each rank's loss depends on every
+    rank's input through the shared statistics)."""
 
-        return all_reduce(t)
-    t = t.clone()
-    torch.distributed.all_reduce(t)
-    return t
+    @staticmethod
+    def forward(ctx, t: Tensor) -> Tensor:  # noqa: D102
+        out = t.clone()
+        torch.distributed.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # noqa: D102
+        grad = grad.contiguous().clone()
+        torch.distributed.all_reduce(grad)
+        return grad
+
+
+def _all_sum(t: Tensor) -> Tensor:
+    """``t`` summed over ranks; differentiable."""
+    return _AllSum.apply(t)
+
+
+def _global_stats(x: Tensor, dist: Dist) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(``x`` minus the global per-channel mean, that mean, the global biased variance, the global count)."""
+    dims = [0, *range(2, x.dim())]
+    shape = [1, -1] + [1] * (x.dim() - 2)
+    count = torch.full((1,), float(x.numel() // max(x.shape[1], 1)), dtype=x.dtype, device=x.device)
+    total = _all_sum(torch.cat([x.sum(dims), count]))
+    n = total[-1].clamp_min(1.0)
+    mean = total[:-1] / n
+    centred = x - mean.view(shape)
+    var = _all_sum((centred * centred).sum(dims)) / n
+    return centred, mean, var, n
 
 
 def batch_norm(x: Tensor, eps: float, dist: Dist = SINGLE) -> Tensor:
@@ -52,14 +77,8 @@ def batch_norm(x: Tensor, eps: float, dist: Dist = SINGLE) -> Tensor:
     global batch's when ``dist`` has several ranks (every rank must call it, with the same C)."""
     if not dist.active or _LOCAL[0]:
         return F.batch_norm(x, None, None, training=True, eps=eps)
-    dims = [0, *range(2, x.dim())]
-    shape = [1, -1] + [1] * (x.dim() - 2)
-    count = torch.full((1,), float(x.numel() // max(x.shape[1], 1)), dtype=x.dtype, device=x.device)
-    total = _all_sum(torch.cat([x.sum(dims), count]))
-    n = total[-1].clamp_min(1.0)
-    centred = x - (total[:-1] / n).view(shape)
-    var = _all_sum((centred * centred).sum(dims)) / n
-    return centred * torch.rsqrt(var + eps).view(shape)
+    centred, _, var, _ = _global_stats(x, dist)
+    return centred * torch.rsqrt(var + eps).view([1, -1] + [1] * (x.dim() - 2))
 
 
 class BatchStatNorm(nn.BatchNorm2d):
@@ -81,3 +100,26 @@ def use_dist(model: nn.Module, dist: Dist) -> None:
     for m in model.modules():
         if isinstance(getattr(m, "dist", None), Dist):
             m.dist = dist
+
+
+class SyncBatchNorm2d(nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` (affine, running statistics; the same parameters and buffers) whose training
+    statistics span every rank of ``dist``: the running mean and variance advance identically on every
+    rank, as one process at the global batch would advance them. Evaluation uses the running statistics."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__(c)
+        self.dist: Dist = SINGLE
+
+    def forward(self, x: Tensor) -> Tensor:  # noqa: D102
+        if not (self.training and self.dist.active) or _LOCAL[0]:
+            return super().forward(x)
+        centred, mean, var, n = _global_stats(x, self.dist)
+        with torch.no_grad():
+            self.num_batches_tracked.add_(1)
+            m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+            self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+            self.running_var.mul_(1 - m).add_(var.detach() * (n / (n - 1).clamp_min(1.0)), alpha=m)
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        y = centred * torch.rsqrt(var + self.eps).view(shape)
+        return y * self.weight.view(shape) + self.bias.view(shape)

@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import load_checkpoint, load_resumable, rng_state, save_checkpoint, set_rng_state
-from ..dist import launched
+from ..dist import SINGLE, Dist, from_env, rank_entry
 from ..errors import WplError
-from ..fileio import ensure_writable_dir, finite, write_json
+from ..fileio import ensure_writable_dir, finite, remove_stale_temporaries, write_json
 from ..runlock import run_lock
 from ..runtime import resolve_device, seed_everything
 from ..signals import Stopped, stop_on_signals
@@ -115,21 +115,21 @@ def arch_of_run(run: Path, which: str = "best") -> Arch:
 
 
 # ---- the training loop -----------------------------------------------------------------------------
-def _build(job: FinalJob, device: torch.device):
+def _build(job: FinalJob, device: torch.device, dist: Dist = SINGLE):
     if job.space == "rnn":
         from ..data.text import load_corpus
 
         corpus = load_corpus(job.data_dir, job.dataset)
         log.info("corpus %s: %d/%d/%d tokens, vocabulary %d", corpus.source, corpus.train.numel(),
                  corpus.valid.numel(), corpus.test.numel(), corpus.vocab_size)
-        return RnnFinal(job.arch, corpus, job.rnn, device, job.seed)
+        return RnnFinal(job.arch, corpus, job.rnn, device, job.seed, dist)
     from ..data.images import load_images
 
     data = load_images(job.data_dir, job.dataset, valid_size=job.valid_size,
                        seed=job.seed if job.split_seed is None else job.split_seed)
     log.info("images %s: %d/%d/%d train/valid/test, %d classes", data.source, len(data.train_x),
              len(data.valid_x), len(data.test_x), len(data.classes))
-    return CnnFinal(job.arch, data, job.cnn, device, job.seed, job.max_epoch)
+    return CnnFinal(job.arch, data, job.cnn, device, job.seed, job.max_epoch, dist)
 
 
 def _is_better(metric_value: float, best: float | None) -> bool:
@@ -137,13 +137,16 @@ def _is_better(metric_value: float, best: float | None) -> bool:
 
 
 def train_final(job: FinalJob) -> dict:
-    """Train, checkpoint every epoch, stop early when asked, test the best weights once; the summary."""
-    if launched():
-        raise WplError("train-final runs as one process (data-parallel final training is not built yet); "
-                       "start it without torchrun")
-    with run_lock(ensure_writable_dir(job.out_dir, "log_dir"), hint="choose another --name"), \
-            stop_on_signals(_StopNow(job.out_dir / "checkpoint.pt")):
-        return _train_final(job)
+    """Train, checkpoint every epoch, stop early when asked, test the best weights once; the summary.
+    Under torchrun, data-parallel: rank 0 holds the folder and writes it; the other ranks return ``{}``."""
+    device = resolve_device(job.device)
+    dist = from_env(device)
+    stop = stop_on_signals(_StopNow(job.out_dir / "checkpoint.pt"))
+    if not dist.main:
+        with stop:
+            return _train_final(job, device, dist)
+    with run_lock(ensure_writable_dir(job.out_dir, "log_dir"), hint="choose another --name"), stop:
+        return _train_final(job, device, dist)
 
 
 class _StopNow:
@@ -161,8 +164,8 @@ class _StopNow:
         raise Stopped(f"stopped by {name}; {last}: continue with the same command and --resume=True", exit_code)
 
 
-def _train_final(job: FinalJob) -> dict:
-    """:func:`train_final` in its folder, held by this process."""
+def _train_final(job: FinalJob, device: torch.device, dist: Dist = SINGLE) -> dict:
+    """:func:`train_final` in its folder, held by this process (rank 0 of ``dist``)."""
     out = job.out_dir
     ckpt = out / "checkpoint.pt"
     if (out / "summary.json").is_file() and not job.resume:
@@ -173,13 +176,18 @@ def _train_final(job: FinalJob) -> dict:
     state = load_resumable(ckpt)[0] if job.resume and ckpt.is_file() else None
     if state is not None and state["config"]["arch"] != job.arch.to_dict():
         raise WplError(f"{ckpt}: it trains another architecture; resume with the same --arch / --model_name")
-    device = resolve_device(job.device)
+    rank_rng = None if state is None else _rank_rng(state, ckpt, dist)
     if state is None:
         seed_everything(job.seed)
-    trainer = _build(job, device)
-    from ..runlog import RunLog
+    trainer = _build(job, device, dist)
+    if state is None and not dist.main:
+        seed_everything(job.seed + 7919 * dist.rank)  # the same weights, each rank its own dropout masks
+    from ..runlog import NullRunLog, RunLog
 
-    runlog = RunLog(out, job.use_tensorboard, purge_step=None if state is None else state["epoch"])
+    if dist.main:
+        remove_stale_temporaries(out)
+    runlog = RunLog(out, job.use_tensorboard, purge_step=None if state is None else state["epoch"]) \
+        if dist.main else NullRunLog()
     m = trainer.metric
     epoch, best, best_epoch, bad, seconds, history = 0, None, None, 0, 0.0, []
     if state is not None:
@@ -187,12 +195,13 @@ def _train_final(job: FinalJob) -> dict:
         epoch, best, best_epoch, bad = state["epoch"], state["best"], state["best_epoch"], state["bad"]
         seconds, history = state["seconds"], list(state["history"])
         runlog.truncate(state["log_sizes"])
-        set_rng_state(state["rng"])
+        set_rng_state(rank_rng)
         log.info("resuming %s at epoch %d (to --max_epoch=%d)", out, epoch, job.max_epoch)
-    else:
+    elif dist.main:
         for stale in ("summary.json", "metrics.jsonl", "best.pt"):
             (out / stale).unlink(missing_ok=True)
-    write_json(out / "config.json", job.config())
+    if dist.main:
+        write_json(out / "config.json", job.config())
     validate = not (job.space == "micro_cnn" and job.cnn.train_on == "train+valid")
     log.info("final training of %s (%s) in %s on %s: %d parameters, %s", job.arch.to_json(), job.source, out,
              device, trainer.params, "validation picks the best epoch" if validate else
@@ -200,19 +209,22 @@ def _train_final(job: FinalJob) -> dict:
     from tqdm.auto import tqdm
 
     stopped_early = False
-    bar = tqdm(total=job.max_epoch, initial=epoch, desc="final", dynamic_ncols=True, leave=False)
+    bar = tqdm(total=job.max_epoch, initial=epoch, desc="final", dynamic_ncols=True, leave=False,
+               disable=not dist.main)
     try:
         while epoch < job.max_epoch:
             t0 = time.perf_counter()
             train = trainer.train_epoch()
             val = trainer.evaluate("valid") if validate else {"loss": math.nan, m: math.nan}
+            val = dist.broadcast(val)  # every rank evaluated the same weights; rank 0's numbers decide
             note = trainer.end_epoch(val["loss"]) if validate else None
             seconds += time.perf_counter() - t0
             score = val[m] if validate else -epoch  # without validation the latest epoch is the best
             improved = _is_better(score, best)
             if improved:
                 best, best_epoch, bad = score, epoch, 0
-                save_checkpoint(out / "best.pt", {"weights": trainer.weights(), "epoch": epoch})
+                if dist.main:
+                    save_checkpoint(out / "best.pt", {"weights": trainer.weights(), "epoch": epoch})
             else:
                 bad += 1
             rec = {"epoch": epoch, **train, "valid": val[m] if validate else None,
@@ -228,19 +240,29 @@ def _train_final(job: FinalJob) -> dict:
             bar.set_postfix_str(f"valid {m} {val[m]:.4g}" if validate else f"train loss {train['train_loss']:.3f}",
                                 refresh=False)
             bar.update(1)
-            save_checkpoint(ckpt, {"config": job.config(), "epoch": epoch, "trainer": trainer.state_dict(),
-                                   "best": best, "best_epoch": best_epoch, "bad": bad, "seconds": seconds,
-                                   "history": history, "rng": rng_state(), "log_sizes": runlog.sizes()},
-                            keep_previous=True)
+            ranks = dist.gather(rng_state()) if dist.active else None  # each rank's dropout RNG
+            if dist.main:
+                save_checkpoint(ckpt, {"config": job.config(), "epoch": epoch, "trainer": trainer.state_dict(),
+                                       "best": best, "best_epoch": best_epoch, "bad": bad, "seconds": seconds,
+                                       "history": history, "rng": rng_state(), "log_sizes": runlog.sizes(),
+                                       **({"ranks": ranks} if ranks else {})}, keep_previous=True)
             if validate and job.patience and bad >= job.patience:
                 stopped_early = True
                 log.info("no better validation %s for %d epochs: stopping early", m, bad)
                 break
         bar.close()
+        if not dist.main:
+            return {}
         return _finish(job, trainer, out, runlog, epoch, best_epoch, seconds, history, stopped_early, validate)
     finally:
         bar.close()  # cleared, so an error message starts its own line
         runlog.close()
+
+
+def _rank_rng(state: dict, source: Path, dist: Dist) -> dict:
+    """This rank's RNG state in a final training's checkpoint (refused from a run of another world size)."""
+    mine = rank_entry(state.get("ranks"), dist, source)
+    return state["rng"] if mine is None else mine
 
 
 def _finish(job: FinalJob, trainer, out: Path, runlog, epochs_done: int, best_epoch: int | None, seconds: float,

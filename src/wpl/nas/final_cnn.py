@@ -19,7 +19,9 @@ from torch import Tensor, nn
 
 from ..data.augment import augment, normalise
 from ..data.images import ImageSplits
+from ..dist import SINGLE, Dist
 from ..runtime import model_mode
+from .batchnorm import SyncBatchNorm2d, use_dist
 from .cnn import Block, FactorizedReduce, MicroArch, ReluConvBn, make_op
 from .config import _at_least, _in_unit, _one_of
 
@@ -51,10 +53,11 @@ class CnnFinalConfig:
 
 
 def _standard_bn(module: nn.Module) -> nn.Module:
-    """Replace the supernet's parameter-free batch norms with affine ones that track statistics."""
+    """Replace the supernet's parameter-free batch norms with affine ones that track statistics (and, under
+    torchrun, compute them over every rank's part of the batch; ``nn.BatchNorm2d``'s state either way)."""
     for name, child in module.named_children():
         if isinstance(child, nn.BatchNorm2d):
-            setattr(module, name, nn.BatchNorm2d(child.num_features))
+            setattr(module, name, SyncBatchNorm2d(child.num_features))
         else:
             _standard_bn(child)
     return module
@@ -84,7 +87,7 @@ class FixedCell(nn.Module):
                 self.identity.append(o == "identity")
         self.loose = MicroArch.loose_ends(cell)
         self.proj = nn.Conv2d(c * len(self.loose), c, 1, bias=False)
-        self.bn = nn.BatchNorm2d(c)
+        self.bn = SyncBatchNorm2d(c)
 
     def forward(self, s0: Tensor, s1: Tensor, drop_path: float) -> Tensor:  # noqa: D102
         nodes = [self.pre0(s0), self.pre1(s1)]
@@ -104,7 +107,7 @@ class AuxHead(nn.Module):
     def __init__(self, c: int, classes: int) -> None:
         super().__init__()
         self.features = nn.Sequential(nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Conv2d(c, 128, 1, bias=False),
-                                      nn.BatchNorm2d(128), nn.ReLU())
+                                      SyncBatchNorm2d(128), nn.ReLU())
         self.classifier = nn.Linear(128 * 4, classes)
 
     def forward(self, x: Tensor) -> Tensor:  # noqa: D102
@@ -117,7 +120,7 @@ class FixedCNN(nn.Module):
     def __init__(self, arch: MicroArch, in_channels: int, classes: int, cfg: CnnFinalConfig) -> None:
         super().__init__()
         c = cfg.channels
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, 3 * c, 3, padding=1, bias=False), nn.BatchNorm2d(3 * c))
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, 3 * c, 3, padding=1, bias=False), SyncBatchNorm2d(3 * c))
         reductions = {cfg.num_cells // 3, 2 * cfg.num_cells // 3}
         self.cells = nn.ModuleList()
         self.aux_after = 2 * cfg.num_cells // 3
@@ -152,10 +155,11 @@ class CnnFinal:
     metric = "error"
 
     def __init__(self, arch: MicroArch, data: ImageSplits, cfg: CnnFinalConfig, device: torch.device,
-                 seed: int, max_epoch: int) -> None:
-        self.arch, self.cfg, self.device, self.data = arch, cfg, device, data
+                 seed: int, max_epoch: int, dist: Dist = SINGLE) -> None:
+        self.arch, self.cfg, self.device, self.data, self.dist = arch, cfg, device, data, dist
         c = data.train_x.shape[1]
         self.model = FixedCNN(arch, c, len(data.classes), cfg).to(device)
+        use_dist(self.model, dist)
         if cfg.train_on == "train+valid":
             self.train_x = torch.cat([data.train_x, data.valid_x]).to(device)
             self.train_y = torch.cat([data.train_y, data.valid_y]).to(device)
@@ -178,12 +182,14 @@ class CnnFinal:
         return sum(p.numel() for p in self.model.parameters()) - aux
 
     def train_epoch(self, on_batch=None) -> dict[str, float]:
-        """One shuffled pass over the training images (the short remainder is skipped)."""
-        cfg, m = self.cfg, self.model
+        """One shuffled pass over the training images (the short remainder is skipped); data-parallel,
+        batches of ``world × batch_size`` drawn and augmented alike on every rank, each training on its part
+        and the gradients averaged."""
+        cfg, m, d = self.cfg, self.model, self.dist
         m.train()
         m.drop_path = cfg.drop_path * self.epoch / self.max_epoch
         order = torch.randperm(len(self.train_x), generator=self.gen)
-        bs = cfg.batch_size
+        bs = cfg.batch_size * d.world
         total, correct, count = 0.0, 0, 0
         n_batches = max(len(order) // bs, 1)
         for k in range(n_batches):
@@ -191,6 +197,8 @@ class CnnFinal:
             x = augment(self.train_x[idx], self.data.mean, self.data.std, self.gen, flip=self.flip,
                         cutout=cfg.cutout)
             y = self.train_y[idx]
+            if d.active:
+                x, y = x.tensor_split(d.world)[d.rank], y.tensor_split(d.world)[d.rank]
             logits, aux = m(x)
             loss = F.cross_entropy(logits, y)
             if aux is not None:
@@ -199,6 +207,8 @@ class CnnFinal:
                 raise FloatingPointError(f"non-finite training loss ({loss.item()}) in batch {k}; lower --final_lr")
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
+            if d.active:  # every parameter is used: the global batch's gradient in one flat all-reduce
+                d.mean_([p.grad for p in m.parameters() if p.grad is not None])
             torch.nn.utils.clip_grad_norm_(m.parameters(), cfg.grad_clip)
             self.opt.step()
             total += loss.item() * len(y)
@@ -208,6 +218,8 @@ class CnnFinal:
                 on_batch((k + 1) / n_batches)
         self.sched.step()
         self.epoch += 1
+        if d.active:
+            total, correct, count = d.sum_floats(total, correct, count)
         return {"train_loss": total / count, "train_error": 1 - correct / count, "lr": self.opt.param_groups[0]["lr"]}
 
     @torch.no_grad()

@@ -16,11 +16,13 @@ import torch
 from torch import Tensor
 
 from ..data.text import Corpus, batchify, get_batch
+from ..dist import SINGLE, Dist
 from ..errors import ConfigError
 from ..runtime import model_mode
 from .config import _at_least, _in_unit
 from .metrics import perplexity
 from .rnn import RnnArch, SharedRNN
+from .rnn_task import shard_columns
 
 
 @dataclass(frozen=True)
@@ -59,11 +61,11 @@ class RnnFinal:
     metric = "ppl"
 
     def __init__(self, arch: RnnArch, corpus: Corpus, cfg: RnnFinalConfig, device: torch.device,
-                 seed: int) -> None:
-        self.arch, self.cfg, self.device = arch, cfg, device
+                 seed: int, dist: Dist = SINGLE) -> None:
+        self.arch, self.cfg, self.device, self.dist = arch, cfg, device, dist
         self.model = SharedRNN(corpus.vocab_size, cfg.embed, cfg.hid, arch.num_blocks, True, cfg.dropout,
                                cfg.dropoute, cfg.dropouti, cfg.wdrop, cell_impl=cfg.cell_impl, only=arch).to(device)
-        self.train_data = batchify(corpus.train, cfg.batch_size).to(device)
+        self.train_data = shard_columns(corpus.train, cfg.batch_size, dist).to(device)  # this rank's columns
         self.splits = {"valid": batchify(corpus.valid, cfg.eval_batch_size).to(device),
                        "test": batchify(corpus.test, cfg.test_batch_size).to(device)}
         self.opt: torch.optim.Optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.lr,
@@ -85,8 +87,10 @@ class RnnFinal:
         return max(5, int(base + 5 * torch.randn((), generator=self.gen).item()))
 
     def train_epoch(self, on_batch=None) -> dict[str, float]:
-        """One pass over the training split; returns the token-weighted training loss."""
-        cfg, data = self.cfg, self.train_data
+        """One pass over the training split; returns the token-weighted training loss. Data-parallel: each
+        rank its columns of the global batch (``world × batch_size``), the same BPTT lengths (one seeded
+        generator), the gradients averaged before the clip."""
+        cfg, data, d = self.cfg, self.train_data, self.dist
         self.model.train()
         hidden = self.model.init_hidden(cfg.batch_size)
         total, count, i = 0.0, 0, 0
@@ -101,6 +105,8 @@ class RnnFinal:
                                          "or --final_grad_clip")
             self.opt.zero_grad(set_to_none=True)
             ce.backward()
+            if d.active:
+                d.mean_([p.grad for p in self.model.parameters() if p.grad is not None])
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
             self.opt.step()
             total += ce.item() * y.numel()
@@ -110,6 +116,8 @@ class RnnFinal:
                 on_batch(i / data.size(0))
         for g in self.opt.param_groups:
             g["lr"] = cfg.lr
+        if d.active:
+            total, count = d.sum_floats(total, count)
         return {"train_loss": total / count, "train_ppl": perplexity(total / count)}
 
     def _swap_average(self) -> None:

@@ -24,6 +24,13 @@ from .rnn import RnnArch, SharedRNN, check_activation, decode_rnn, encode_rnn, r
 from .task import FisherBatch
 
 
+def shard_columns(tokens: Tensor, batch_size: int, dist: Dist = SINGLE) -> Tensor:
+    """``tokens`` batchified at the global batch (``world × batch_size`` columns); this rank's columns.
+    One process with the global batch sees exactly the union of the ranks' columns."""
+    data = batchify(tokens, batch_size * dist.world)
+    return data[:, dist.rank * batch_size: (dist.rank + 1) * batch_size].contiguous()
+
+
 class RnnTask:
     """ENAS RNN search on ``corpus``; the metric is perplexity, rewards are ``c/ppl`` (or ``c/ppl²``)."""
 
@@ -83,11 +90,7 @@ class RnnTask:
 
     # ---- data ----------------------------------------------------------------------------------
     def _shard(self, tokens: Tensor, batch_size: int) -> Tensor:
-        """``tokens`` batchified at the global batch (``world × batch_size`` columns); this rank's columns.
-        One process with the global batch sees exactly the union of the ranks' columns."""
-        d = self.dist
-        data = batchify(tokens, batch_size * d.world)
-        return data[:, d.rank * batch_size: (d.rank + 1) * batch_size].contiguous().to(self.device)
+        return shard_columns(tokens, batch_size, self.dist).to(self.device)
 
     def _num_batches(self, data: Tensor) -> int:
         return math.ceil((data.size(0) - 1) / self.bptt)

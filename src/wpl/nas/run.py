@@ -15,7 +15,7 @@ import torch
 
 from ..dist import SINGLE, Dist, from_env
 from ..errors import ConfigError, WplError
-from ..fileio import ensure_writable_dir, write_json
+from ..fileio import ensure_writable_dir, remove_stale_temporaries, write_json
 from ..runlock import run_lock
 from ..runtime import resolve_device, seed_everything
 from ..signals import stop_on_signals
@@ -204,8 +204,7 @@ def _search_in(args: Namespace, run_dir: Path, device, state: dict | None, sourc
     """The search in ``run_dir`` (held by this process; rank 0 of ``dist`` writes it), fresh or from ``state``
     (read from ``source``)."""
     if dist.main:
-        for stale in run_dir.glob(".*.tmp"):  # a write a killed process never finished (atomic_write's temporaries)
-            stale.unlink(missing_ok=True)
+        remove_stale_temporaries(run_dir)
     if state is None:
         seed_everything(args.random_seed)
     from ..runlog import NullRunLog, RunLog

@@ -25,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 from ..checkpoint import rng_state, save_checkpoint, set_rng_state
-from ..dist import SINGLE, Dist
+from ..dist import SINGLE, Dist, rank_entry
 from ..errors import ConfigError, WplError
 from ..fileio import finite, write_json
 from ..forgetting import ForgettingMonitor
@@ -602,13 +602,8 @@ class Search:
 
     def _rank_state(self, state: dict, source: Path) -> dict:
         """This rank's RNG and task state in ``state`` (rank 0's for a run of one process)."""
-        ranks = state.get("ranks")
-        if not self.dist.active and not ranks:
-            return state
-        if not ranks or len(ranks) != self.dist.world:
-            raise WplError(f"{source}: written by a run of {len(ranks) if ranks else 1} process(es); resume it with as "
-                           f"many (this one has {self.dist.world}): torchrun --nproc_per_node=N, N the same")
-        return ranks[self.dist.rank]
+        mine = rank_entry(state.get("ranks"), self.dist, source)
+        return state if mine is None else mine
 
     def _load_wpl(self, saved: dict, source: Path) -> None:
         """The regularizer's state; one that tracks other weights (another ``wpl_scope``) is only accepted
