@@ -56,21 +56,24 @@ def run_to_end(cmd: list[str], log: Path) -> float:
 
 
 def kill_loop(cmd: list[str], resume: list[str], log: Path, kills: int, spread: float, rng: random.Random,
-              watch: Path | None, lost) -> list[dict]:
+              watch: Path | None, lost, again: bool = False) -> list[dict]:
     """Start ``cmd`` (then ``cmd + resume``) and kill -9 it ``kills`` times: at a uniform random moment up to
     ``spread`` seconds after its start-up, or — every fourth kill, when ``watch`` is a folder — as soon as a
     new checkpoint write starts there (a temporary file the killed writes left behind does not count);
-    ``lost()`` measures the work lost after each kill. Then let it finish."""
-    out = []
-    for i in range(kills + 1):
+    ``lost()`` measures the work lost after each kill. Then let it finish. A run that finishes before its
+    kill ends the loop, unless ``again`` (a job without resume, run whole each time: its output is judged by
+    ``lost()`` and it is started again)."""
+    out: list[dict] = []
+    while True:
+        landed = sum(not k.get("missed") for k in out)
         before = set(watch.glob(".checkpoint.pt.*.tmp")) if watch is not None and watch.exists() else set()
         with log.open("a") as fh:
-            proc = subprocess.Popen([*cmd, *(resume if i else [])], stdout=fh, stderr=subprocess.STDOUT)
-        if i == kills:
+            proc = subprocess.Popen([*cmd, *(resume if out else [])], stdout=fh, stderr=subprocess.STDOUT)
+        if landed == kills:
             if proc.wait() != 0:
                 raise RuntimeError(f"the last resume failed: see {log}")
-            break
-        during_write = watch is not None and i % 4 == 3
+            return out
+        during_write = watch is not None and landed % 4 == 3
         t0 = time.time()
         if during_write:
             while proc.poll() is None and not set(watch.glob(".checkpoint.pt.*.tmp")) - before:
@@ -79,13 +82,16 @@ def kill_loop(cmd: list[str], resume: list[str], log: Path, kills: int, spread: 
             deadline = t0 + rng.uniform(START_S, START_S + spread)
             while proc.poll() is None and time.time() < deadline:
                 time.sleep(0.01)
-        if proc.poll() is not None:  # it finished (or died) before the kill: start it once more
-            out.append({"kill": i, "missed": True, "returncode": proc.returncode})
+        if proc.poll() is not None:  # it finished (or died) before the kill
+            out.append({"kill": len(out), "missed": True, "returncode": proc.returncode,
+                        **(lost(t0) if again else {})})
+            if proc.returncode == 0 and not again:  # the job is done: no more to kill
+                return out
             continue
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        out.append({"kill": i, "after_s": round(time.time() - t0, 3), "during_write": during_write, **lost(t0)})
-    return out
+        out.append({"kill": len(out), "after_s": round(time.time() - t0, 3), "during_write": during_write,
+                    **lost(t0)})
 
 
 def search_lost(run: Path) -> dict:
@@ -113,6 +119,19 @@ def final_lost(run: Path, started: float) -> dict:
     ckpt = torch.load(path, weights_only=True) if path.exists() else None
     since = max(started, path.stat().st_mtime) if path.exists() else started
     return {"checkpoint_epoch": None if ckpt is None else ckpt["epoch"], "seconds_lost": round(time.time() - since, 2)}
+
+
+def rank_output(rank: Path, whole: dict) -> dict:
+    """After a killed ranking: did it leave a rank.json, and is it anything but the complete one (atomic
+    writes: it must not be)? The file is removed, so the next attempt is judged on its own."""
+    if not rank.exists():
+        return {"output": False, "partial_output": False}
+    try:
+        partial = json.loads(rank.read_text()) != whole
+    except json.JSONDecodeError:
+        partial = True
+    rank.unlink()
+    return {"output": True, "partial_output": partial}
 
 
 def same_search(a: Path, b: Path) -> list[str]:
@@ -161,7 +180,8 @@ def main() -> None:
     jobs = args.jobs.split(",")
     saved = out / "kill_resume.json"  # a run of some --jobs updates those jobs' entries
     result: dict = json.loads(saved.read_text()) if saved.exists() and len(jobs) < 3 else {}
-    result.update({"kills_per_job": args.kills, "command": " ".join(sys.argv)})
+    result["kills_per_job"] = args.kills
+    result.setdefault("commands", {}).update({job: "python " + " ".join(sys.argv) for job in jobs})
     if "search" in jobs:
         base = [*PY, *SEARCH, f"--data_dir={args.data_dir}", f"--random_seed={args.seed}", "--comment=train"]
         for d in ("whole", "killed"):
@@ -182,7 +202,7 @@ def main() -> None:
         span = run_to_end([*base, f"--log_dir={out / 'final' / 'whole'}"], out / "final" / "whole.log")
         run = out / "final" / "killed" / "random-rnn-1"
         kills = kill_loop([*base, f"--log_dir={out / 'final' / 'killed'}"], ["--resume=True"], out / "final" /
-                          "killed.log", args.kills, 1.5 * span / FINAL_EPOCHS, rng, run,
+                          "killed.log", args.kills, 1.25 * span / FINAL_EPOCHS, rng, run,
                           lambda t0: final_lost(run, t0))
         result["final"] = {"seconds_uninterrupted": round(span, 1), "kills": kills,
                            "differs": same_final(out / "final" / "whole" / "random-rnn-1", run)}
@@ -195,8 +215,8 @@ def main() -> None:
         span = run_to_end([*PY, *RANK, f"--log_dir={logs}"], logs / "rank.log")
         whole = json.loads(rank.read_text())
         rank.unlink()
-        kills = kill_loop([*PY, *RANK, f"--log_dir={logs}"], [], logs / "killed.log", args.kills, span, rng, None,
-                          lambda t0: {"partial_output": rank.exists()})
+        kills = kill_loop([*PY, *RANK, f"--log_dir={logs}"], [], logs / "killed.log", args.kills, 0.9 * span, rng,
+                          None, lambda t0: rank_output(rank, whole), again=True)
         again = json.loads(rank.read_text())
         result["rank"] = {"seconds_uninterrupted": round(span, 1), "kills": kills,
                           "differs": [] if again == whole else ["rank.json"]}
@@ -219,8 +239,10 @@ def main() -> None:
             lost = f"{m['mean']:.1f} ± {m['std']:.1f} s (max {max(m['values'], default=0):.0f}; a checkpoint per " \
                    f"epoch of ≈{r['seconds_uninterrupted'] / FINAL_EPOCHS:.0f} s)"
         else:
-            lost = f"the whole ranking ({r['seconds_uninterrupted']} s; no partial rank.json: " \
-                   f"{not any(k.get('partial_output') for k in landed)})"
+            done = sum(bool(k.get("output")) for k in landed)
+            lost = f"the whole ranking ({r['seconds_uninterrupted']} s; a partial rank.json: " \
+                   f"{'yes' if any(k.get('partial_output') for k in landed) else 'never'}; {done} kills came " \
+                   "after rank.json was complete)"
         print(f"| {job} | {len(landed)} ({writes}) | {'yes' if not r['differs'] else 'NO: ' + ', '.join(r['differs'])}"
               f" | {lost} |")
 

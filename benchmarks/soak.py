@@ -91,10 +91,14 @@ def figure(samples: list[tuple[str, float, float]], path: Path) -> None:
     a.set_xlabel("step (shared, controller and derive, in run order)")
     a.set_ylabel("resident memory (MB)")
     a.set_title("memory")
+    top = 0.0
     for phase, color in (("shared", "tab:blue"), ("controller", "tab:orange")):
         t = [1e3 * s for p, s, _ in samples if p == phase]
         roll = [statistics.median(t[max(0, i - 49): i + 1]) for i in range(len(t))]
         b.plot(roll, color=color, lw=1.2, label=phase)
+        top = max(top, 2.5 * statistics.median(roll[len(roll) // 10:]))
+    b.set_ylim(0, top)  # the first steps (start-up, the first checkpoint) run off the top
+    b.axvspan(0, len([1 for p, _, _ in samples if p == "shared"]) // 10, color="0.9", label="warm-up (10%)")
     b.set_xlabel("step of the phase")
     b.set_ylabel("step time, rolling median of 50 (ms)")
     b.set_title("step time")
