@@ -87,6 +87,8 @@ def kill_loop(cmd: list[str], resume: list[str], log: Path, kills: int, spread: 
                         **(lost(t0) if again else {})})
             if proc.returncode == 0 and not again:  # the job is done: no more to kill
                 return out
+            if sum(bool(k.get("missed")) for k in out) > 2 * kills:
+                raise RuntimeError(f"the job keeps ending before its kill (last exit {proc.returncode}): see {log}")
             continue
         proc.send_signal(signal.SIGKILL)
         proc.wait()
