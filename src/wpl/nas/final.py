@@ -143,6 +143,7 @@ def train_final(job: FinalJob) -> dict:
     dist = from_env(device)
     stop = stop_on_signals(_StopNow(job.out_dir / "checkpoint.pt"))
     if not dist.main:
+        log.setLevel(logging.WARNING)  # one rank reports
         with stop:
             return _train_final(job, device, dist)
     with run_lock(ensure_writable_dir(job.out_dir, "log_dir"), hint="choose another --name"), stop:
