@@ -35,6 +35,14 @@ class Dist:
         """More than one process."""
         return self.world > 1
 
+    def part(self, batch: Tensor) -> Tensor:
+        """This rank's part of a global batch (rows split in rank order; all of it in one process)."""
+        return batch.tensor_split(self.world)[self.rank] if self.active else batch
+
+    def seed(self, seed: int) -> int:
+        """The seed of this rank's own randomness (dropout masks): ``seed`` on rank 0, distinct on the others."""
+        return seed + 7919 * self.rank
+
     def broadcast(self, obj: object) -> object:
         """Rank 0's ``obj`` on every rank (picklable plain data)."""
         if not self.active:
@@ -69,6 +77,12 @@ class Dist:
         for t in tensors:
             t.copy_(flat[offset: offset + t.numel()].view_as(t))
             offset += t.numel()
+
+    def mean_grads_(self, params, extra: list[Tensor] | tuple = ()) -> None:
+        """Average the gradients of ``params`` (those that have one: every rank trains the same ones) and
+        ``extra`` over ranks, in place, with one flat all-reduce: the global batch's gradient."""
+        if self.active:
+            self.mean_([p.grad for p in params if p.grad is not None] + list(extra))
 
     def mean_(self, tensors: list[Tensor]) -> None:
         """Average ``tensors`` over ranks, in place (one flat all-reduce)."""

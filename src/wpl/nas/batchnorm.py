@@ -59,17 +59,22 @@ def _all_sum(t: Tensor) -> Tensor:
     return _AllSum.apply(t)
 
 
-def _global_stats(x: Tensor, dist: Dist) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """(``x`` minus the global per-channel mean, that mean, the global biased variance, the global count)."""
+def _shape(x: Tensor) -> list[int]:
+    """How a per-channel vector broadcasts against ``x`` ([N, C, ...])."""
+    return [1, -1] + [1] * (x.dim() - 2)
+
+
+def _global_norm(x: Tensor, eps: float, dist: Dist) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(``x`` normalised with the global per-channel mean and biased variance, that mean, that variance,
+    the global count per channel)."""
     dims = [0, *range(2, x.dim())]
-    shape = [1, -1] + [1] * (x.dim() - 2)
     count = torch.full((1,), float(x.numel() // max(x.shape[1], 1)), dtype=x.dtype, device=x.device)
     total = _all_sum(torch.cat([x.sum(dims), count]))
     n = total[-1].clamp_min(1.0)
     mean = total[:-1] / n
-    centred = x - mean.view(shape)
+    centred = x - mean.view(_shape(x))
     var = _all_sum((centred * centred).sum(dims)) / n
-    return centred, mean, var, n
+    return centred * torch.rsqrt(var + eps).view(_shape(x)), mean, var, n
 
 
 def batch_norm(x: Tensor, eps: float, dist: Dist = SINGLE) -> Tensor:
@@ -77,8 +82,7 @@ def batch_norm(x: Tensor, eps: float, dist: Dist = SINGLE) -> Tensor:
     global batch's when ``dist`` has several ranks (every rank must call it, with the same C)."""
     if not dist.active or _LOCAL[0]:
         return F.batch_norm(x, None, None, training=True, eps=eps)
-    centred, _, var, _ = _global_stats(x, dist)
-    return centred * torch.rsqrt(var + eps).view([1, -1] + [1] * (x.dim() - 2))
+    return _global_norm(x, eps, dist)[0]
 
 
 class BatchStatNorm(nn.BatchNorm2d):
@@ -114,12 +118,10 @@ class SyncBatchNorm2d(nn.BatchNorm2d):
     def forward(self, x: Tensor) -> Tensor:  # noqa: D102
         if not (self.training and self.dist.active) or _LOCAL[0]:
             return super().forward(x)
-        centred, mean, var, n = _global_stats(x, self.dist)
+        y, mean, var, n = _global_norm(x, self.eps, self.dist)
         with torch.no_grad():
             self.num_batches_tracked.add_(1)
             m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
             self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
             self.running_var.mul_(1 - m).add_(var.detach() * (n / (n - 1).clamp_min(1.0)), alpha=m)
-        shape = [1, -1] + [1] * (x.dim() - 2)
-        y = centred * torch.rsqrt(var + self.eps).view(shape)
-        return y * self.weight.view(shape) + self.bias.view(shape)
+        return y * self.weight.view(_shape(x)) + self.bias.view(_shape(x))

@@ -103,10 +103,6 @@ class CnnTask:
         return micro_graph(arch)
 
     # ---- data ----------------------------------------------------------------------------------
-    def _mine(self, batch: Tensor) -> Tensor:
-        """This rank's part of a global batch (all of it in one process)."""
-        return batch.tensor_split(self.dist.world)[self.dist.rank] if self.dist.active else batch
-
     def _next_train(self) -> tuple[Tensor, Tensor]:
         """The next augmented training batch: the global batch drawn and augmented alike on every rank
         (one generator), this rank's part of it kept."""
@@ -118,7 +114,7 @@ class CnnTask:
         self.train_pos += bs
         x = augment(self.train_x[idx], self.data.mean, self.data.std, self.gen, flip=self.flip,
                     cutout=self.config.cutout)
-        return self._mine(x), self._mine(self.train_y[idx])
+        return self.dist.part(x), self.dist.part(self.train_y[idx])
 
     def train_loss(self, arch: MicroArch) -> tuple[Tensor, Tensor]:
         """Cross-entropy on the next augmented training batch (twice: to backpropagate, detached)."""
@@ -135,8 +131,8 @@ class CnnTask:
         with model_mode(self.supernet, "eval"):
             loss_sum, correct, count, i, k = 0.0, 0, 0, start, 0
             while i < len(x_all) and (n_batches is None or k < n_batches):
-                x = normalise(self._mine(x_all[i:i + bs]), self.data.mean, self.data.std)
-                y = self._mine(y_all[i:i + bs])
+                x = normalise(self.dist.part(x_all[i:i + bs]), self.data.mean, self.data.std)
+                y = self.dist.part(y_all[i:i + bs])
                 logits = self.supernet(x, arch)
                 loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
                 correct += int((logits.argmax(1) == y).sum())
@@ -169,8 +165,8 @@ class CnnTask:
         """One normalised validation batch at the stream's position (not moved); the model is an
         ``nn.Module`` of ``arch`` returning logits, so every estimator applies."""
         pos, bs = self.valid_pos, self.global_batch
-        x = normalise(self._mine(self.valid_x[pos:pos + bs]), self.data.mean, self.data.std)
-        y = self._mine(self.valid_y[pos:pos + bs])
+        x = normalise(self.dist.part(self.valid_x[pos:pos + bs]), self.data.mean, self.data.std)
+        y = self.dist.part(self.valid_y[pos:pos + bs])
         return FisherBatch(ArchNet(self.supernet, arch), [(x, y)], F.cross_entropy)
 
     def evaluate(self, arch: MicroArch, split: str) -> dict[str, float]:

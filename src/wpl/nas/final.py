@@ -182,7 +182,7 @@ def _train_final(job: FinalJob, device: torch.device, dist: Dist = SINGLE) -> di
         seed_everything(job.seed)
     trainer = _build(job, device, dist)
     if state is None and not dist.main:
-        seed_everything(job.seed + 7919 * dist.rank)  # the same weights, each rank its own dropout masks
+        seed_everything(dist.seed(job.seed))  # the same weights, each rank its own dropout masks
     from ..runlog import NullRunLog, RunLog
 
     if dist.main:

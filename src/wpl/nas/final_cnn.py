@@ -196,9 +196,7 @@ class CnnFinal:
             idx = order[k * bs:(k + 1) * bs].to(self.device)
             x = augment(self.train_x[idx], self.data.mean, self.data.std, self.gen, flip=self.flip,
                         cutout=cfg.cutout)
-            y = self.train_y[idx]
-            if d.active:
-                x, y = x.tensor_split(d.world)[d.rank], y.tensor_split(d.world)[d.rank]
+            x, y = d.part(x), d.part(self.train_y[idx])
             logits, aux = m(x)
             loss = F.cross_entropy(logits, y)
             if aux is not None:
@@ -207,8 +205,7 @@ class CnnFinal:
                 raise FloatingPointError(f"non-finite training loss ({loss.item()}) in batch {k}; lower --final_lr")
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
-            if d.active:  # every parameter is used: the global batch's gradient in one flat all-reduce
-                d.mean_([p.grad for p in m.parameters() if p.grad is not None])
+            d.mean_grads_(m.parameters())
             torch.nn.utils.clip_grad_norm_(m.parameters(), cfg.grad_clip)
             self.opt.step()
             total += loss.item() * len(y)

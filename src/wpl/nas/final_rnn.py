@@ -105,8 +105,7 @@ class RnnFinal:
                                          "or --final_grad_clip")
             self.opt.zero_grad(set_to_none=True)
             ce.backward()
-            if d.active:
-                d.mean_([p.grad for p in self.model.parameters() if p.grad is not None])
+            d.mean_grads_(self.model.parameters())
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
             self.opt.step()
             total += ce.item() * y.numel()

@@ -213,7 +213,7 @@ def _search_in(args: Namespace, run_dir: Path, device, state: dict | None, sourc
     runlog = RunLog(run_dir, args.use_tensorboard, purge_step=purge) if dist.main else NullRunLog()
     search = build_search(args, run_dir, device, runlog, dist)
     if state is None and not dist.main:
-        seed_everything(args.random_seed + 7919 * dist.rank)  # the same weights, each rank its own dropout
+        seed_everything(dist.seed(args.random_seed))  # the same weights, each rank its own dropout
     if state is None and dist.main:
         for stale in ("summary.json", "metrics.jsonl", "forgetting.csv"):
             (run_dir / stale).unlink(missing_ok=True)

@@ -193,7 +193,7 @@ class Search:
         total.backward()
         if self.dist.active:  # the global batch's gradient (and its CE, for the logs): one flat all-reduce
             ce = ce.reshape(1).clone()
-            self.dist.mean_([p.grad for p in self.supernet.parameters() if p.grad is not None] + [ce])
+            self.dist.mean_grads_(self.supernet.parameters(), [ce])
         value = 0.0
         if fold_fisher:
             self.wpl.update_fisher(protect)
