@@ -15,6 +15,7 @@ them: a fresh clone continues from there).
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -36,6 +37,16 @@ LR = 0.05
 VARIANTS = {"plain": ["--use_wpl=False"], "original": [], "recommended": recommended(LR)}
 MODES = {"full": {"epochs": 5, "cells": 200, "batches": 8}, "quick": {"epochs": 2, "cells": 50, "batches": 2}}
 METRICS = ("kendall_tau", "spearman", "tau_top10", "p_at_top5", "p_at_top10", "top1_true_acc")
+# forgetting over the WPL epochs (1 on), means of the per-epoch summaries: nats, error, and err1 (how well each
+# architecture does right after its own step: what a setting that learns less pays)
+FORGETTING = {"loss_forgetting": "loss_diff_mean", "loss_forgetting_best5": "loss_diff_best_mean",
+              "forgetting": "diff_mean", "forgetting_best5": "diff_best_mean", "err1": "err1_mean"}
+
+
+def forgetting(d: Path) -> dict[str, float]:
+    """The run's forgetting summaries averaged over the epochs with WPL on (epoch ≥ 1), in every variant."""
+    active = [e for e in events(d, "forgetting") if e["epoch"] >= 1]
+    return {k: statistics.fmean(e[src] for e in active) if active else None for k, src in FORGETTING.items()}
 
 
 def run_seed(studies: dict[str, Branches], seed: int, cells: int, batches: int) -> dict:
@@ -46,7 +57,7 @@ def run_seed(studies: dict[str, Branches], seed: int, cells: int, batches: int) 
             d = study.variant(seed, name, flags)
             if why := study.failed(seed, name):  # e.g. diverged: reported, not retried
                 out[f"{strategy}-{name}"] = {"failed": why, "tau_epochs": [], "seconds": study.seconds(seed, name),
-                                             **dict.fromkeys(METRICS)}
+                                             **dict.fromkeys((*METRICS, *FORGETTING))}
                 continue
             rank = d / "rank.json"
             if not rank.exists():
@@ -54,7 +65,8 @@ def run_seed(studies: dict[str, Branches], seed: int, cells: int, batches: int) 
                      f"--num_archs={cells}", f"--rank_batches={batches}", "--seed=0"], d.parent / f"{name}-rank.log")
             m = json.loads(rank.read_text())
             tau = {e["epoch"]: e["kendall_tau"] for e in events(d, "rank")}
-            out[f"{strategy}-{name}"] = {**{k: m[k] for k in METRICS}, "tau_epochs": [tau[k] for k in sorted(tau)],
+            out[f"{strategy}-{name}"] = {**{k: m[k] for k in METRICS}, **forgetting(d),
+                                         "tau_epochs": [tau[k] for k in sorted(tau)],
                                          "seconds": study.seconds(seed, name)}
         out[f"{strategy}-base_seconds"] = study.seconds(seed, "base")
     return out
@@ -106,7 +118,8 @@ def main() -> None:
                 for s in seed_list]
     png = figure(per_seed, out_path(args, "nb201", "png"))
     keys = [f"{st}-{name}" for st in studies for name in VARIANTS]
-    summary = {k: {m: mean_std([r[k][m] for r in per_seed]) for m in (*METRICS, "seconds")} for k in keys}
+    summary = {k: {m: mean_std([r[k][m] for r in per_seed]) for m in (*METRICS, *FORGETTING, "seconds")}
+               for k in keys}
     targets = []
     for strategy in ("enas", "random"):
         p, w = summary[f"{strategy}-plain"], summary[f"{strategy}-recommended"]
@@ -120,11 +133,12 @@ def main() -> None:
         targets.append(target(f"{strategy}: top-k measures (τ top-10%, P@5%, top-1 true acc), recommended > plain",
                               {m: [round(w[m]["mean"], 3), round(p[m]["mean"], 3)] for m in better},
                               "all three better", all(better.values())))
-    lines = ["| variant | Kendall τ | Spearman ρ | τ top-10% | P@5% | top-1 true acc | minutes |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| variant | Kendall τ | Spearman ρ | τ top-10% | P@5% | top-1 true acc | loss forgetting (nats) | "
+             "best-5 (nats) | err1 | minutes |", "|---|---|---|---|---|---|---|---|---|---|"]
     for k, s in summary.items():
         lines.append(f"| {k} | {fmt(s['kendall_tau'])} | {fmt(s['spearman'])} | {fmt(s['tau_top10'])} | "
-                     f"{fmt(s['p_at_top5'])} | {fmt(s['top1_true_acc'], 2)} | {fmt(s['seconds'], 1, 1 / 60)} |")
+                     f"{fmt(s['p_at_top5'])} | {fmt(s['top1_true_acc'], 2)} | {fmt(s['loss_forgetting'], 4)} | "
+                     f"{fmt(s['loss_forgetting_best5'], 4)} | {fmt(s['err1'], 3)} | {fmt(s['seconds'], 1, 1 / 60)} |")
     md = "\n".join(lines)
     print(md)
     payload = {
