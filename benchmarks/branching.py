@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -31,6 +32,13 @@ def events(run_dir: Path, kind: str | None = None) -> list[dict]:
     """The run's ``metrics.jsonl`` events (of one ``kind`` when given)."""
     out = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     return [e for e in out if kind is None or e["event"] == kind]
+
+
+def branch_means(run_dir: Path, branch: int, fields: dict[str, str]) -> dict[str, float | None]:
+    """Per ``fields`` entry (output key → ``forgetting`` event field): its mean over the run's epochs from
+    ``branch`` on, where the variants differ (None when there are none)."""
+    forg = {e["epoch"]: e for e in events(run_dir, "forgetting") if e["epoch"] >= branch}
+    return {k: statistics.fmean(e[src] for e in forg.values()) if forg else None for k, src in fields.items()}
 
 
 @dataclass

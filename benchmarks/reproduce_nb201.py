@@ -15,15 +15,14 @@ them: a fresh clone continues from there).
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from branching import Branches, events, run  # noqa: E402
+from branching import Branches, branch_means, events, run  # noqa: E402
 from reproduce_common import finish, fmt, kept, mean_std, out_path, parser, same_setup, seeds, step, target, work_dir  # noqa: E402
-from search_repro import COLORS, band, recommended  # noqa: E402
+from search_repro import COLORS, FORGETTING, band, recommended  # noqa: E402
 
 FLAGS = ("--network_type=nb201 --dataset=cifar10 --nb201_channels=8 --nb201_cells=1 --batch_size=64 "
          "--test_batch_size=100 --num_batch_per_iter=5 --shared_max_step=130 --shared_momentum=0.9 --shared_lr=0.05 "
@@ -37,16 +36,9 @@ LR = 0.05
 VARIANTS = {"plain": ["--use_wpl=False"], "original": [], "recommended": recommended(LR)}
 MODES = {"full": {"epochs": 5, "cells": 200, "batches": 8}, "quick": {"epochs": 2, "cells": 50, "batches": 2}}
 METRICS = ("kendall_tau", "spearman", "tau_top10", "p_at_top5", "p_at_top10", "top1_true_acc")
-# forgetting over the WPL epochs (1 on), means of the per-epoch summaries: nats, error, and err1 (how well each
-# architecture does right after its own step: what a setting that learns less pays)
-FORGETTING = {"loss_forgetting": "loss_diff_mean", "loss_forgetting_best5": "loss_diff_best_mean",
-              "forgetting": "diff_mean", "forgetting_best5": "diff_best_mean", "err1": "err1_mean"}
-
-
-def forgetting(d: Path) -> dict[str, float]:
-    """The run's forgetting summaries averaged over the epochs with WPL on (epoch ≥ 1), in every variant."""
-    active = [e for e in events(d, "forgetting") if e["epoch"] >= 1]
-    return {k: statistics.fmean(e[src] for e in active) if active else None for k, src in FORGETTING.items()}
+# forgetting over the WPL epochs, plus the best-5 in error and err1 (how well each architecture does right
+# after its own step: what a setting that learns less pays)
+FORGETTING = {**FORGETTING, "forgetting_best5": "diff_best_mean", "err1": "err1_mean"}
 
 
 def run_seed(studies: dict[str, Branches], seed: int, cells: int, batches: int) -> dict:
@@ -65,7 +57,7 @@ def run_seed(studies: dict[str, Branches], seed: int, cells: int, batches: int) 
                      f"--num_archs={cells}", f"--rank_batches={batches}", "--seed=0"], d.parent / f"{name}-rank.log")
             m = json.loads(rank.read_text())
             tau = {e["epoch"]: e["kendall_tau"] for e in events(d, "rank")}
-            out[f"{strategy}-{name}"] = {**{k: m[k] for k in METRICS}, **forgetting(d),
+            out[f"{strategy}-{name}"] = {**{k: m[k] for k in METRICS}, **branch_means(d, study.branch, FORGETTING),
                                          "tau_epochs": [tau[k] for k in sorted(tau)],
                                          "seconds": study.seconds(seed, name)}
         out[f"{strategy}-base_seconds"] = study.seconds(seed, "base")

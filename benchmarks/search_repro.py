@@ -5,13 +5,12 @@ four panels (mean / best-5 / max forgetting diff and reward per epoch) and the t
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from branching import Branches, events, run
+from branching import Branches, branch_means, events, run
 from reproduce_common import finish, fmt, kept, mean_std, out_path, parser, same_setup, seeds, step, target, work_dir
 
 
@@ -24,6 +23,9 @@ def recommended(lr: float) -> list[str]:
     return ["--legacy_compound_alpha=False", "--fisher_normalise=mean", "--fisher_clip_by_norm=0",
             "--wpl_update=proximal", "--wpl_scope=used", f"--alpha_fisher={1.0 / lr:g}"]
 COLORS = {"plain": "tab:purple", "original": "tab:gray", "recommended": "tab:orange"}
+# a variant's forgetting after the branch: key → the per-epoch ``forgetting`` summary it averages
+FORGETTING = {"loss_forgetting": "loss_diff_mean", "loss_forgetting_best5": "loss_diff_best_mean",
+              "forgetting": "diff_mean"}
 
 
 @dataclass
@@ -80,16 +82,12 @@ def run_seed(study: Branches, seed: int, spec: Spec, final_epochs: int, quick: b
         if why := study.failed(seed, name):  # e.g. diverged: reported, not retried
             out[name] = {"failed": why, "curves": per_epoch(study.run_dir(seed, name)), "search_seconds": 0.0,
                          "final_seconds": 0.0, **dict.fromkeys(("loss_forgetting", "loss_forgetting_best5",
-                                                                "forgetting", "final_valid", "final_test"))}
+                                                                *FORGETTING, "final_valid", "final_test"))}
             continue
         fin = final_train(study, seed, name, spec, final_epochs, quick)
-        curves = per_epoch(study.run_dir(seed, name))
-        active = [i for i, ep in enumerate(curves["epoch"]) if ep >= study.branch]
+        d = study.run_dir(seed, name)
         out[name] = {
-            "curves": curves,
-            "loss_forgetting": statistics.fmean(curves["loss_diff_mean"][i] for i in active),
-            "loss_forgetting_best5": statistics.fmean(curves["loss_diff_best_mean"][i] for i in active),
-            "forgetting": statistics.fmean(curves["diff_mean"][i] for i in active),
+            "curves": per_epoch(d), **branch_means(d, study.branch, FORGETTING),
             "final_valid": fin["best_valid"], "final_test": fin["test"], "final_arch": fin.get("arch"),
             "search_seconds": study.seconds(seed, name), "final_seconds": fin.get("seconds") or 0.0,
         }
