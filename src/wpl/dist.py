@@ -8,7 +8,6 @@ instead of waiting forever. Every operation is a no-op for a single process, so 
 
 from __future__ import annotations
 
-import atexit
 import datetime
 import os
 from dataclasses import dataclass
@@ -140,15 +139,7 @@ def from_env(device: torch.device, timeout_s: float | None = None) -> Dist:
         if device.type == "cuda":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
-        atexit.register(_leave)
     return Dist(dist.get_rank(), dist.get_world_size())
-
-
-def _leave() -> None:
-    """Destroy the process group before the interpreter exits: left to static destructors, Gloo's threads can
-    abort the process (``terminate called without an active exception``) after a run that finished."""
-    if torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
 
 
 def _collective_device() -> torch.device:
