@@ -155,3 +155,43 @@ def assert_schema(run: Path, summary: dict, metric: str, top_k: int) -> None:
     assert all(("ppl" in e) == (metric == "ppl") for e in events if e["event"] == "shared")
     done = events[-1]
     assert done["event"] == "done" and done["test"] == on_disk["test"] and done["metric"] == metric
+
+
+def signal_when(make_cmd, sig: int, env: dict | None = None, attempts: int = 3,
+                timeout: float = 300.0) -> tuple[int, str, int]:
+    """Start the job ``make_cmd(attempt) -> (argv, marker)`` and send it ``sig`` once ``marker`` exists;
+    ``(returncode, stderr, attempt)`` of the first attempt the signal reached while the job was still running.
+    A job that ended first (a loaded machine can stall this process past the job's end) is started again,
+    in the folder ``make_cmd`` gives for the next attempt; a marker that never shows up fails the test."""
+    import subprocess
+    import time
+
+    for attempt in range(attempts):
+        argv, marker = make_cmd(attempt)
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        deadline = time.monotonic() + timeout
+        while not marker.exists() and proc.poll() is None:
+            if time.monotonic() > deadline:
+                proc.kill()
+                proc.communicate()
+                pytest.fail(f"{marker} did not appear within {timeout:.0f} s")
+            time.sleep(0.02)
+        ended_first = proc.poll() is not None
+        if not ended_first:
+            proc.send_signal(sig)
+        _, err = proc.communicate(timeout=timeout)
+        if ended_first and proc.returncode != 0:
+            pytest.fail(f"the job failed before its signal (exit {proc.returncode}):\n{err[-3000:]}")
+        if proc.returncode != 0:
+            return proc.returncode, err, attempt
+    pytest.fail(f"the job ended before its signal in all {attempts} attempts: give it more to do")
+
+
+def assert_drawn(path: Path, min_side: int = 100) -> None:
+    """``path`` is a PNG image of at least ``min_side`` pixels a side with something drawn on it."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        assert im.format == "PNG" and min(im.size) >= min_side, (path, im.format, im.size)
+        colours = im.convert("RGB").getcolors(maxcolors=1 << 16)  # None: more colours than that
+        assert colours is None or len(colours) >= 3, f"{path}: {len(colours)} colour(s), nothing drawn"

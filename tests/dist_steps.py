@@ -1,9 +1,10 @@
-"""Worker for tests/test_dist.py (run by torchrun, or alone): a few shared, Fisher and controller steps of
-a tiny search at a per-rank batch of ``B``; writes what each rank saw to ``OUT/rank<r>.pt``.
+"""Worker for tests/test_dist.py (run by torchrun, or alone): in each space, a few shared, Fisher and
+controller steps of a tiny search at a per-rank batch of ``B``; writes what each rank saw to
+``OUT/<space>_rank<r>.pt``, and the threads left once it has left the job to ``OUT/threads<r>.txt``.
 
-Usage: [torchrun --nproc_per_node=N] python tests/dist_steps.py DATA OUT B [CRASH_RANK] [SPACE]
-(CRASH_RANK: that rank dies after its first step, as a crashed process would, -1: none; SPACE: rnn, the
-default, with DATA a text folder, or cnn / nb201 with DATA a CIFAR-10 folder)
+Usage: [torchrun --nproc_per_node=N] python tests/dist_steps.py TEXT CIFAR OUT B [CRASH_RANK]
+(TEXT: a folder with the text corpus ``tiny``; CIFAR: a CIFAR-10 folder; CRASH_RANK: that rank dies after its
+first step in the first space, as a crashed process would, -1: none)
 """
 
 import sys
@@ -13,10 +14,12 @@ import torch
 
 from wpl import WplConfig
 from wpl.data.text import load_corpus
-from wpl.dist import from_env
+from wpl.dist import joined
 from wpl.nas.config import CnnConfig, ControllerConfig, Nb201Config, RnnConfig, SearchConfig
 from wpl.nas.rnn_task import RnnTask
 from wpl.nas.search import Search
+
+SPACES = ("rnn", "cnn", "nb201")
 
 
 def build_task(space: str, data: str, batch: int, device: torch.device, dist):
@@ -38,11 +41,9 @@ def build_task(space: str, data: str, batch: int, device: torch.device, dist):
     return CnnTask(images, cfg, device, dist)
 
 
-def main(data: str, out: str, batch: int, crash_rank: int = -1, space: str = "rnn") -> None:
+def steps(space: str, data: str, batch: int, device: torch.device, dist, crash_rank: int) -> dict:
+    """Three shared + Fisher steps and two controller steps of a fresh tiny search; what this rank saw."""
     torch.manual_seed(0)
-    torch.set_num_threads(1)
-    device = torch.device("cpu")
-    dist = from_env(device)
     task = build_task(space, data, batch, device, dist)
     lr = {"shared_lr": 20.0 if space == "rnn" else 0.1}
     search = Search(task, SearchConfig(shared_max_step=3, num_batch_per_iter=2, train_controller=True,
@@ -66,9 +67,22 @@ def main(data: str, out: str, batch: int, crash_rank: int = -1, space: str = "rn
         seen["rewards"].append(search.controller_step()["reward"])
     seen["weights"] = {n: p.detach().clone() for n, p in search.supernet.named_parameters()}
     seen["fisher"] = {n: f.clone() for n, f in search.wpl.fisher.items()}
+    return seen
+
+
+def main(text: str, cifar: str, out: str, batch: int, crash_rank: int = -1) -> None:
+    torch.set_num_threads(1)
+    device = torch.device("cpu")
     Path(out).mkdir(parents=True, exist_ok=True)
-    torch.save(seen, Path(out) / f"rank{dist.rank}.pt")
+    with joined(device) as dist:
+        for space in SPACES:
+            seen = steps(space, text if space == "rnn" else cifar, batch, device, dist, crash_rank)
+            torch.save(seen, Path(out) / f"{space}_rank{dist.rank}.pt")
+    # once it has left the job: the threads still running (Gloo's must be gone, or the process can abort
+    # in its shutdown: "terminate called without an active exception")
+    threads = [(t / "comm").read_text().strip() for t in Path("/proc/self/task").iterdir()]
+    (Path(out) / f"threads{dist.rank}.txt").write_text("\n".join(threads))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), *map(int, sys.argv[4:5]), *sys.argv[5:6])
+    main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), *map(int, sys.argv[5:6]))

@@ -81,6 +81,9 @@ def test_subset_of_parameters_and_tracked_names_differ_from_module_names():
     ref = per_sample_loop(net, x, y)
     assert set(est) == {"first"}
     assert torch.allclose(wpl.fisher["first"], ref["0.weight"], atol=1e-6)
+    # an estimate of a subset is plain data: no graph through the parameters left out (it would pile up
+    # in the running Fisher, step after step)
+    assert not est["first"].requires_grad and not wpl.fisher["first"].requires_grad
 
 
 def test_estimator_restores_train_mode_and_rejects_bad_input():

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import rnn_argv
+from conftest import rnn_argv, signal_when
 from test_resume_anywhere import RUN, assert_same_run
 
 
@@ -26,17 +26,15 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60.0) -> None
 def test_sigterm_stops_at_a_step_with_a_checkpoint_and_resumes_identically(text_root: Path, tmp_path: Path) -> None:
     extra = ["--max_epoch=12", "--checkpoint_every_steps=5"]
     subprocess.run(_cmd(rnn_argv(text_root, tmp_path / "whole", *extra)), check=True, capture_output=True)
-    argv = rnn_argv(text_root, tmp_path / "stopped", *extra)
-    proc = subprocess.Popen(_cmd(argv), stderr=subprocess.PIPE, text=True)
-    _wait_for(tmp_path / "stopped" / "logs" / RUN / "metrics.jsonl", proc)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 128 + signal.SIGTERM, err
+    out = lambda attempt: tmp_path / f"stopped{attempt}"  # noqa: E731
+    code, err, attempt = signal_when(lambda a: (_cmd(rnn_argv(text_root, out(a), *extra)),
+                                                out(a) / "logs" / RUN / "metrics.jsonl"), signal.SIGTERM)
+    assert code == 128 + signal.SIGTERM, err
     last = err.strip().splitlines()[-1]
     assert last.startswith("wpl search: error: stopped by SIGTERM") and "--resume=True" in last
-    assert not (tmp_path / "stopped" / "logs" / RUN / "summary.json").exists()
-    subprocess.run(_cmd([*argv, "--resume=True"]), check=True, capture_output=True)
-    assert_same_run(tmp_path / "whole" / "logs", tmp_path / "stopped" / "logs")
+    assert not (out(attempt) / "logs" / RUN / "summary.json").exists()
+    subprocess.run(_cmd([*rnn_argv(text_root, out(attempt), *extra), "--resume=True"]), check=True, capture_output=True)
+    assert_same_run(tmp_path / "whole" / "logs", out(attempt) / "logs")
 
 
 def test_kill_9_at_random_moments_resumes_identically(text_root: Path, tmp_path: Path) -> None:
@@ -65,6 +63,8 @@ def test_kill_9_at_random_moments_resumes_identically(text_root: Path, tmp_path:
 
 
 def test_sigterm_stops_a_final_training_and_it_resumes_identically(tmp_path: Path) -> None:
+    import json
+
     from conftest import make_text
     from test_final import RNN_RECIPE
 
@@ -72,21 +72,16 @@ def test_sigterm_stops_a_final_training_and_it_resumes_identically(tmp_path: Pat
     common = ["--arch=random:1", "--dataset=tiny", f"--data_dir={data}", *RNN_RECIPE, "--max_epoch=5"]
     cmd = [sys.executable, "-m", "wpl", "train-final", *common]
     subprocess.run([*cmd, f"--log_dir={tmp_path / 'whole'}"], check=True, capture_output=True)
-    out = tmp_path / "stopped" / "random-rnn-1"
-    proc = subprocess.Popen([*cmd, f"--log_dir={tmp_path / 'stopped'}"], stderr=subprocess.PIPE, text=True)
-    _wait_for(out / "checkpoint.pt", proc)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    if proc.returncode == 0:  # it finished first: nothing to stop
-        return
-    assert proc.returncode == 128 + signal.SIGTERM, err
+    log_dir = lambda attempt: tmp_path / f"stopped{attempt}"  # noqa: E731
+    code, err, attempt = signal_when(lambda a: ([*cmd, f"--log_dir={log_dir(a)}"],
+                                                log_dir(a) / "random-rnn-1" / "checkpoint.pt"), signal.SIGTERM)
+    assert code == 128 + signal.SIGTERM, err
     last = err.strip().splitlines()[-1]
     assert last.startswith("wpl train-final: error: stopped by SIGTERM; the last checkpoint is "), last
-    subprocess.run([*cmd, f"--log_dir={tmp_path / 'stopped'}", "--resume=True"], check=True, capture_output=True)
-    for name in ("metrics.jsonl",):
-        whole = (tmp_path / "whole" / "random-rnn-1" / name).read_text().splitlines()
-        assert len(whole) == len((out / name).read_text().splitlines())
-    import json
-
-    a, b = (json.loads((d / "summary.json").read_text()) for d in (tmp_path / "whole" / "random-rnn-1", out))
+    subprocess.run([*cmd, f"--log_dir={log_dir(attempt)}", "--resume=True"], check=True, capture_output=True)
+    whole, out = tmp_path / "whole" / "random-rnn-1", log_dir(attempt) / "random-rnn-1"
+    ea, eb = ([{k: v for k, v in json.loads(ln).items() if k != "seconds"} for ln in
+               (d / "metrics.jsonl").read_text().splitlines()] for d in (whole, out))
+    assert ea == eb and len(ea) == 6  # five epochs and the test
+    a, b = (json.loads((d / "summary.json").read_text()) for d in (whole, out))
     assert a["test"] == b["test"] and [e["train_loss"] for e in a["epochs"]] == [e["train_loss"] for e in b["epochs"]]

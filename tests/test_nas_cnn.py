@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import assert_schema, make_cifar, make_image_folder, run_interrupted
+from conftest import assert_drawn, assert_schema, make_cifar, make_image_folder, run_interrupted
 from wpl.nas.cnn import OPS, MicroArch, SharedCNN, canonical_op, decode_micro, encode_micro, micro_decisions
 from wpl.nas.run import run_search
 
@@ -79,9 +79,12 @@ def test_tiny_cnn_search_writes_every_output(tmp_path: Path) -> None:
     data = make_cifar(tmp_path / "data")
     summary = run_search(_cnn_argv(data, tmp_path))
     run = tmp_path / "logs" / "cifar10_cnn"
-    for name in ("config.json", "checkpoint.pt", "metrics.jsonl", "forgetting.csv", "summary.json",
-                 "networks/epoch_001.json", "networks/epoch_001.dot", "networks/epoch_001.png"):
+    for name in ("config.json", "checkpoint.pt", "metrics.jsonl", "forgetting.csv", "summary.json"):
         assert (run / name).is_file(), name
+    # the last epoch's derived cell, drawn: its JSON, its Graphviz source, its picture
+    drawn = MicroArch.from_dict(json.loads((run / "networks/epoch_001.json").read_text())["arch"])
+    assert (run / "networks/epoch_001.dot").read_text().count("(block ") == 2 * len(drawn.normal)
+    assert_drawn(run / "networks/epoch_001.png")
     assert summary["network_type"] == "micro_cnn" and summary["wpl_active"] is True
     # error rates are counts over the split: 8 held-out validation images, 20 test images
     assert summary["best_valid"] * 8 == pytest.approx(round(summary["best_valid"] * 8))
@@ -145,20 +148,59 @@ def test_cnn_derive_and_test_modes(tmp_path: Path) -> None:
     summary = run_search(_cnn_argv(data, tmp_path))
     run = tmp_path / "logs" / "cifar10_cnn"
     rec = run_search(_cnn_argv(data, tmp_path, "--mode=derive"))
-    assert rec["metric"] == "error" and (run / "networks/derived.png").is_file()
+    assert rec["metric"] == "error"
+    assert_drawn(run / "networks/derived.png")
     out = run_search(_cnn_argv(data, tmp_path, "--mode=test"))
     assert out["test"] == pytest.approx(summary["test"]) and out["test_acc"] == pytest.approx(1 - out["test"])
     assert json.loads((run / "test.json").read_text())["arch"] == summary["best_arch"]
 
 
-@pytest.mark.parametrize("estimator", ["empirical", "true"])
-def test_per_sample_fisher_estimators_in_the_cnn_search(tmp_path: Path, estimator: str) -> None:
+def test_per_sample_fisher_estimators_in_the_cnn_search(tmp_path: Path) -> None:
     data = make_cifar(tmp_path / "data")
-    run_search(_cnn_argv(data, tmp_path, "--max_epoch=1", "--start_using_fisher=0", "--legacy_compound_alpha=False",
-                         f"--fisher_estimator={estimator}", "--fisher_mode=eval"))
-    state = torch.load(tmp_path / "logs/cifar10_cnn/checkpoint.pt", weights_only=True)
-    assert sum(bool(f.any()) for f in state["wpl"]["fisher"].values()) > 0
-    assert all(bool((f >= 0).all()) for f in state["wpl"]["fisher"].values())
+    fishers = {}
+    for estimator in ("empirical", "true"):
+        out = tmp_path / estimator
+        run_search(_cnn_argv(data, out, "--max_epoch=1", "--start_using_fisher=0", "--legacy_compound_alpha=False",
+                             f"--fisher_estimator={estimator}", "--fisher_mode=eval", "--search_strategy=random",
+                             "--arch_stream=own"))
+        fishers[estimator] = torch.load(out / "logs/cifar10_cnn/checkpoint.pt", weights_only=True)["wpl"]["fisher"]
+    emp, true = fishers["empirical"], fishers["true"]
+    # the same architectures (their own stream) used the same weights: the same tensors hold Fisher mass ...
+    support = {n for n, f in emp.items() if f.any()}
+    assert support and support == {n for n, f in true.items() if f.any()}
+    # ... but the estimators differ (squared gradients of the labels' loss vs of labels sampled from the model)
+    assert any(not torch.allclose(emp[n], true[n]) for n in support)
+    assert all(bool((f >= 0).all()) for f in (*emp.values(), *true.values()))  # means of squares
+
+
+def test_per_sample_fisher_normalises_each_sample_with_its_batchs_statistics() -> None:
+    from torch import nn
+
+    from wpl.fisher import estimate
+    from wpl.nas.batchnorm import BatchStatNorm, batch_statistics
+
+    torch.manual_seed(0)
+    # a micro-CNN's ending: batch norm, then the global pool
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=False), BatchStatNorm(4), nn.AdaptiveAvgPool2d(1),
+                        nn.Flatten(), nn.Linear(4, 3))
+    x, y = torch.randn(6, 3, 5, 5), torch.randint(0, 3, (6,))
+    params = {"conv": net[0].weight}
+    # one image normalised by its own statistics pools to 0: no gradient reaches the conv
+    assert float(estimate("empirical", net, params, [(x, y)], mode="train")["conv"].abs().max()) < 1e-10
+    with torch.no_grad():
+        whole = net(x)
+    with batch_statistics(net, lambda: net(x)):
+        with torch.no_grad():
+            torch.testing.assert_close(net(x), whole)  # the batch's own statistics: the same forward
+        emp = estimate("empirical", net, params, [(x, y)], mode="train")["conv"]
+        sq = estimate("batch_sq", net, params, [(x, y)], mode="train")["conv"]
+        loop = torch.zeros_like(emp)
+        for i in range(6):
+            (g,) = torch.autograd.grad(torch.nn.functional.cross_entropy(net(x[i:i + 1]), y[i:i + 1]), [net[0].weight])
+            loop += g * g / 6
+    torch.testing.assert_close(emp, loop)
+    # statistics held fixed, the batch gradient is the samples' mean: its square is at most their squares' mean
+    assert float(emp.sum()) > 0 and bool((emp >= sq - 1e-7).all())
 
 
 def test_depthwise_sep_conv_is_the_original_op(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ edges, the parameters an architecture uses."""
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -85,7 +86,7 @@ TINY_NB201 = ["--network_type=nb201", "--nb201_channels=2", "--nb201_cells=1", "
 def test_tiny_nb201_search_end_to_end(tmp_path, monkeypatch) -> None:
     import json
 
-    from conftest import assert_schema, make_cifar, run_interrupted
+    from conftest import assert_drawn, assert_schema, make_cifar, run_interrupted
     from wpl.nas.run import run_search
 
     data = make_cifar(tmp_path / "data")
@@ -95,7 +96,9 @@ def test_tiny_nb201_search_end_to_end(tmp_path, monkeypatch) -> None:
     assert_schema(run, summary, "error", top_k=5)
     best = Nb201Arch.from_dict(summary["best_arch"])
     assert ground_truth().lookup(best.string) > 0  # a derived cell is a benchmark cell
-    assert (run / "networks" / "epoch_000.png").is_file()
+    assert_drawn(run / "networks" / "epoch_000.png")
+    drawn = Nb201Arch.from_dict(json.loads((run / "networks" / "epoch_000.json").read_text())["arch"])
+    assert ground_truth().lookup(drawn.string) > 0  # the drawing's cell, saved beside it, is a benchmark cell
     # exact resume
     part = [*argv, f"--log_dir={tmp_path / 'part' / 'logs'}"]
     run_interrupted(part, 1, monkeypatch)
@@ -152,7 +155,7 @@ def test_shared_momentum_is_nesterov_sgd(tmp_path) -> None:
 def test_rank_a_tiny_nb201_run(tmp_path, capsys) -> None:
     import json
 
-    from conftest import make_cifar
+    from conftest import assert_drawn, make_cifar
     from wpl.cli import main
     from wpl.nas.run import run_search
 
@@ -166,7 +169,8 @@ def test_rank_a_tiny_nb201_run(tmp_path, capsys) -> None:
     rank = json.loads((run / "rank.json").read_text())
     keys = {"kendall_tau", "spearman", "sparse_kendall_tau", "tau_top10", "p_at_top5", "p_at_top10",
             "top1_true_acc", "top1_true_rank", "num_archs", "archs", "reference"}
-    assert keys <= rank.keys() and len(rank["archs"]) == 12 and (run / "rank.png").is_file()
+    assert keys <= rank.keys() and len(rank["archs"]) == 12
+    assert_drawn(run / "rank.png")
     assert all(a["true_acc"] == ground_truth().lookup(a["arch"]) for a in rank["archs"])
     assert rank["reference"]["one_shot"]["all_cells"]["kendall_tau"] == pytest.approx(0.485, abs=5e-4)
     # the same seed scores the same cells
@@ -229,8 +233,14 @@ def test_random_strategy_samples_uniformly(tmp_path) -> None:
     assert set(counts) == set(OPS) and all(abs(c / 12000 - 0.2) < 0.02 for c in counts.values())
 
 
+def summary_seed(run) -> int:
+    """The search's --random_seed, from its config.json."""
+    return json.loads((run / "config.json").read_text())["random_seed"]
+
+
 def test_rank_every_logs_ranking_fidelity_during_the_search(tmp_path, capsys) -> None:
     from conftest import events_of, make_cifar
+    from wpl.cli import main
     from wpl.nas.run import run_search
     from wpl.nas.search_flags import parse_search_args
 
@@ -239,8 +249,14 @@ def test_rank_every_logs_ranking_fidelity_during_the_search(tmp_path, capsys) ->
                           f"--log_dir={tmp_path / 'logs'}"])
     ranks = [e for e in events_of(tmp_path / "logs" / "cifar10_nb") if e["event"] == "rank"]
     assert [e["epoch"] for e in ranks] == [0, 2] and all(e["num_archs"] == 6 for e in ranks)
-    assert all(-1 <= e["kendall_tau"] <= 1 for e in ranks if e["kendall_tau"] is not None)
     assert summary["seconds"]["rank"] > 0
+    # the last epoch's ranking is what `wpl rank` reports from the run's final checkpoint: the same seeded
+    # cells, scored on the same batches with the same weights
+    assert main(["rank", "--model_name=cifar10_nb", f"--log_dir={tmp_path / 'logs'}", "--num_archs=6",
+                 f"--seed={summary_seed(tmp_path / 'logs' / 'cifar10_nb')}"]) == 0
+    rank = json.loads((tmp_path / "logs" / "cifar10_nb" / "rank.json").read_text())
+    assert {k: rank[k] for k in ranks[-1] if k not in ("event", "epoch")} == \
+        {k: v for k, v in ranks[-1].items() if k not in ("event", "epoch")}
     with pytest.raises(SystemExit):
         parse_search_args(["--rank_every=1"])  # an RNN search has no ground truth
     assert "needs network_type=nb201" in capsys.readouterr().err
@@ -356,7 +372,7 @@ def test_snapshot_anchors_move_every_n_shared_steps(tmp_path) -> None:
 
 
 def test_fisher_mass_per_edge_op_is_logged_and_drawn(tmp_path, capsys) -> None:
-    from conftest import events_of, make_cifar
+    from conftest import assert_drawn, events_of, make_cifar
     from wpl.cli import main
     from wpl.nas.run import run_search
 
@@ -368,9 +384,13 @@ def test_fisher_mass_per_edge_op_is_logged_and_drawn(tmp_path, capsys) -> None:
     labels = set(fisher[-1]["mass"])
     assert labels <= {f"{i}→{j} {op}" for i, j in ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
                       for op in ("nor_conv_1x1", "nor_conv_3x3")} and len(labels) == 12
-    assert all(v >= 0 for v in fisher[-1]["mass"].values()) and sum(fisher[-1]["mass"].values()) > 0
+    # the last epoch's masses add up to the Fisher the run ended with (no step after it changes the Fisher)
+    held = torch.load(logs / "cifar10_nb" / "checkpoint.pt", weights_only=True)["wpl"]["fisher"]
+    assert sum(fisher[-1]["mass"].values()) == pytest.approx(sum(float(f.double().sum()) for f in held.values()))
+    assert sum(fisher[-1]["mass"].values()) > 0
     assert main(["plot", "--fisher=true", "--model_name=cifar10_nb", f"--log_dir={logs}"]) == 0
-    assert "holds" in capsys.readouterr().out and (logs / "cifar10_nb" / "fisher.png").is_file()
+    assert "holds" in capsys.readouterr().out
+    assert_drawn(logs / "cifar10_nb" / "fisher.png")
     run_search([*TINY_NB201, f"--data_dir={data}", "--max_epoch=1", "--use_wpl=False", "--comment=plain",
                 f"--log_dir={logs}"])
     assert main(["plot", "--fisher=true", "--model_name=cifar10_plain", f"--log_dir={logs}"]) == 1

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from conftest import make_cifar, make_text, rnn_argv
+from conftest import assert_drawn, make_cifar, make_text, rnn_argv
 from test_final import RNN_RECIPE
 from test_nas_cnn import TINY_CNN
 from wpl.cli import main
@@ -26,7 +26,8 @@ def test_plot_one_and_three_runs(tmp_path: Path, capsys) -> None:
     logs = _three_rnn_runs(tmp_path)
     assert main(["plot", "--model_name=tiny_a", f"--log_dir={logs}"]) == 0
     out = capsys.readouterr().out
-    assert "wrote" in out and (logs / "tiny_a" / "forgetting.png").is_file()
+    assert "wrote" in out
+    assert_drawn(logs / "tiny_a" / "forgetting.png")
     assert main(["train-final", "--model_name=tiny_a", f"--log_dir={logs}", "--max_epoch=2", *RNN_RECIPE]) == 0
     png = tmp_path / "three.png"
     assert main(["plot", "--model_name=tiny_a", "--compare", "tiny_b", "tiny_c", "--labels", "WPL", "plain",

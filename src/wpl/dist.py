@@ -4,12 +4,22 @@ Launched by torchrun (``WORLD_SIZE`` > 1 in the environment), :func:`from_env` j
 NCCL on CUDA, Gloo on the CPU — with a timeout, so a rank that dies makes the others fail with an error
 instead of waiting forever. Every operation is a no-op for a single process, so code written against
 :class:`Dist` runs unchanged without torchrun.
+
+A job joins for a block, ``with joined(device) as dist:``, and leaves the group on the way out
+(:meth:`Dist.leave`). Leaving matters: Gloo's worker threads finish each collective after the caller has
+its result, and the last one frees the collective's tensors, which needs Python's GIL. A process that
+exits with the group still alive can reach interpreter shutdown while a worker is still doing that; the
+worker is then ended inside a C++ destructor and the process aborts ("terminate called without an active
+exception", SIGABRT) after its work is done. Leaving joins those threads first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import importlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -104,6 +114,15 @@ class Dist:
         if self.active:
             torch.distributed.barrier()
 
+    def leave(self, together: bool = True) -> None:
+        """Leave the job: wait for every rank (``together``; not when this rank is failing on its own, since
+        the others may never arrive), then destroy the process group, which joins its worker threads."""
+        if not self.active or not torch.distributed.is_initialized():
+            return
+        if together:
+            torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
 
 SINGLE = Dist()
 
@@ -135,11 +154,34 @@ def from_env(device: torch.device, timeout_s: float | None = None) -> Dist:
         timeout_s = float(os.environ.get("WPL_DIST_TIMEOUT_S", DEFAULT_TIMEOUT_S))
     dist = torch.distributed
     if not dist.is_initialized():
+        # torch.distributed.nn.functional writes the default group into its functions' default arguments when it
+        # is imported (torch._dynamo imports it, and torch.optim imports that on the first optimizer); imported
+        # after the group exists, it holds the group alive past destroy_process_group(), Gloo's threads with
+        # it, until the interpreter's shutdown. Imported before, it holds None.
+        importlib.import_module("torch.distributed.nn.functional")
+
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
     return Dist(dist.get_rank(), dist.get_world_size())
+
+
+@contextlib.contextmanager
+def joined(device: torch.device) -> Iterator[Dist]:
+    """:func:`from_env` for the block, then :meth:`Dist.leave`: together when the block returns or raises an
+    error that every rank raises at the same point (one with ``every_rank = True``, e.g. a search stopped by
+    a signal), alone otherwise (a rank failing on its own)."""
+    dist = from_env(device)
+    together = False
+    try:
+        yield dist
+        together = True
+    except BaseException as exc:
+        together = bool(getattr(exc, "every_rank", False))
+        raise
+    finally:
+        dist.leave(together)
 
 
 def _collective_device() -> torch.device:

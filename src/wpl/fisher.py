@@ -84,7 +84,10 @@ def _per_sample_sq_grads(
         out = functional_call(model, p, (xi.unsqueeze(0),))
         return F.cross_entropy(out, yi.unsqueeze(0))
 
-    grads = vmap(grad(sample_loss), in_dims=(None, 0, 0))(detached, x, y)
+    # outside autograd: the model's other parameters (not in ``params``) would otherwise tie every estimate to
+    # a graph through them (``grad`` still differentiates inside, whatever the outer mode)
+    with torch.no_grad():
+        grads = vmap(grad(sample_loss), in_dims=(None, 0, 0))(detached, x, y)
     return {n: grads[mn].pow(2).sum(0) for n, mn in mod_names.items()}
 
 

@@ -9,13 +9,15 @@ normalise exactly as one process at batch N·b. Torch's own ``SyncBatchNorm`` is
 CPU tensors, and Gloo on the CPU is what the tests and small clusters run.
 
 Inside :func:`local_stats` every layer uses its own shard's statistics again (per-sample Fisher
-estimators map the network over single samples, where no collective can run).
+estimators map the network over single samples, where no collective can run), and inside
+:func:`batch_statistics` every layer normalises with the statistics a whole batch gave it, so that a
+network mapped over single samples normalises each one as its batch did.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +37,49 @@ def local_stats() -> Iterator[None]:
         yield
     finally:
         _LOCAL[0] = before
+
+
+@contextlib.contextmanager
+def batch_statistics(model: nn.Module, forward: Callable[[], object]) -> Iterator[None]:
+    """Inside: every batch-statistics norm of ``model`` (a layer with a ``dist``) normalises with the mean and
+    variance it computed in ``forward()`` (run here once, without gradients; over every rank's shard under
+    data parallelism), call by call, and no collective runs. The per-sample Fisher estimators need it: a
+    network mapped over single samples would otherwise normalise each sample by its own statistics, and a
+    micro-CNN cell's output normalised over one image averages to exactly 0 in the global pool, which leaves
+    every weight before it without a gradient."""
+    layers = [m for m in model.modules() if isinstance(getattr(m, "dist", None), Dist)]
+    seen: dict[nn.Module, list[tuple[Tensor, Tensor]]] = {m: [] for m in layers}
+    calls = dict.fromkeys(layers, 0)
+
+    def record(m: nn.Module, args: tuple, out: Tensor) -> None:
+        x = args[0]
+        if m.dist.active and not _LOCAL[0]:
+            seen[m].append(_global_norm(x, m.eps, m.dist)[1:3])
+        else:
+            dims = [0, *range(2, x.dim())]
+            seen[m].append((x.mean(dims), x.var(dims, unbiased=False)))
+
+    def fixed(m: nn.Module, args: tuple, out: Tensor) -> Tensor:
+        mean, var = seen[m][calls[m] % len(seen[m])]  # the same calls in the same order, forward after forward
+        calls[m] += 1
+        return F.batch_norm(args[0], mean, var, getattr(m, "weight", None), getattr(m, "bias", None),
+                            training=False, eps=m.eps)
+
+    handles = [m.register_forward_hook(record) for m in layers]
+    try:
+        if layers:
+            with torch.no_grad():
+                forward()
+    finally:
+        for h in handles:
+            h.remove()
+    handles = [m.register_forward_hook(fixed) for m in layers if seen[m]]
+    try:
+        with local_stats():
+            yield
+    finally:
+        for h in handles:
+            h.remove()
 
 
 class _AllSum(torch.autograd.Function):

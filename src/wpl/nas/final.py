@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import load_checkpoint, load_resumable, rng_state, save_checkpoint, set_rng_state
-from ..dist import SINGLE, Dist, from_env, rank_entry
+from ..dist import SINGLE, Dist, joined, rank_entry
 from ..errors import WplError
 from ..fileio import ensure_writable_dir, finite, remove_stale_temporaries, write_json
 from ..runlock import run_lock
@@ -140,14 +140,14 @@ def train_final(job: FinalJob) -> dict:
     """Train, checkpoint every epoch, stop early when asked, test the best weights once; the summary.
     Under torchrun, data-parallel: rank 0 holds the folder and writes it; the other ranks return ``{}``."""
     device = resolve_device(job.device)
-    dist = from_env(device)
     stop = stop_on_signals(_StopNow(job.out_dir / "checkpoint.pt"))
-    if not dist.main:
-        log.setLevel(logging.WARNING)  # one rank reports
-        with stop:
+    with joined(device) as dist:
+        if not dist.main:
+            log.setLevel(logging.WARNING)  # one rank reports
+            with stop:
+                return _train_final(job, device, dist)
+        with run_lock(ensure_writable_dir(job.out_dir, "log_dir"), hint="choose another --name"), stop:
             return _train_final(job, device, dist)
-    with run_lock(ensure_writable_dir(job.out_dir, "log_dir"), hint="choose another --name"), stop:
-        return _train_final(job, device, dist)
 
 
 class _StopNow:

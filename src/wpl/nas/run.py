@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from ..dist import SINGLE, Dist, from_env
+from ..dist import SINGLE, Dist, joined
 from ..errors import ConfigError, WplError
 from ..fileio import ensure_writable_dir, remove_stale_temporaries, write_json
 from ..runlock import run_lock
@@ -173,16 +173,15 @@ def _run_search(argv: Sequence[str], prog: str) -> dict:
         torch.set_num_threads(args.num_threads)
     if args.network_type == "rnn":
         check_rnn_cell(args.rnn_cell, device)  # before anything is written
-    dist = from_env(device)  # under torchrun: join the job (rank 0 writes, every rank trains its shard)
-    if not dist.main:
-        logging.getLogger("wpl").setLevel(logging.WARNING)  # one rank reports
-    if not dist.main:
-        return _search_in(args, run_dir, device, state, source, dist)
-    ensure_writable_dir(run_dir, "log_dir")
-    with run_lock(run_dir):
-        if state is not None and _stamp(ckpt) != read_stamp:
-            raise WplError(f"{ckpt}: another process wrote it while this one started; run the command again")
-        return _search_in(args, run_dir, device, state, source, dist)
+    with joined(device) as dist:  # under torchrun: the job (rank 0 writes, every rank trains its shard)
+        if not dist.main:
+            logging.getLogger("wpl").setLevel(logging.WARNING)  # one rank reports
+            return _search_in(args, run_dir, device, state, source, dist)
+        ensure_writable_dir(run_dir, "log_dir")
+        with run_lock(run_dir):
+            if state is not None and _stamp(ckpt) != read_stamp:
+                raise WplError(f"{ckpt}: another process wrote it while this one started; run the command again")
+            return _search_in(args, run_dir, device, state, source, dist)
 
 
 def _where(state: dict) -> str:

@@ -34,7 +34,7 @@ from ..runlog import NullRunLog, RunLog
 from ..runtime import clock, model_mode
 from ..signals import Stopped
 from ..viz import save_cell_drawing
-from .batchnorm import local_stats
+from .batchnorm import batch_statistics
 from .config import ControllerConfig, SearchConfig
 from .controller import Controller, Reinforce
 from .fisher_map import fisher_groups, fisher_mass
@@ -50,6 +50,8 @@ AUTO_CHECKPOINT_RATIO, AUTO_CHECKPOINT_MIN_S = 50.0, 10.0
 
 class SearchStopped(Stopped):
     """The search stopped at a step boundary when asked (a signal), after writing a checkpoint."""
+
+    every_rank = True  # rank 0 decides when to stop, so under torchrun every rank raises it at the same step
 
 
 class Search:
@@ -236,8 +238,10 @@ class Search:
         protect = self.task.protected_names(arch)
         if self.cfg.fisher_source == "valid":
             batch = self.task.fisher_batch(arch)
-            per_sample = self.cfg.fisher_estimator != "batch_sq"  # maps the net over single samples: local BN
-            with model_mode(self.supernet, self.cfg.fisher_mode), (local_stats() if per_sample else nullcontext()):
+            # per-sample estimators map the net over single samples: each normalised with its batch's statistics
+            stats = nullcontext() if self.cfg.fisher_estimator == "batch_sq" else batch_statistics(
+                self.supernet, lambda: batch.model(torch.cat([x for x, _ in batch.batches])))
+            with model_mode(self.supernet, self.cfg.fisher_mode), stats:
                 self.wpl.estimate_fisher(batch.model, batch.batches, names=protect,
                                          estimator=self.cfg.fisher_estimator, loss_fn=batch.loss_fn, mode="keep",
                                          reduce=self.dist.mean_ if self.dist.active else None)
@@ -480,6 +484,7 @@ class Search:
         for epoch in bar:
             self.run_epoch(epoch)
             bar.set_postfix_str(f"best valid {self.metric} {self.best['valid']:.4g}" if self.best else "")
+            self.stop_signal = self.dist.broadcast(self.stop_signal)  # rank 0 decides, for every rank alike
             if self.stop_signal and epoch + 1 < c.max_epoch:  # asked during the epoch's last part: saved just now
                 self._stop(f"after epoch {epoch}")
         return self.finish()
