@@ -137,14 +137,15 @@ class Search:
             return
         p.update(phase=phase, step=step, acc=acc)
         self.boundaries += 1
-        # rank 0 decides, so every rank takes part in the same checkpoints and stops at the same step
+        # rank 0 decides, so every rank takes part in the same checkpoints and stops at the same step: the
+        # decision is what the broadcast returned, never this rank's flag read again (a signal handled between
+        # the two would stop this rank alone); a stop asked for since waits for the next boundary
         save, stop = self.dist.broadcast((bool(self.stop_signal) or self._checkpoint_due(), self.stop_signal))
-        self.stop_signal = stop
         if self.dir is not None and save:
             self.save(copy=False)
-        if self.stop_signal:
+        if stop:
             where = "the warm-up" if p["where"] == "warmup" else f"epoch {p['where']}"
-            self._stop(f"in {where}, {phase} step {step}")
+            self._stop(stop, f"in {where}, {phase} step {step}")
 
     def _checkpoint_due(self) -> bool:
         """A mid-phase checkpoint now? Every ``checkpoint_every_steps`` steps, or (-1) once the time since the
@@ -155,9 +156,10 @@ class Search:
         since = time.monotonic() - self._saved_at
         return since >= max(AUTO_CHECKPOINT_MIN_S, AUTO_CHECKPOINT_RATIO * self._save_cost)
 
-    def _stop(self, where: str) -> None:
-        """Raise :class:`SearchStopped` for the stop asked for (the checkpoint is written)."""
-        name, code = self.stop_signal
+    def _stop(self, stop: tuple[str, int], where: str) -> None:
+        """Raise :class:`SearchStopped` for the stop (signal name, exit code) rank 0 decided (the checkpoint is
+        written)."""
+        name, code = stop
         raise SearchStopped(f"stopped by {name} {where}; checkpoint written to "
                             f"{self.dir / 'checkpoint.pt' if self.dir else None}: continue with the same command "
                             "and --resume=True", code)
@@ -484,9 +486,9 @@ class Search:
         for epoch in bar:
             self.run_epoch(epoch)
             bar.set_postfix_str(f"best valid {self.metric} {self.best['valid']:.4g}" if self.best else "")
-            self.stop_signal = self.dist.broadcast(self.stop_signal)  # rank 0 decides, for every rank alike
-            if self.stop_signal and epoch + 1 < c.max_epoch:  # asked during the epoch's last part: saved just now
-                self._stop(f"after epoch {epoch}")
+            stop = self.dist.broadcast(self.stop_signal)  # rank 0 decides, for every rank alike
+            if stop and epoch + 1 < c.max_epoch:  # asked during the epoch's last part: saved just now
+                self._stop(stop, f"after epoch {epoch}")
         return self.finish()
 
     def run_epoch(self, epoch: int) -> None:
