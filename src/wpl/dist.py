@@ -114,14 +114,12 @@ class Dist:
         if self.active:
             torch.distributed.barrier()
 
-    def leave(self, together: bool = True) -> None:
-        """Leave the job: wait for every rank (``together``; not when this rank is failing on its own, since
-        the others may never arrive), then destroy the process group, which joins its worker threads."""
-        if not self.active or not torch.distributed.is_initialized():
-            return
-        if together:
-            torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
+    def leave(self) -> None:
+        """Leave the job: destroy the process group, which joins its worker threads. No barrier first: the
+        ranks have finished their last collective together, and a barrier would tie every rank's exit to
+        rank 0's work alone after it (testing, writing), under the collectives' timeout."""
+        if self.active and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
 
 
 SINGLE = Dist()
@@ -169,19 +167,12 @@ def from_env(device: torch.device, timeout_s: float | None = None) -> Dist:
 
 @contextlib.contextmanager
 def joined(device: torch.device) -> Iterator[Dist]:
-    """:func:`from_env` for the block, then :meth:`Dist.leave`: together when the block returns or raises an
-    error that every rank raises at the same point (one with ``every_rank = True``, e.g. a search stopped by
-    a signal), alone otherwise (a rank failing on its own)."""
+    """:func:`from_env` for the block, then :meth:`Dist.leave`, however the block ends."""
     dist = from_env(device)
-    together = False
     try:
         yield dist
-        together = True
-    except BaseException as exc:
-        together = bool(getattr(exc, "every_rank", False))
-        raise
     finally:
-        dist.leave(together)
+        dist.leave()
 
 
 def _collective_device() -> torch.device:

@@ -51,8 +51,6 @@ AUTO_CHECKPOINT_RATIO, AUTO_CHECKPOINT_MIN_S = 50.0, 10.0
 class SearchStopped(Stopped):
     """The search stopped at a step boundary when asked (a signal), after writing a checkpoint."""
 
-    every_rank = True  # rank 0 decides when to stop, so under torchrun every rank raises it at the same step
-
 
 class Search:
     """One search run on ``task`` in ``run_dir`` (plain-file logs unless ``runlog`` says otherwise); ``flags``
