@@ -7,6 +7,7 @@ Usage: [torchrun --nproc_per_node=N] python tests/dist_steps.py TEXT CIFAR OUT B
 first step in the first space, as a crashed process would, -1: none)
 """
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -67,6 +68,10 @@ def steps(space: str, data: str, batch: int, device: torch.device, dist, crash_r
         seen["rewards"].append(search.controller_step()["reward"])
     seen["weights"] = {n: p.detach().clone() for n, p in search.supernet.named_parameters()}
     seen["fisher"] = {n: f.clone() for n, f in search.wpl.fisher.items()}
+    if space != "rnn":  # a per-sample Fisher step too: each sample normalised with the global batch's statistics
+        search.cfg = dataclasses.replace(search.cfg, fisher_estimator="empirical")
+        search.fisher_step(arch)
+        seen["fisher_per_sample"] = {n: f.clone() for n, f in search.wpl.fisher.items()}
     return seen
 
 

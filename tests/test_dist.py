@@ -69,9 +69,10 @@ def test_two_ranks_at_batch_b_equal_one_process_at_2b(steps, space) -> None:
     assert a["archs"] == one["archs"]
     for n, t in one["weights_1"].items():  # one shared step (2 batches) and its Fisher step
         torch.testing.assert_close(a["weights_1"][n], t, rtol=1e-5, atol=1e-6, msg=n)
-    for n, f in one["fisher_1"].items():
-        # squared gradients: entries near zero carry the sums' rounding, so the bound is on the tensor's scale
-        torch.testing.assert_close(a["fisher_1"][n], f, rtol=1e-4, atol=1e-4 * float(f.abs().max()) + 1e-12, msg=n)
+    # squared gradients: entries near zero carry the sums' rounding, so the bound is on the tensor's scale
+    fishers = ["fisher_1"] + (["fisher_per_sample"] if space != "rnn" else [])
+    for key, (n, f) in ((k, item) for k in fishers for item in one[k].items()):
+        torch.testing.assert_close(a[key][n], f, rtol=1e-4, atol=1e-4 * float(f.abs().max()) + 1e-12, msg=f"{key} {n}")
     # three steps on, at lr 20, the sums' different rounding has grown a little
     for n, t in one["weights"].items():
         torch.testing.assert_close(a["weights"][n], t, rtol=1e-4, atol=1e-5, msg=n)
