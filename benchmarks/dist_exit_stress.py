@@ -30,8 +30,9 @@ TINY = ("--dataset=ptb --shared_embed=8 --shared_hid=8 --num_blocks=3 --batch_si
         "--comment=stress").split()
 
 
-def one_run(mode: str, data_dir: str, out: Path, hang_s: float) -> tuple[bool, float, str]:
-    """(clean, seconds from start or from the signal to the exit, stderr) of one two-rank search."""
+def one_run(mode: str, data_dir: str, out: Path, hang_s: float) -> tuple[bool | None, float, str]:
+    """(clean, seconds from start or from the signal to the exit, stderr) of one two-rank search; clean is
+    None for a sigterm run that ended before its signal (not a run of that check)."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "wpl",
            "search", *TINY, f"--data_dir={data_dir}", f"--log_dir={out}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -41,8 +42,8 @@ def one_run(mode: str, data_dir: str, out: Path, hang_s: float) -> tuple[bool, f
         marker = out / "ptb_stress" / "metrics.jsonl"
         while not marker.exists() and proc.poll() is None:
             time.sleep(0.02)
-        if proc.poll() is not None:  # ended before its signal: not a run of this check
-            return True, time.monotonic() - t0, "ended before its signal"
+        if proc.poll() is not None:
+            return None, time.monotonic() - t0, proc.communicate()[1]
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)
     try:
@@ -66,23 +67,26 @@ def main() -> None:
     ap.add_argument("--keep", default="", help="keep failed runs' stderr in this folder")
     args = ap.parse_args()
     hogs = [subprocess.Popen(["sh", "-c", "while :; do :; done"]) for _ in range(os.cpu_count() or 1)]
-    failed, seconds, aborts = [], [], 0
+    failed, seconds, aborts, unsignalled = [], [], 0, 0
     try:
         for i in range(args.runs):
             with tempfile.TemporaryDirectory() as tmp:
                 clean, s, err = one_run(args.mode, args.data_dir, Path(tmp), args.hang_s)
             seconds.append(round(s, 1))
             aborts += "terminate called" in err
-            if not clean:
+            unsignalled += clean is None
+            if clean is False:
                 failed.append(i)
                 if args.keep:
                     Path(args.keep).mkdir(parents=True, exist_ok=True)
                     (Path(args.keep) / f"run{i}.err").write_text(err)
-            print(f"run {i + 1}/{args.runs}: {'clean' if clean else 'FAILED'} ({s:.1f} s)", file=sys.stderr, flush=True)
+            verdict = {True: "clean", False: "FAILED", None: "ended before its signal"}[clean]
+            print(f"run {i + 1}/{args.runs}: {verdict} ({s:.1f} s)", file=sys.stderr, flush=True)
     finally:
         for h in hogs:
             h.kill()
     print(json.dumps({"mode": args.mode, "runs": args.runs, "failed": len(failed), "failed_runs": failed,
+                      "ended_before_signal": unsignalled,
                       "aborts": aborts, "busy_loops": len(hogs), "max_seconds": max(seconds),
                       "command": " ".join(["python", "benchmarks/dist_exit_stress.py", *sys.argv[1:]])}))
 
