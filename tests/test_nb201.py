@@ -173,6 +173,8 @@ def test_rank_a_tiny_nb201_run(tmp_path, capsys) -> None:
     assert_drawn(run / "rank.png")
     assert all(a["true_acc"] == ground_truth().lookup(a["arch"]) for a in rank["archs"])
     assert rank["reference"]["one_shot"]["all_cells"]["kendall_tau"] == pytest.approx(0.485, abs=5e-4)
+    assert "| parameter count (no training) | 12 |" in out and "parameter count τ" in out
+    assert rank["reference"]["parameter_count"]["same_cells"]["num_archs"] == 12
     # the same seed scores the same cells
     assert main(["rank", "--model_name=cifar10_nb", f"--log_dir={tmp_path / 'logs'}", "--num_archs=12",
                  "--rank_batches=1"]) == 0
@@ -445,3 +447,18 @@ def test_resume_with_another_wpl_scope_only_before_wpl_has_run(tmp_path, capsys)
     with pytest.raises(WplError, match="wpl_scope"):
         run_search([*argv, "--resume=True", "--resume_with_new_params=True", "--max_epoch=3",
                     "--start_using_fisher=1", "--wpl_scope=edges"])
+
+
+def test_parameter_count_of_a_cell_is_a_hand_count() -> None:
+    from wpl.nas.rank_run import parameter_counts
+
+    c, n = 2, 1  # channels and cells per stage: stages of 2, 4 and 8 channels
+    net = SharedNB201(channels=c, cells=n)
+    cells = ["|none~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+             "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+             "|nor_conv_1x1~0|+|skip_connect~0|avg_pool_3x3~1|+|nor_conv_3x3~0|none~1|skip_connect~2|"]
+    none, conv3, mixed = parameter_counts(net, [Nb201Arch.from_string(s) for s in cells])
+    # a k×k conv on an edge of a stage with w channels holds w·w·k² weights (no bias, no affine BN)
+    stages = sum((c * 2**s) ** 2 for s in range(3)) * n  # Σ w² = 4 + 16 + 64
+    assert conv3 - none == 6 * 9 * stages == 4536
+    assert mixed - none == (1 + 9) * stages

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -376,9 +377,18 @@ def _rank_run(args, num: int | None) -> int:
     finally:
         search.runlog.close()
     ref = out["reference"]
-    rows = {f"{run.name} (epoch {out['epoch']})": out, "one-shot supernet": ref["one_shot"]["same_cells"],
-            "few-shot supernet": ref["few_shot"]["same_cells"]}
+    counted = ref["parameter_count"]["same_cells"]
+    rows = {f"{run.name} (epoch {out['epoch']})": out, "parameter count (no training)": counted,
+            "one-shot supernet": ref["one_shot"]["same_cells"], "few-shot supernet": ref["few_shot"]["same_cells"]}
     sys.stdout.write(metrics_table(rows))
+    tau, base = (m["kendall_tau"] for m in (out, counted))
+    defined = [t is not None and math.isfinite(t) for t in (tau, base)]
+    if all(defined):
+        verdict = "better than" if tau > base else "no better than"
+        print(f"supernet τ {tau:.3f}, parameter count τ {base:.3f}: the supernet ranks {verdict} counting parameters")
+    else:
+        shown = [f"{t:.3f}" if ok else "undefined" for t, ok in zip((tau, base), defined)]
+        print(f"supernet τ {shown[0]}, parameter count τ {shown[1]}: τ is undefined where every cell scores the same")
     print(f"top-1 pick {out['top1_arch']}: true accuracy {out['top1_true_acc']:.2f}% (rank {out['top1_true_rank']} "
           f"of 15,625, regret {out['top1_regret']:.2f})")
     bn = f"BN recalibrated over {out['bn_recal']} training batches" if out["bn_recal"] else "batch-statistics BN"

@@ -3,8 +3,9 @@
 A fixed, seeded, uniform sample of cells (or all 15,625) is scored with the run's supernet as its
 last checkpoint left it — validation accuracy on the first ``batches`` validation batches, in eval
 mode, with batch statistics or per-cell recalibrated BN (``--nb201_bn_recal``) — and compared with
-NAS-Bench-201's CIFAR-10 test accuracies (:mod:`.rank`). The two published supernets' estimates are scored on the
-same cells and on all cells as reference rows. Writes ``rank.json`` and ``rank.png`` in the run.
+NAS-Bench-201's CIFAR-10 test accuracies (:mod:`.rank`). Reference rows: each cell's parameter count in the
+run's network (no training: what a supernet must beat), on the same cells, and the two published supernets'
+estimates, on the same cells and on all cells. Writes ``rank.json`` and ``rank.png`` in the run.
 """
 
 from __future__ import annotations
@@ -36,6 +37,13 @@ def score_cells(task, archs: list[Nb201Arch], batches: int, on_cell=None) -> lis
     return out
 
 
+def parameter_counts(supernet, archs: list[Nb201Arch]) -> list[int]:
+    """Each cell's parameter count in the run's network: the supernet weights it uses (a score that needs
+    no training, the baseline every supernet's ranking is read against)."""
+    sizes = {n: p.numel() for n, p in supernet.named_parameters()}
+    return [sum(sizes[n] for n in supernet.parameters_for(a)) for a in archs]
+
+
 def rank_search(search, run_dir: Path, num_archs: int | None, seed: int, batches: int,
                 output: Path | None = None) -> dict:
     """Score the sample with ``search``'s supernet; write ``rank.json`` and ``rank.png`` (in the run, or
@@ -60,7 +68,7 @@ def rank_search(search, run_dir: Path, num_archs: int | None, seed: int, batches
     top1 = int(np.argmax(scores))
     metrics["top1_true_rank"] = g.true_rank(float(truth[top1]))
     metrics["top1_regret"] = round(94.37 - float(truth[top1]), 2)
-    reference = {}
+    reference = {"parameter_count": {"same_cells": rank_metrics(parameter_counts(task.supernet, archs), truth)}}
     for name, est in (("one_shot", g.one_shot), ("few_shot", g.few_shot)):
         reference[name] = {"same_cells": rank_metrics(est[idx], truth), "all_cells": rank_metrics(est, g.test_acc)}
     out = {**metrics, "seed": seed, "batches": batches, "bn_recal": task.bn_recal, "epoch": search.epoch,
