@@ -175,6 +175,8 @@ def test_rank_a_tiny_nb201_run(tmp_path, capsys) -> None:
     assert rank["reference"]["one_shot"]["all_cells"]["kendall_tau"] == pytest.approx(0.485, abs=5e-4)
     assert "| parameter count (no training) | 12 |" in out and "parameter count τ" in out
     assert rank["reference"]["parameter_count"]["same_cells"]["num_archs"] == 12
+    assert "| jacob_cov at initialisation (no training) | 12 |" in out
+    assert rank["reference"]["jacob_cov"]["same_cells"]["num_archs"] == 12
     # the same seed scores the same cells
     assert main(["rank", "--model_name=cifar10_nb", f"--log_dir={tmp_path / 'logs'}", "--num_archs=12",
                  "--rank_batches=1"]) == 0
@@ -462,3 +464,20 @@ def test_parameter_count_of_a_cell_is_a_hand_count() -> None:
     stages = sum((c * 2**s) ** 2 for s in range(3)) * n  # Σ w² = 4 + 16 + 64
     assert conv3 - none == 6 * 9 * stages == 4536
     assert mixed - none == (1 + 9) * stages
+
+
+def test_jacob_cov_by_hand() -> None:
+    import math
+
+    from wpl.nas.rank_run import jacob_cov
+
+    n, k = 6, 1e-5
+    x = torch.randn(n, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    # a linear map: every image's input gradient is the same row, so the correlations are all 1 and the
+    # eigenvalues n (once) and 0 (n - 1 times)
+    w = torch.randn(3 * 16, 5, generator=torch.Generator().manual_seed(1))
+    linear = jacob_cov(lambda t: t.flatten(1) @ w, x)
+    assert linear == pytest.approx(-(math.log(n + k) + 1 / (n + k) + (n - 1) * (math.log(k) + 1 / k)), rel=1e-6)
+    # squares: each image's gradient is its own (2x), nearly uncorrelated rows: a far higher score
+    assert jacob_cov(lambda t: (t * t).flatten(1), x) > linear / 1000
+    assert jacob_cov(lambda t: torch.zeros(n, 2) + 0 * t.sum(), x) == float("-inf")  # no dependence on the input

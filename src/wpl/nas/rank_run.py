@@ -4,12 +4,14 @@ A fixed, seeded, uniform sample of cells (or all 15,625) is scored with the run'
 last checkpoint left it — validation accuracy on the first ``batches`` validation batches, in eval
 mode, with batch statistics or per-cell recalibrated BN (``--nb201_bn_recal``) — and compared with
 NAS-Bench-201's CIFAR-10 test accuracies (:mod:`.rank`). Reference rows: each cell's parameter count in the
-run's network (no training: what a supernet must beat), on the same cells, and the two published supernets'
-estimates, on the same cells and on all cells. Writes ``rank.json`` and ``rank.png`` in the run.
+run's network and its jacob_cov score at initialisation (no training: what a supernet must beat), on the same
+cells, and the two published supernets' estimates, on the same cells and on all cells. Writes ``rank.json``
+and ``rank.png`` in the run.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 
@@ -19,6 +21,7 @@ import torch
 from ..data.nb201 import NUM_CELLS, all_archs, ground_truth
 from ..errors import WplError
 from ..fileio import atomic_write, finite, write_json
+from ..runtime import model_mode
 from .nb201 import Nb201Arch
 from .rank import rank_metrics, sample_cells
 
@@ -42,6 +45,37 @@ def parameter_counts(supernet, archs: list[Nb201Arch]) -> list[int]:
     no training, the baseline every supernet's ranking is read against)."""
     sizes = {n: p.numel() for n, p in supernet.named_parameters()}
     return [sum(sizes[n] for n in supernet.parameters_for(a)) for a in archs]
+
+
+def jacob_cov(model, x: torch.Tensor, k: float = 1e-5) -> float:
+    """Mellor et al.'s (ICML 2021) score of an untrained network on one batch ``x``: the input gradient of the
+    summed outputs, one row per image; the eigenvalues λ of those rows' correlation matrix;
+    −Σ (log(λ + k) + 1/(λ + k)). Higher: the network tells the images apart. A network whose output does
+    not depend on its input (correlations undefined) scores −inf."""
+    x = x.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        (g,) = torch.autograd.grad(model(x).sum(), [x], allow_unused=True)
+    corr = None if g is None else torch.corrcoef(g.reshape(len(x), -1).double())
+    if corr is None or not bool(torch.isfinite(corr).all()):
+        return float("-inf")
+    v = torch.linalg.eigvalsh(corr)
+    return float(-(torch.log(v + k) + 1.0 / (v + k)).sum())
+
+
+def jacob_cov_scores(task, archs: list[Nb201Arch], images: int = 64, seed: int = 0) -> list[float]:
+    """:func:`jacob_cov` of each cell in a freshly initialised copy of the run's network (PyTorch's default
+    initialisation, seeded), on the first ``images`` validation images."""
+    from ..data.augment import normalise
+
+    net = copy.deepcopy(task.supernet)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for m in net.modules():
+            if m is not net and hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+    x = normalise(task.valid_x[:images], task.data.mean, task.data.std)
+    with model_mode(net, "train"):
+        return [jacob_cov(lambda t, a=a: net(t, a), x) for a in archs]
 
 
 def rank_search(search, run_dir: Path, num_archs: int | None, seed: int, batches: int,
@@ -68,7 +102,8 @@ def rank_search(search, run_dir: Path, num_archs: int | None, seed: int, batches
     top1 = int(np.argmax(scores))
     metrics["top1_true_rank"] = g.true_rank(float(truth[top1]))
     metrics["top1_regret"] = round(94.37 - float(truth[top1]), 2)
-    reference = {"parameter_count": {"same_cells": rank_metrics(parameter_counts(task.supernet, archs), truth)}}
+    reference = {"parameter_count": {"same_cells": rank_metrics(parameter_counts(task.supernet, archs), truth)},
+                 "jacob_cov": {"same_cells": rank_metrics(jacob_cov_scores(task, archs), truth)}}
     for name, est in (("one_shot", g.one_shot), ("few_shot", g.few_shot)):
         reference[name] = {"same_cells": rank_metrics(est[idx], truth), "all_cells": rank_metrics(est, g.test_acc)}
     out = {**metrics, "seed": seed, "batches": batches, "bn_recal": task.bn_recal, "epoch": search.epoch,
