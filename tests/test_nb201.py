@@ -175,7 +175,8 @@ def test_rank_a_tiny_nb201_run(tmp_path, capsys) -> None:
     assert rank["reference"]["one_shot"]["all_cells"]["kendall_tau"] == pytest.approx(0.485, abs=5e-4)
     assert "| parameter count (no training) | 12 |" in out and "parameter count τ" in out
     assert rank["reference"]["parameter_count"]["same_cells"]["num_archs"] == 12
-    assert "| jacob_cov at initialisation (no training) | 12 |" in out
+    assert "| jacob_cov at initialisation (no training) | 12 |" in out and "| FLOPs (no training) | 12 |" in out
+    assert rank["reference"]["flops"]["same_cells"]["num_archs"] == 12
     assert rank["reference"]["jacob_cov"]["same_cells"]["num_archs"] == 12
     # the same seed scores the same cells
     assert main(["rank", "--model_name=cifar10_nb", f"--log_dir={tmp_path / 'logs'}", "--num_archs=12",
@@ -451,8 +452,8 @@ def test_resume_with_another_wpl_scope_only_before_wpl_has_run(tmp_path, capsys)
                     "--start_using_fisher=1", "--wpl_scope=edges"])
 
 
-def test_parameter_count_of_a_cell_is_a_hand_count() -> None:
-    from wpl.nas.rank_run import parameter_counts
+def test_parameter_count_and_flops_of_a_cell_are_hand_counts() -> None:
+    from wpl.nas.rank_run import mac_counts, parameter_counts
 
     c, n = 2, 1  # channels and cells per stage: stages of 2, 4 and 8 channels
     net = SharedNB201(channels=c, cells=n)
@@ -464,6 +465,11 @@ def test_parameter_count_of_a_cell_is_a_hand_count() -> None:
     stages = sum((c * 2**s) ** 2 for s in range(3)) * n  # Σ w² = 4 + 16 + 64
     assert conv3 - none == 6 * 9 * stages == 4536
     assert mixed - none == (1 + 9) * stages
+    # multiply-accumulates on a 32×32 image: a k×k conv of a stage at resolution r and w channels does r²·w²·k²
+    none, conv3, mixed = mac_counts(net, [Nb201Arch.from_string(s) for s in cells], (3, 32, 32))
+    per_stage = sum((32 // 2**s) ** 2 * (c * 2**s) ** 2 for s in range(3)) * n  # 3 stages × 4096
+    assert conv3 - none == 6 * 9 * per_stage == 663_552
+    assert mixed - none == (1 + 9) * per_stage
 
 
 def test_jacob_cov_by_hand() -> None:

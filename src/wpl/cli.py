@@ -379,6 +379,7 @@ def _rank_run(args, num: int | None) -> int:
     ref = out["reference"]
     counted = ref["parameter_count"]["same_cells"]
     rows = {f"{run.name} (epoch {out['epoch']})": out, "parameter count (no training)": counted,
+            "FLOPs (no training)": ref["flops"]["same_cells"],
             "jacob_cov at initialisation (no training)": ref["jacob_cov"]["same_cells"],
             "one-shot supernet": ref["one_shot"]["same_cells"], "few-shot supernet": ref["few_shot"]["same_cells"]}
     sys.stdout.write(metrics_table(rows))

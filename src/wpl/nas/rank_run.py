@@ -3,10 +3,10 @@
 A fixed, seeded, uniform sample of cells (or all 15,625) is scored with the run's supernet as its
 last checkpoint left it — validation accuracy on the first ``batches`` validation batches, in eval
 mode, with batch statistics or per-cell recalibrated BN (``--nb201_bn_recal``) — and compared with
-NAS-Bench-201's CIFAR-10 test accuracies (:mod:`.rank`). Reference rows: each cell's parameter count in the
-run's network and its jacob_cov score at initialisation (no training: what a supernet must beat), on the same
-cells, and the two published supernets' estimates, on the same cells and on all cells. Writes ``rank.json``
-and ``rank.png`` in the run.
+NAS-Bench-201's CIFAR-10 test accuracies (:mod:`.rank`). Reference rows, on the same cells: each cell's
+parameter count and multiply-accumulates in the run's network, and its jacob_cov score at initialisation
+(no training: what a supernet must beat); the two published supernets' estimates, on the same cells and on
+all cells. Writes ``rank.json`` and ``rank.png`` in the run.
 """
 
 from __future__ import annotations
@@ -45,6 +45,34 @@ def parameter_counts(supernet, archs: list[Nb201Arch]) -> list[int]:
     no training, the baseline every supernet's ranking is read against)."""
     sizes = {n: p.numel() for n, p in supernet.named_parameters()}
     return [sum(sizes[n] for n in supernet.parameters_for(a)) for a in archs]
+
+
+@torch.no_grad()
+def mac_counts(supernet, archs: list[Nb201Arch], shape: tuple[int, int, int]) -> list[int]:
+    """Each cell's multiply-accumulates in the run's network on one image of ``shape`` (C, H, W): its
+    convolutions' and linear layers' (pooling and normalisation, a few percent at most, not counted)."""
+    total = [0]
+
+    def conv(m: torch.nn.Conv2d, args: tuple, out: torch.Tensor) -> None:
+        total[0] += out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+
+    def linear(m: torch.nn.Linear, args: tuple, out: torch.Tensor) -> None:
+        total[0] += out.numel() * m.in_features
+
+    hooks = [m.register_forward_hook(conv if isinstance(m, torch.nn.Conv2d) else linear)
+             for m in supernet.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)]
+    x = torch.zeros(1, *shape, device=next(supernet.parameters()).device)
+    out = []
+    try:
+        with model_mode(supernet, "eval"):
+            for a in archs:
+                total[0] = 0
+                supernet(x, a)
+                out.append(total[0])
+    finally:
+        for h in hooks:
+            h.remove()
+    return out
 
 
 def jacob_cov(model, x: torch.Tensor, k: float = 1e-5) -> float:
@@ -103,6 +131,7 @@ def rank_search(search, run_dir: Path, num_archs: int | None, seed: int, batches
     metrics["top1_true_rank"] = g.true_rank(float(truth[top1]))
     metrics["top1_regret"] = round(94.37 - float(truth[top1]), 2)
     reference = {"parameter_count": {"same_cells": rank_metrics(parameter_counts(task.supernet, archs), truth)},
+                 "flops": {"same_cells": rank_metrics(mac_counts(task.supernet, archs, task.data.shape), truth)},
                  "jacob_cov": {"same_cells": rank_metrics(jacob_cov_scores(task, archs), truth)}}
     for name, est in (("one_shot", g.one_shot), ("few_shot", g.few_shot)):
         reference[name] = {"same_cells": rank_metrics(est[idx], truth), "all_cells": rank_metrics(est, g.test_acc)}
