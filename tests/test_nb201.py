@@ -487,3 +487,29 @@ def test_jacob_cov_by_hand() -> None:
     # squares: each image's gradient is its own (2x), nearly uncorrelated rows: a far higher score
     assert jacob_cov(lambda t: (t * t).flatten(1), x) > linear / 1000
     assert jacob_cov(lambda t: torch.zeros(n, 2) + 0 * t.sum(), x) == float("-inf")  # no dependence on the input
+
+
+def test_a_cell_and_its_isomorph_are_one_canonical_cell() -> None:
+    from wpl.data.nb201 import arch_index, isomorphism_key, parse_arch, unique_cells
+    from wpl.nas.rank import sample_benchmark_cells
+
+    pool = unique_cells()
+    assert len(pool) == 6466  # NAS-Bench-201's non-isomorphic cells, as the literature counts them
+    # node 1 is a copy of x (skip), so conv3 from x plus conv1 from node 1 is conv1 from x plus conv3 from
+    # node 1: one network, and one of the two cells is kept
+    e = parse_arch("|skip_connect~0|+|none~0|none~1|+|nor_conv_3x3~0|nor_conv_1x1~1|none~2|")
+    f = parse_arch("|skip_connect~0|+|none~0|none~1|+|nor_conv_1x1~0|nor_conv_3x3~1|none~2|")
+    assert e != f and isomorphism_key(e) == isomorphism_key(f)
+    kept = [isomorphism_key(parse_arch(all_archs()[i])) for i in pool]
+    assert len(set(kept)) == len(kept) and isomorphism_key(e) in kept  # one cell per class, every class
+    assert arch_index(e) not in pool or arch_index(f) not in pool
+    # c: node 3 = conv3(x) + conv1(conv3(x)); d: node 3 = conv1(x) + conv3(conv1(x)): not the same network
+    c = parse_arch("|nor_conv_3x3~0|+|none~0|skip_connect~1|+|nor_conv_3x3~0|nor_conv_1x1~1|none~2|")
+    d = parse_arch("|nor_conv_1x1~0|+|none~0|skip_connect~1|+|nor_conv_1x1~0|nor_conv_3x3~1|none~2|")
+    assert isomorphism_key(c) != isomorphism_key(d)
+    # a cell whose output is always zero is one class, whatever its dead edges hold
+    dead = [parse_arch("|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|none~0|none~1|none~2|"),
+            parse_arch("|skip_connect~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|none~2|")]
+    assert isomorphism_key(dead[0]) == isomorphism_key(dead[1]) == "#+#+#"
+    sample = sample_benchmark_cells(50, seed=0, unique=True)
+    assert len(sample) == 50 and set(sample.tolist()) <= set(pool.tolist())

@@ -301,9 +301,9 @@ def cmd_compare(argv: Sequence[str]) -> int:
 
 def cmd_rank(argv: Sequence[str]) -> int:
     """``wpl rank``: a NAS-Bench-201 run's ranking fidelity (or, with --reference, the published estimates')."""
-    from .data.nb201 import NUM_CELLS, ground_truth
+    from .data.nb201 import NUM_CELLS, ground_truth, unique_cells
     from .fileio import finite, write_json
-    from .nas.rank import metrics_table, rank_metrics, sample_cells
+    from .nas.rank import metrics_table, rank_metrics, sample_benchmark_cells
 
     p = StrictParser(prog="wpl rank", description="Ranking fidelity against NAS-Bench-201's ground truth (CIFAR-10): "
                      "Kendall τ, Spearman ρ, sparse τ, τ in the true top 10%, precision at the top 5%/10%, the "
@@ -321,12 +321,15 @@ def cmd_rank(argv: Sequence[str]) -> int:
     p.add_argument("--num_archs", type=int, default=200, help="cells in the seeded uniform sample")
     p.add_argument("--all", type=str2bool, default=False, help="every one of the 15,625 cells")
     p.add_argument("--seed", type=int, default=0, help="the sample's seed")
+    p.add_argument("--nb201_unique", type=str2bool, default=False,
+                   help="sample from the 6,466 non-isomorphic cells only (one per isomorphism class)")
     p.add_argument("--output", default="", help="write the metrics as JSON here (with --model_name: instead of "
                    "RUN/rank.json, the scatter plot beside it)")
     args = p.parse_args(argv)
-    if not args.all and not 2 <= args.num_archs <= NUM_CELLS:
-        raise WplError(f"--num_archs={args.num_archs}: at most {NUM_CELLS} (the benchmark's cells) and at least 2; "
-                       "or --all=true")
+    pool = len(unique_cells()) if args.nb201_unique else NUM_CELLS
+    if not args.all and not 2 <= args.num_archs <= pool:
+        raise WplError(f"--num_archs={args.num_archs}: at most {pool} (the benchmark's "
+                       f"{'non-isomorphic ' if args.nb201_unique else ''}cells) and at least 2; or --all=true")
     if args.rank_batches < 1:
         raise WplError(f"--rank_batches={args.rank_batches}: must be >= 1")
     if args.nb201_bn_recal < -1:
@@ -338,11 +341,12 @@ def cmd_rank(argv: Sequence[str]) -> int:
         raise WplError("name a NAS-Bench-201 search run (--model_name RUN), or pass --reference=true for the "
                        "published estimates")
     g = ground_truth()
-    idx = sample_cells(num, args.seed, NUM_CELLS)
+    idx = sample_benchmark_cells(num, args.seed, args.nb201_unique)
     rows = {name: rank_metrics(est[idx], g.test_acc[idx])
             for name, est in (("one-shot supernet", g.one_shot), ("few-shot supernet", g.few_shot))}
     sys.stdout.write(metrics_table(rows))
-    sample = "all cells" if args.all else f"{len(idx)} cells (uniform sample, seed {args.seed})"
+    kind = "non-isomorphic cells" if args.nb201_unique else "cells"
+    sample = f"all {len(idx)} {kind}" if args.all else f"{len(idx)} {kind} (uniform sample, seed {args.seed})"
     print(f"NAS-Bench-201 CIFAR-10 test accuracy as the truth; {sample}; best cell 94.37")
     if args.output:
         write_json(args.output, finite({"cells": sample, "reference": rows}))
@@ -373,7 +377,7 @@ def _rank_run(args, num: int | None) -> int:
         if args.nb201_bn_recal >= 0 and search.task.kind == "nb201":
             search.task.bn_recal = args.nb201_bn_recal
         path = Path(args.output) if args.output else run / "rank.json"
-        out = rank_search(search, run, num, args.seed, args.rank_batches, path)
+        out = rank_search(search, run, num, args.seed, args.rank_batches, path, unique=args.nb201_unique)
     finally:
         search.runlog.close()
     ref = out["reference"]

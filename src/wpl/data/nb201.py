@@ -68,6 +68,33 @@ def all_archs() -> list[str]:
     return [arch_string(c) for c in itertools.product(OPS, repeat=len(EDGES))]
 
 
+def isomorphism_key(ops: tuple[str, ...]) -> str:
+    """What a cell computes, written out: two cells with the same key are isomorphic (the same network up
+    to the order of a node's inputs) in the sense of NAS-Bench-201's own tools, which leaves the 6,466
+    classes the literature counts. A node is its inputs' terms, sorted and joined by ``+``: ``(source)@op``,
+    the source itself through ``skip_connect``, and ``#`` (zero) through ``none`` or from a source that is a
+    single zero. (A term that is itself a sum stays one term, so this is not a full functional
+    equivalence: flattening sums and dropping zeros would leave 5,273 classes.)"""
+    op = dict(zip(EDGES, ops, strict=True))
+    nodes = ["x"]
+    for j in (1, 2, 3):
+        terms = []
+        for i in range(j):
+            o, src = op[(i, j)], nodes[i]
+            terms.append("#" if o == "none" or src == "#" else src if o == "skip_connect" else f"({src})@{o}")
+        nodes.append("+".join(sorted(terms)))
+    return nodes[3]
+
+
+@functools.lru_cache(maxsize=1)
+def unique_cells() -> np.ndarray:
+    """The canonical index of one cell per isomorphism class (the first in canonical order): 6,466 cells."""
+    first: dict[str, int] = {}
+    for k, ops in enumerate(itertools.product(OPS, repeat=len(EDGES))):
+        first.setdefault(isomorphism_key(ops), k)
+    return np.array(sorted(first.values()), dtype=np.int64)
+
+
 @dataclass(frozen=True)
 class GroundTruth:
     """Per cell (canonical order): the true test accuracy and the two published estimates, in %."""

@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.nb201 import NUM_CELLS, all_archs, ground_truth
+from ..data.nb201 import all_archs, ground_truth
 from ..errors import WplError
 from ..fileio import atomic_write, finite, write_json
 from ..runtime import model_mode
 from .nb201 import Nb201Arch
-from .rank import rank_metrics, sample_cells
+from .rank import rank_metrics, sample_benchmark_cells
 
 log = logging.getLogger("wpl")
 
@@ -107,7 +107,7 @@ def jacob_cov_scores(task, archs: list[Nb201Arch], images: int = 64, seed: int =
 
 
 def rank_search(search, run_dir: Path, num_archs: int | None, seed: int, batches: int,
-                output: Path | None = None) -> dict:
+                output: Path | None = None, unique: bool = False) -> dict:
     """Score the sample with ``search``'s supernet; write ``rank.json`` and ``rank.png`` (in the run, or
     ``output`` and the PNG beside it); the result."""
     task = search.task
@@ -117,7 +117,7 @@ def rank_search(search, run_dir: Path, num_archs: int | None, seed: int, batches
     if search.flags.get("dataset") != "cifar10":
         log.warning("the run searched on %s; the ground truth is CIFAR-10's, so the comparison is off-task",
                     search.flags.get("dataset"))
-    idx = sample_cells(num_archs, seed, NUM_CELLS)
+    idx = sample_benchmark_cells(num_archs, seed, unique)
     strings = [all_archs()[i] for i in idx]
     archs = [Nb201Arch.from_string(s) for s in strings]
     from tqdm.auto import tqdm
@@ -135,7 +135,8 @@ def rank_search(search, run_dir: Path, num_archs: int | None, seed: int, batches
                  "jacob_cov": {"same_cells": rank_metrics(jacob_cov_scores(task, archs), truth)}}
     for name, est in (("one_shot", g.one_shot), ("few_shot", g.few_shot)):
         reference[name] = {"same_cells": rank_metrics(est[idx], truth), "all_cells": rank_metrics(est, g.test_acc)}
-    out = {**metrics, "seed": seed, "batches": batches, "bn_recal": task.bn_recal, "epoch": search.epoch,
+    out = {**metrics, "seed": seed, "unique": unique, "batches": batches, "bn_recal": task.bn_recal,
+           "epoch": search.epoch,
            "top1_arch": strings[top1],
            "archs": [{"arch": s, "score": sc, "true_acc": float(t)} for s, sc, t in zip(strings, scores, truth,
                                                                                       strict=True)],
