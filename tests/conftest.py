@@ -157,6 +157,17 @@ def assert_schema(run: Path, summary: dict, metric: str, top_k: int) -> None:
     assert done["event"] == "done" and done["test"] == on_disk["test"] and done["metric"] == metric
 
 
+def wait_for(path: Path, proc, timeout: float) -> bool:
+    """Poll until ``path`` exists, the process ``proc`` has ended, or ``timeout`` seconds have passed;
+    whether ``path`` exists."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not path.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return path.exists()
+
+
 def signal_when(make_cmd, sig: int, env: dict | None = None, attempts: int = 3,
                 timeout: float = 300.0) -> tuple[int, str, int]:
     """Start the job ``make_cmd(attempt) -> (argv, marker)`` and send it ``sig`` once ``marker`` exists;
@@ -164,18 +175,14 @@ def signal_when(make_cmd, sig: int, env: dict | None = None, attempts: int = 3,
     A job that ended first (a loaded machine can stall this process past the job's end) is started again,
     in the folder ``make_cmd`` gives for the next attempt; a marker that never shows up fails the test."""
     import subprocess
-    import time
 
     for attempt in range(attempts):
         argv, marker = make_cmd(attempt)
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-        deadline = time.monotonic() + timeout
-        while not marker.exists() and proc.poll() is None:
-            if time.monotonic() > deadline:
-                proc.kill()
-                proc.communicate()
-                pytest.fail(f"{marker} did not appear within {timeout:.0f} s")
-            time.sleep(0.02)
+        if not wait_for(marker, proc, timeout) and proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+            pytest.fail(f"{marker} did not appear within {timeout:.0f} s")
         ended_first = proc.poll() is not None
         if not ended_first:
             proc.send_signal(sig)

@@ -9,18 +9,12 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import rnn_argv, signal_when
+from conftest import rnn_argv, signal_when, wait_for
 from test_resume_anywhere import RUN, assert_same_run
 
 
 def _cmd(argv: list[str]) -> list[str]:
     return [sys.executable, "-m", "wpl", "search", *argv]
-
-
-def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
 
 
 def test_sigterm_stops_at_a_step_with_a_checkpoint_and_resumes_identically(text_root: Path, tmp_path: Path) -> None:
@@ -48,7 +42,7 @@ def test_kill_9_at_random_moments_resumes_identically(text_root: Path, tmp_path:
         proc = subprocess.Popen(_cmd([*argv, *(["--resume=True"] if attempt else [])]),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         if kills < 3:
-            _wait_for(ckpt, proc)  # once it is working: then a random moment
+            wait_for(ckpt, proc, 60.0)  # once it is working: then a random moment
             time.sleep(rng.uniform(0.0, 0.4))
             if proc.poll() is None:
                 os.kill(proc.pid, signal.SIGKILL)
