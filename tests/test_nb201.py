@@ -16,6 +16,7 @@ from wpl.nas.nb201 import (
     ResBlock,
     SharedCell,
     SharedNB201,
+    SupernetBN,
     decode_nb201,
     encode_nb201,
     nb201_decisions,
@@ -513,3 +514,30 @@ def test_a_cell_and_its_isomorph_are_one_canonical_cell() -> None:
     assert isomorphism_key(dead[0]) == isomorphism_key(dead[1]) == "#+#+#"
     sample = sample_benchmark_cells(50, seed=0, unique=True)
     assert len(sample) == 50 and set(sample.tolist()) <= set(pool.tolist())
+
+
+def test_outer_affine_batch_norms_learn_outside_the_cells_only() -> None:
+    net = SharedNB201(3, 10, channels=4, cells=1, outer_affine=True)
+    affine = {f"{m}.{p}" for m, mod in net.named_modules() if isinstance(mod, SupernetBN)
+              for p, _ in mod.named_parameters()}
+    assert affine and not any(".ops." in n for n in affine)  # the cells' ops stay non-affine
+    assert {"stem.1.weight", "stem.1.bias", "head_bn.weight", "head_bn.bias", "layers.1.a.2.weight"} <= affine
+    plain = SharedNB201(3, 10, channels=4, cells=1, outer_affine=False)
+    assert len(list(net.parameters())) - len(list(plain.parameters())) == len(affine)
+    # a fresh affine BN is the identity map, so both nets compute the same function from the same weights
+    plain.load_state_dict({k: v for k, v in net.state_dict().items() if k not in affine})
+    x, arch = torch.randn(4, 3, 8, 8), Nb201Arch(("nor_conv_3x3",) * 6)
+    assert torch.allclose(net(x, arch), plain(x, arch), atol=1e-6)
+    with pytest.raises(ValueError, match="unknown init 'he'"):
+        SharedNB201(channels=4, cells=1, init="he")
+
+
+def test_a_run_saved_before_the_recipe_flags_keeps_its_old_supernet() -> None:
+    from wpl.nas.run import merge_saved_args
+    from wpl.nas.search_flags import parse_search_args
+
+    args = parse_search_args(["--network_type=nb201", "--load_path=x"])
+    saved = {k: v for k, v in vars(args).items() if k not in ("explicit", "nb201_outer_affine", "nb201_init")}
+    merged = merge_saved_args(args, saved)
+    assert (merged.nb201_outer_affine, merged.nb201_init) == (False, "kaiming")
+    assert (args.nb201_outer_affine, args.nb201_init) == (True, "default")  # a new run's defaults

@@ -313,6 +313,8 @@ def cmd_rank(argv: Sequence[str]) -> int:
     p.add_argument("--data_dir", default="", help="default: the run's")
     p.add_argument("--device", default="", help="default: the run's")
     p.add_argument("--rank_batches", type=int, default=4, help="validation batches each cell is scored on")
+    p.add_argument("--rank_batch_size", type=int, default=250, help="images per such batch (the batch norms use "
+                   "each batch's statistics, so small batches make noisy scores)")
     p.add_argument("--nb201_bn_recal", type=int, default=-1,
                    help="score with BN statistics recalibrated over K training batches per cell (0: batch "
                    "statistics; default: the run's --nb201_bn_recal)")
@@ -330,8 +332,9 @@ def cmd_rank(argv: Sequence[str]) -> int:
     if not args.all and not 2 <= args.num_archs <= pool:
         raise WplError(f"--num_archs={args.num_archs}: at most {pool} (the benchmark's "
                        f"{'non-isomorphic ' if args.nb201_unique else ''}cells) and at least 2; or --all=true")
-    if args.rank_batches < 1:
-        raise WplError(f"--rank_batches={args.rank_batches}: must be >= 1")
+    for name in ("rank_batches", "rank_batch_size"):
+        if getattr(args, name) < 1:
+            raise WplError(f"--{name}={getattr(args, name)}: must be >= 1")
     if args.nb201_bn_recal < -1:
         raise WplError(f"--nb201_bn_recal={args.nb201_bn_recal}: must be >= 0 (or -1, the run's own)")
     num = None if args.all else args.num_archs
@@ -377,7 +380,8 @@ def _rank_run(args, num: int | None) -> int:
         if args.nb201_bn_recal >= 0 and search.task.kind == "nb201":
             search.task.bn_recal = args.nb201_bn_recal
         path = Path(args.output) if args.output else run / "rank.json"
-        out = rank_search(search, run, num, args.seed, args.rank_batches, path, unique=args.nb201_unique)
+        out = rank_search(search, run, num, args.seed, args.rank_batches, args.rank_batch_size, path,
+                          unique=args.nb201_unique)
     finally:
         search.runlog.close()
     ref = out["reference"]

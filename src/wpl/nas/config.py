@@ -14,6 +14,7 @@ from ..errors import ConfigError
 from ..fisher import ESTIMATORS
 from ..plasticity import WplConfig
 from .cnn import OPS, SEP_CONVS, canonical_op
+from .nb201 import INITS as NB201_INITS
 from .rnn import check_activation
 
 RNN_ACTIVATIONS = ("tanh", "ReLU", "identity", "sigmoid")  # the original's default list (its spelling)
@@ -74,6 +75,7 @@ class SearchConfig:
     rank_every: int = 0  # nb201: log ranking fidelity every N epochs (0: never)
     rank_archs: int = 100  # nb201: the cells of that fixed, seeded sample
     rank_batches: int = 4  # nb201: validation batches each of them is scored on
+    rank_batch_size: int = 250  # nb201: images per such batch (its BN statistics)
     train_controller: bool = False
     start_training_controller: int = 0
     stop_training_controller: int = 1000
@@ -114,7 +116,7 @@ class SearchConfig:
         if not 0 < self.wpl_anchor_rate <= 1:
             raise ConfigError("wpl_anchor_rate", self.wpl_anchor_rate, "must be in (0, 1]")
         _at_least(self, 0, "rank_every")
-        _at_least(self, 1, "rank_batches")
+        _at_least(self, 1, "rank_batches", "rank_batch_size")
         if not 2 <= self.rank_archs <= 15625:
             raise ConfigError("rank_archs", self.rank_archs, "must be in 2..15625 (NAS-Bench-201's cells)")
         if self.fisher_source == "train" and self.fisher_estimator != "batch_sq":
@@ -258,6 +260,8 @@ class Nb201Config(TaskConfig):
     nb201_channels: int = 16
     nb201_cells: int = 5
     nb201_bn_recal: int = 0  # score with BN statistics recalibrated over K training batches (0: batch stats)
+    nb201_outer_affine: bool = True  # the stem's, reductions' and head's BN learn a scale and shift
+    nb201_init: str = "default"  # the convolutions' initialisation: PyTorch's default or kaiming (fan-out)
     cutout: int = 0
     random_seed: int = 12345
 
@@ -265,6 +269,7 @@ class Nb201Config(TaskConfig):
         super().__post_init__()
         _at_least(self, 1, "nb201_channels", "nb201_cells")
         _at_least(self, 0, "cutout", "nb201_bn_recal")
+        _one_of(self, "nb201_init", NB201_INITS)
 
 
 def _space_name(check, field: str, name: str) -> str:

@@ -109,19 +109,28 @@ def nb201_graph(arch: Nb201Arch) -> Graph:
 
 # ---- layers ------------------------------------------------------------------------------------
 class SupernetBN(nn.Module):
-    """Batch norm without affine parameters or buffers: batch statistics, unless :func:`recalibrated`
-    has fixed this layer's statistics for the architecture being evaluated (eval mode only)."""
+    """Batch norm without buffers: batch statistics, unless :func:`recalibrated` has fixed this layer's
+    statistics for the architecture being evaluated (eval mode only); a learned scale and shift when
+    ``affine``."""
 
     eps = 1e-5
 
-    def __init__(self, c: int) -> None:
+    def __init__(self, c: int, affine: bool = False) -> None:
         super().__init__()
         self.num_features = c
+        self.weight = nn.Parameter(torch.ones(c)) if affine else None
+        self.bias = nn.Parameter(torch.zeros(c)) if affine else None
         self.dist: Dist = SINGLE  # data-parallel: batch statistics over every rank (batchnorm.use_dist)
         self.fixed: tuple[Tensor, Tensor] | None = None
         self._acc: list[Tensor] | None = None  # [count, sum, sum of squares] while recalibrating
 
     def forward(self, x: Tensor) -> Tensor:  # noqa: D102
+        y = self._normalise(x)
+        if self.weight is None:
+            return y
+        return y * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+    def _normalise(self, x: Tensor) -> Tensor:
         if self._acc is not None:  # recalibrating: every rank sees the same whole batches, so no collective
             x64 = x.detach().double()
             self._acc[0] += x.shape[0] * x.shape[2] * x.shape[3]
@@ -171,18 +180,18 @@ def recalibrated(model: nn.Module, arch, batches: Iterable[Tensor]) -> Iterator[
 class ReluConvBn(nn.Sequential):
     """ReLU → k×k conv (stride) → BN."""
 
-    def __init__(self, c_in: int, c_out: int, k: int, stride: int = 1) -> None:
-        super().__init__(nn.ReLU(), nn.Conv2d(c_in, c_out, k, stride, k // 2, bias=False), SupernetBN(c_out))
+    def __init__(self, c_in: int, c_out: int, k: int, stride: int = 1, affine: bool = False) -> None:
+        super().__init__(nn.ReLU(), nn.Conv2d(c_in, c_out, k, stride, k // 2, bias=False), SupernetBN(c_out, affine))
 
 
 class ResBlock(nn.Module):
     """The benchmark's residual reduction block: two 3×3 ReLU-conv-BN (the first stride 2) plus a
     pooled 1×1 shortcut."""
 
-    def __init__(self, c_in: int, c_out: int) -> None:
+    def __init__(self, c_in: int, c_out: int, affine: bool = False) -> None:
         super().__init__()
-        self.a = ReluConvBn(c_in, c_out, 3, 2)
-        self.b = ReluConvBn(c_out, c_out, 3, 1)
+        self.a = ReluConvBn(c_in, c_out, 3, 2, affine)
+        self.b = ReluConvBn(c_out, c_out, 3, 1, affine)
         self.shortcut = nn.Sequential(nn.AvgPool2d(2, 2), nn.Conv2d(c_in, c_out, 1, bias=False))
 
     def forward(self, x: Tensor) -> Tensor:  # noqa: D102
@@ -227,27 +236,39 @@ class SharedCell(nn.Module):
         return nodes[3]
 
 
+INITS = ("kaiming", "default")
+
+
 class SharedNB201(nn.Module):
-    """The NAS-Bench-201 supernet (see the module docstring): ``C`` = ``channels``, ``N`` = ``cells``."""
+    """The NAS-Bench-201 supernet (see the module docstring): ``C`` = ``channels``, ``N`` = ``cells``.
+
+    ``outer_affine``: the stem's, reduction blocks' and head's batch norms learn a scale and shift (the
+    cells' ops stay non-affine, as the benchmark's). ``init``: ``kaiming`` (normal, fan-out) or PyTorch's
+    ``default`` for the convolutions.
+    """
 
     def __init__(self, in_channels: int = 3, classes: int = 10, channels: int = 16, cells: int = 5,
-                 ops: Sequence[str] = OPS) -> None:
+                 ops: Sequence[str] = OPS, outer_affine: bool = True, init: str = "default") -> None:
         super().__init__()
         if channels < 1 or cells < 1:
             raise ValueError(f"channels and cells must be >= 1, got {channels} and {cells}")
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), SupernetBN(channels))
+        if init not in INITS:
+            raise ValueError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False),
+                                  SupernetBN(channels, outer_affine))
         self.layers = nn.ModuleList()
         c = channels
         for stage in range(3):
             if stage > 0:
-                self.layers.append(ResBlock(c, 2 * c))
+                self.layers.append(ResBlock(c, 2 * c, outer_affine))
                 c *= 2
             self.layers.extend(SharedCell(c, ops) for _ in range(cells))
-        self.head_bn = SupernetBN(c)
+        self.head_bn = SupernetBN(c, outer_affine)
         self.classifier = nn.Linear(c, classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        if init == "kaiming":
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, x: Tensor, arch: Nb201Arch) -> Tensor:
         """Images ``[N, C, H, W]`` → class logits."""

@@ -34,7 +34,8 @@ class Nb201Task(CnnTask):
         self.decisions = nb201_decisions(self.ops)
         self.reset_at: tuple[int, ...] = ()
         self.bn_recal = cfg.nb201_bn_recal  # wpl rank may score with another choice
-        return SharedNB201(channels, classes, cfg.nb201_channels, cfg.nb201_cells, self.ops)
+        return SharedNB201(channels, classes, cfg.nb201_channels, cfg.nb201_cells, self.ops,
+                           outer_affine=cfg.nb201_outer_affine, init=cfg.nb201_init)
 
     def decode(self, actions: Sequence[int]) -> Nb201Arch:
         """Controller actions → architecture."""

@@ -29,11 +29,12 @@ log = logging.getLogger("wpl")
 
 
 @torch.no_grad()
-def score_cells(task, archs: list[Nb201Arch], batches: int, on_cell=None) -> list[float]:
-    """Validation accuracy (%) of each cell with the task's supernet on the first ``batches`` batches."""
+def score_cells(task, archs: list[Nb201Arch], batches: int, batch_size: int, on_cell=None) -> list[float]:
+    """Validation accuracy (%) of each cell with the task's supernet on the first ``batches`` batches of
+    ``batch_size``."""
     out = []
     for arch in archs:
-        _, acc = task._stats(task.valid_x, task.valid_y, arch, 0, batches, task.config.batch_size)
+        _, acc = task._stats(task.valid_x, task.valid_y, arch, 0, batches, batch_size)
         out.append(100.0 * acc)
         if on_cell is not None:
             on_cell()
@@ -106,7 +107,7 @@ def jacob_cov_scores(task, archs: list[Nb201Arch], images: int = 64, seed: int =
         return [jacob_cov(lambda t, a=a: net(t, a), x) for a in archs]
 
 
-def rank_search(search, run_dir: Path, num_archs: int | None, seed: int, batches: int,
+def rank_search(search, run_dir: Path, num_archs: int | None, seed: int, batches: int, batch_size: int = 250,
                 output: Path | None = None, unique: bool = False) -> dict:
     """Score the sample with ``search``'s supernet; write ``rank.json`` and ``rank.png`` (in the run, or
     ``output`` and the PNG beside it); the result."""
@@ -123,7 +124,7 @@ def rank_search(search, run_dir: Path, num_archs: int | None, seed: int, batches
     from tqdm.auto import tqdm
 
     with tqdm(total=len(archs), desc="rank", dynamic_ncols=True, leave=False) as bar:
-        scores = score_cells(task, archs, batches, lambda: bar.update(1))
+        scores = score_cells(task, archs, batches, batch_size, lambda: bar.update(1))
     g = ground_truth()
     truth = g.test_acc[idx]
     metrics = rank_metrics(scores, truth)
@@ -135,7 +136,8 @@ def rank_search(search, run_dir: Path, num_archs: int | None, seed: int, batches
                  "jacob_cov": {"same_cells": rank_metrics(jacob_cov_scores(task, archs), truth)}}
     for name, est in (("one_shot", g.one_shot), ("few_shot", g.few_shot)):
         reference[name] = {"same_cells": rank_metrics(est[idx], truth), "all_cells": rank_metrics(est, g.test_acc)}
-    out = {**metrics, "seed": seed, "unique": unique, "batches": batches, "bn_recal": task.bn_recal,
+    out = {**metrics, "seed": seed, "unique": unique, "batches": batches, "batch_size": batch_size,
+           "bn_recal": task.bn_recal,
            "epoch": search.epoch,
            "top1_arch": strings[top1],
            "archs": [{"arch": s, "score": sc, "true_acc": float(t)} for s, sc, t in zip(strings, scores, truth,

@@ -57,12 +57,17 @@ def pick_device(args: Namespace):
     return resolve_device("cpu" if args.num_gpu == 0 else "auto")
 
 
+# flags added after runs were saved whose new default differs from what those runs did: a saved run without
+# them keeps the old behaviour (its supernet has the same parameters, so its checkpoints still load)
+LEGACY = {"nb201_outer_affine": False, "nb201_init": "kaiming"}
+
+
 def merge_saved_args(args: Namespace, saved: dict) -> Namespace:
     """On resume: the saved flags win for what is learned (unless --resume_with_new_params); run flags
     given on this command line win over the saved ones; this command's own flags always come from it."""
     if args.resume_with_new_params:
         return args
-    merged = {**defaults(), **saved}
+    merged = {**defaults(), **LEGACY, **saved}
     for k in COMMAND_FLAGS:
         merged[k] = getattr(args, k)
     for k in RUN_FLAGS:

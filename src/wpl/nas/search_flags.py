@@ -119,6 +119,10 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
         ("nb201_cells", int, 5, "nb201: cells N per stage"),
         ("nb201_bn_recal", int, 0, "nb201: score each architecture with batch-norm statistics recalibrated over "
          "K fixed training batches (0: each evaluation batch's own statistics)"),
+        ("nb201_outer_affine", bool, True, "nb201: the stem's, reduction blocks' and head's batch norms learn a "
+         "scale and shift (the cells' ops never do)"),
+        ("nb201_init", str, "default", "nb201: the convolutions' initialisation, PyTorch's default or kaiming "
+         "(normal, fan-out; ranks far worse at CPU budgets, BENCHMARKS.md)"),
         ("num_blocks", int, 12, "RNN: nodes per cell; CNN: blocks per cell"),
         ("tie_weights", bool, True, "tie decoder and embedding (needs shared_embed == shared_hid)"),
         ("controller_hid", int, 100, "controller LSTM width"),
@@ -154,7 +158,8 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
         ("rank_every", int, 0, "nb201: every N epochs, rank --rank_archs fixed cells against the ground truth "
          "(metrics.jsonl 'rank' events, TensorBoard rank/*; 0: never)"),
         ("rank_archs", int, 100, "nb201: the cells of that fixed, seeded uniform sample"),
-        ("rank_batches", int, 4, "nb201: validation batches (of --batch_size) each of them is scored on"),
+        ("rank_batches", int, 4, "nb201: validation batches (of --rank_batch_size) each of them is scored on"),
+        ("rank_batch_size", int, 250, "nb201: images per ranking batch (batch-statistics BN: larger is steadier)"),
         ("mode", str, "train", "train (search), derive (derive from a saved run), test (test numbers of a run: "
          "its final model's when trained) or train_final (= wpl train-final, its own flags)"),
         ("batch_size", int, 64, "text: parallel streams; images: batch size"),
@@ -241,6 +246,7 @@ CHOICES = {
     "cnn_sep_conv": ["separable", "depthwise"],
     "rnn_cell": ["auto", "cpp", "python", "reference"],
     "search_strategy": ["enas", "random"],
+    "nb201_init": ["default", "kaiming"],
     "arch_stream": ["global", "own"],
     "wpl_recipe": list(RECIPES),
 }
@@ -253,7 +259,11 @@ FLAG_OF = {"alpha": "alpha_fisher", "channels": "cnn_input_channels"}
 # defaults (an explicit flag always wins). The evaluation batch too: the image supernets' batch norms
 # use the batch's statistics, which one image (the RNN's test batch) cannot give.
 CNN_DEFAULTS = {"shared_lr": 0.1, "shared_grad_clip": 5.0, "test_batch_size": 100}
-
+# --network_type=nb201 trains its supernet by the recipe that ranks cells (BENCHMARKS.md, "NAS-Bench-201: why
+# the supernet ranked backwards"): Nesterov SGD at a constant lr 0.05, weight decay 5e-4; a decaying lr
+# (×0.96, cosine) or the RNN's optimiser (no momentum, weight decay 1e-7) ranks far worse at CPU budgets.
+NB201_DEFAULTS = {**CNN_DEFAULTS, "shared_lr": 0.05, "shared_momentum": 0.9, "shared_l2_reg": 5e-4,
+                  "shared_decay": 1.0}
 
 
 def defaults() -> dict:
@@ -298,10 +308,10 @@ def parse_search_args(argv: Sequence[str], prog: str = "wpl search") -> argparse
     p = build_parser(prog)
     args = p.parse_args(list(argv))
     args.explicit = sorted(_explicit_flags(p, argv))
-    if args.network_type in ("micro_cnn", "nb201"):
-        for name, value in CNN_DEFAULTS.items():
-            if name not in args.explicit:
-                setattr(args, name, value)
+    space_defaults = {"micro_cnn": CNN_DEFAULTS, "nb201": NB201_DEFAULTS}.get(args.network_type, {})
+    for name, value in space_defaults.items():
+        if name not in args.explicit:
+            setattr(args, name, value)
     apply_recipe(args, _last_positions(p, argv))
     problems = check_args(args)
     if problems:
