@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from wpl.cli import main
+from wpl.cli import COMMANDS, main
 
 TINY = ["--b_iters", "30", "--a_iters_strict", "40", "--a_iters_loose", "10", "--fisher_samples", "20",
         "--valid_size", "50", "--device", "cpu"]
@@ -108,3 +108,11 @@ def test_bad_values_and_unknown_command(capsys, tmp_path):
     assert code == 2 and "did you mean two-models?" in one_line_error(err)
     code, _, err = run(["two-models", "--device", "cuda:7", "--output_dir", str(tmp_path)], capsys)
     assert code == 1 and "--device=cuda:7: " in one_line_error(err)
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_prints_its_help(command: str, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    assert "usage:" in capsys.readouterr().out

@@ -260,10 +260,11 @@ FLAG_OF = {"alpha": "alpha_fisher", "channels": "cnn_input_channels"}
 # use the batch's statistics, which one image (the RNN's test batch) cannot give.
 CNN_DEFAULTS = {"shared_lr": 0.1, "shared_grad_clip": 5.0, "test_batch_size": 100}
 # --network_type=nb201 trains its supernet by the recipe that ranks cells (BENCHMARKS.md, "NAS-Bench-201: why
-# the supernet ranked backwards"): Nesterov SGD at a constant lr 0.05, weight decay 5e-4; a decaying lr
-# (×0.96, cosine) or the RNN's optimiser (no momentum, weight decay 1e-7) ranks far worse at CPU budgets.
+# the supernet ranked backwards"): Nesterov SGD at a constant lr 0.05, weight decay 5e-4, a new architecture
+# every batch; a decaying lr (×0.6 per epoch, cosine), the RNN's optimiser (no momentum, weight decay 1e-7)
+# or 5 batches per architecture rank far worse at CPU budgets.
 NB201_DEFAULTS = {**CNN_DEFAULTS, "shared_lr": 0.05, "shared_momentum": 0.9, "shared_l2_reg": 5e-4,
-                  "shared_decay": 1.0}
+                  "shared_decay": 1.0, "num_batch_per_iter": 1}
 
 
 def defaults() -> dict:
@@ -273,13 +274,16 @@ def defaults() -> dict:
 
 def build_parser(prog: str = "wpl search") -> StrictParser:
     """The strict parser for ``python main.py`` / ``wpl search``."""
-    p = StrictParser(prog=prog, description="ENAS search with Weight Plasticity Loss (the original main.py flags)")
+    spaces = "; ".join(f"--network_type={t}: " + ", ".join(f"{k}={v}" for k, v in d.items())
+                       for t, d in (("micro_cnn", CNN_DEFAULTS), ("nb201", NB201_DEFAULTS)))
+    p = StrictParser(prog=prog, description="ENAS search with Weight Plasticity Loss (the original main.py flags)",
+                     epilog=f"The image spaces change some defaults (an explicit flag always wins): {spaces}.")
     for group_name, flags in FLAGS.items():
         g = p.add_argument_group(group_name)
         for name, typ, default, help_ in flags:
             kind = str2bool if typ is bool else typ
             g.add_argument(f"--{name}", *ALIASES.get(name, []), dest=name, type=kind, default=default,
-                           choices=CHOICES.get(name), help=f"{help_} (default {default!r})",
+                           choices=CHOICES.get(name), help=f"{help_} (default {default!r})".replace("%", "%%"),
                            metavar=name.upper() if name not in CHOICES else None)
     return p
 
