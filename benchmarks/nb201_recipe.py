@@ -50,10 +50,10 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--clip", type=float, default=5.0, help="gradient norm clip")
     ap.add_argument("--lr_schedule", choices=("constant", "cosine", "exp"), default="constant",
                     help="exp: ×0.6 per sixth of the steps (the search's per-epoch decay over 6 epochs)")
-    ap.add_argument("--outer_affine", type=int, choices=(0, 1), default=1,
+    ap.add_argument("--outer_affine", type=int, choices=(0, 1), default=0,
                     help="1: the stem's, reduction blocks' and head's BN learn a scale and shift")
     ap.add_argument("--init", choices=nb.INITS, default="default", help="conv initialisation")
-    ap.add_argument("--batches", choices=("replace", "epoch"), default="replace",
+    ap.add_argument("--batches", choices=("replace", "epoch"), default="epoch",
                     help="replace: each batch drawn uniformly with replacement; epoch: passes over a permutation")
     ap.add_argument("--aug", choices=("batch", "image"), default="image",
                     help="one crop offset and flip for the whole batch, or one per image")

@@ -115,3 +115,27 @@ def finish(args: argparse.Namespace, name: str, payload: dict, seconds: float) -
         print(f"[{mark}] {t['name']}: {t['value']} (target {t['target']})")
     print(f"wrote {path} ({payload['seconds']:.0f} s)")
     return path
+
+
+# two-sided 95% quantiles of Student's t by degrees of freedom (1–30; beyond, the normal's 1.96)
+T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def paired_diff(a: list, b: list) -> dict:
+    """``a − b`` paired by position (pairs with a missing value dropped): mean, std, n, the 95% t-interval
+    ``[lo, hi]`` of the mean difference (None for fewer than 2 pairs) and the differences."""
+    d = [float(x) - float(y) for x, y in zip(a, b, strict=True)
+         if x is not None and y is not None and not math.isnan(float(x)) and not math.isnan(float(y))]
+    out = {**mean_std(d), "lo": None, "hi": None}
+    if len(d) > 1:
+        half = (T975[len(d) - 2] if len(d) - 1 <= len(T975) else 1.96) * out["std"] / math.sqrt(len(d))
+        out["lo"], out["hi"] = out["mean"] - half, out["mean"] + half
+    return out
+
+
+def fmt_diff(pd: dict, digits: int = 3) -> str:
+    """A paired difference as ``+0.012 [−0.004, +0.028]``."""
+    if pd["lo"] is None:
+        return "n/a" if pd["mean"] is None else f"{pd['mean']:+.{digits}f}"
+    return f"{pd['mean']:+.{digits}f} [{pd['lo']:+.{digits}f}, {pd['hi']:+.{digits}f}]"

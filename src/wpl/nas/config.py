@@ -260,7 +260,7 @@ class Nb201Config(TaskConfig):
     nb201_channels: int = 16
     nb201_cells: int = 5
     nb201_bn_recal: int = 0  # score with BN statistics recalibrated over K training batches (0: batch stats)
-    nb201_outer_affine: bool = True  # the stem's, reductions' and head's BN learn a scale and shift
+    nb201_outer_affine: bool = False  # the stem's, reductions' and head's BN learn a scale and shift
     nb201_init: str = "default"  # the convolutions' initialisation: PyTorch's default or kaiming (fan-out)
     cutout: int = 0
     random_seed: int = 12345

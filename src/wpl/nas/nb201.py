@@ -248,7 +248,7 @@ class SharedNB201(nn.Module):
     """
 
     def __init__(self, in_channels: int = 3, classes: int = 10, channels: int = 16, cells: int = 5,
-                 ops: Sequence[str] = OPS, outer_affine: bool = True, init: str = "default") -> None:
+                 ops: Sequence[str] = OPS, outer_affine: bool = False, init: str = "default") -> None:
         super().__init__()
         if channels < 1 or cells < 1:
             raise ValueError(f"channels and cells must be >= 1, got {channels} and {cells}")

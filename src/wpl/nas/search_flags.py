@@ -119,8 +119,8 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
         ("nb201_cells", int, 5, "nb201: cells N per stage"),
         ("nb201_bn_recal", int, 0, "nb201: score each architecture with batch-norm statistics recalibrated over "
          "K fixed training batches (0: each evaluation batch's own statistics)"),
-        ("nb201_outer_affine", bool, True, "nb201: the stem's, reduction blocks' and head's batch norms learn a "
-         "scale and shift (the cells' ops never do)"),
+        ("nb201_outer_affine", bool, False, "nb201: the stem's, reduction blocks' and head's batch norms learn a "
+         "scale and shift (the cells' ops never do; ranked worse in BENCHMARKS.md's bisection)"),
         ("nb201_init", str, "default", "nb201: the convolutions' initialisation, PyTorch's default or kaiming "
          "(normal, fan-out; ranks far worse at CPU budgets, BENCHMARKS.md)"),
         ("num_blocks", int, 12, "RNN: nodes per cell; CNN: blocks per cell"),
