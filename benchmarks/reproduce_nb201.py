@@ -125,8 +125,10 @@ def figure(per_seed: list[dict], path: Path) -> Path:
     return _save(fig, path)
 
 
-def scatter(per_seed: list[dict], path: Path) -> Path:
+def scatter(per_seed: list[dict], cells: int, path: Path) -> Path:
     """Each run's mean forgetting after the branch (loss, nats) against its final Kendall τ."""
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = _plt().subplots(1, 2, figsize=(10, 3.8), sharey=True)
     for ax, strategy in zip(axes, ("enas", "random"), strict=True):
         for name, color in COLORS.items():
@@ -137,8 +139,9 @@ def scatter(per_seed: list[dict], path: Path) -> Path:
                 ax.scatter(*zip(*pts, strict=True), color=color, label=name, s=22)
         ax.set_title(f"{strategy} strategy", fontsize=10)
         ax.set_xlabel("forgetting: mean loss increase after the branch (nats)")
+        ax.xaxis.set_major_locator(MaxNLocator(5))
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("Kendall τ, 200 cells")
+    axes[0].set_ylabel(f"Kendall τ, {cells} cells")
     axes[0].legend(fontsize=8)
     fig.suptitle("Does forgetting predict ranking error? (one point per run)")
     return _save(fig, path)
@@ -159,7 +162,7 @@ def main() -> None:
     per_seed = [step(keep / f"seed{s}.json", lambda s=s: run_seed(studies, s, cfg["cells"], cfg["batches"]))
                 for s in seed_list]
     png = figure(per_seed, out_path(args, "nb201", "png"))
-    dots = scatter(per_seed, out_path(args, "nb201_scatter", "png"))
+    dots = scatter(per_seed, cfg["cells"], out_path(args, "nb201_scatter", "png"))
     keys = [f"{st}-{name}" for st in studies for name in VARIANTS]
     summary = {k: {m: mean_std([r[k][m] for r in per_seed]) for m in (*METRICS, *FORGETTING, "param_count_tau",
                                                                       "seconds")} for k in keys}
