@@ -40,8 +40,9 @@ ROWS: dict[str, list[str]] = {
     "search optimiser defaults": ["--momentum", "0", "--wd", "1e-7", "--lr", "0.1"],
     # beyond the bisection: the search's data path, and the choices that measured best together
     "epoch batches and per-image crop/flip (the search's data path)": ["--batches", "epoch", "--aug", "image"],
-    "that, with non-affine BN outside cells (the new default)": ["--batches", "epoch", "--aug", "image",
-                                                                 "--outer_affine", "0"],
+    "non-affine BN, epoch batches, per-image crop and flip": ["--batches", "epoch", "--aug", "image",
+                                                              "--outer_affine", "0"],
+    "non-affine BN, epoch batches, one crop and flip per batch": ["--batches", "epoch", "--outer_affine", "0"],
     "lr 0.1": ["--lr", "0.1"],
 }
 

@@ -55,7 +55,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--init", choices=nb.INITS, default="default", help="conv initialisation")
     ap.add_argument("--batches", choices=("replace", "epoch"), default="epoch",
                     help="replace: each batch drawn uniformly with replacement; epoch: passes over a permutation")
-    ap.add_argument("--aug", choices=("batch", "image"), default="image",
+    ap.add_argument("--aug", choices=("batch", "image"), default="batch",
                     help="one crop offset and flip for the whole batch, or one per image")
     ap.add_argument("--per_arch", type=int, default=1, help="consecutive batches per sampled cell")
     ap.add_argument("--score", choices=sorted(SCORINGS), default="1000x250",

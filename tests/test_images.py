@@ -101,6 +101,20 @@ def test_augmentation_shapes_ranges_and_determinism() -> None:
     assert any(torch.allclose(row[1:-1], src[r, s:s + 6]) for r in range(8) for s in range(3))
 
 
+def test_batch_scope_augmentation_moves_every_image_alike() -> None:
+    mean, std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+    img = torch.randint(0, 256, (1, 3, 8, 8), dtype=torch.uint8)
+    x = img.repeat(32, 1, 1, 1)  # one image, 32 times: any difference between outputs is a per-image draw
+    per_image = augment(x, mean, std, torch.Generator().manual_seed(0), pad=2, cutout=3)
+    per_batch = augment(x, mean, std, torch.Generator().manual_seed(0), pad=2, cutout=3, per_batch=True)
+    assert not all(torch.equal(per_image[0], v) for v in per_image[1:])
+    assert all(torch.equal(per_batch[0], v) for v in per_batch[1:])
+    # over batches the draws still vary: some batches are flipped or shifted, others not
+    g = torch.Generator().manual_seed(1)
+    firsts = {augment(img, mean, std, g, pad=2, per_batch=True).sum().item() for _ in range(20)}
+    assert len(firsts) > 1
+
+
 def test_folder_splits_are_shuffled_so_eval_batches_mix_classes(tmp_path: Path) -> None:
     make_image_folder(tmp_path, per_class=12)
     d = load_images(tmp_path, "shapes", valid_size=1)

@@ -327,15 +327,16 @@ def test_bn_recalibrated_search_and_rank(tmp_path, capsys) -> None:
     search.runlog.close()
 
 
-@pytest.mark.parametrize("update, anchor", [("proximal", "snapshot"), ("after_clip", "ema")])
-def test_wpl_variants_search_and_resume_exactly(update, anchor, tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("update, anchor, sampling",
+                         [("proximal", "snapshot", "epoch"), ("after_clip", "ema", "replace")])
+def test_wpl_variants_search_and_resume_exactly(update, anchor, sampling, tmp_path, monkeypatch) -> None:
     from conftest import make_cifar, run_interrupted
     from wpl.nas.run import run_search
 
     data = make_cifar(tmp_path / "data")
     argv = [*TINY_NB201, f"--data_dir={data}", "--max_epoch=3", f"--wpl_update={update}", f"--wpl_anchor={anchor}",
             "--wpl_anchor_every=3", "--wpl_anchor_rate=0.5", "--legacy_compound_alpha=False",
-            "--fisher_normalise=mean", "--alpha_fisher=0.5"]
+            "--fisher_normalise=mean", "--alpha_fisher=0.5", f"--train_sampling={sampling}"]
     full = run_search([*argv, f"--log_dir={tmp_path / 'full'}"])
     assert full["wpl_active"] and any(e["wpl"] > 0 for e in full["epochs"][1:])
     part = [*argv, f"--log_dir={tmp_path / 'part'}"]
@@ -537,6 +538,7 @@ def test_a_run_saved_before_the_recipe_flags_keeps_its_old_supernet() -> None:
     from wpl.nas.search_flags import parse_search_args
 
     args = parse_search_args(["--network_type=nb201", "--load_path=x"])
-    saved = {k: v for k, v in vars(args).items() if k not in ("explicit", "nb201_init")}
-    assert merge_saved_args(args, saved).nb201_init == "kaiming"
-    assert args.nb201_init == "default"  # a new run's default
+    saved = {k: v for k, v in vars(args).items() if k not in ("explicit", "nb201_init", "augment_scope")}
+    merged = merge_saved_args(args, saved)
+    assert (merged.nb201_init, merged.augment_scope) == ("kaiming", "image")  # what those runs did
+    assert (args.nb201_init, args.augment_scope) == ("default", "batch")  # a new nb201 run's defaults

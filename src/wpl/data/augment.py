@@ -15,28 +15,33 @@ def normalise(x: Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> Ten
 
 
 def augment(x: Tensor, mean: tuple[float, ...], std: tuple[float, ...], generator: torch.Generator,
-            pad: int = 4, flip: bool = True, cutout: int = 0) -> Tensor:
+            pad: int = 4, flip: bool = True, cutout: int = 0, per_batch: bool = False) -> Tensor:
     """Training view of a uint8 batch: crop with ``pad``-pixel padding, flip, normalise, cutout.
 
     Random draws come from ``generator`` (a CPU generator, so results do not depend on the device).
+    ``per_batch``: one crop offset, one flip and one cutout square for the whole batch (a milder
+    augmentation) instead of one per image.
     """
     n, c, h, w = x.shape
     dev = x.device
+    k = 1 if per_batch else n  # independent draws
+
+    def draw(high: int) -> Tensor:
+        return torch.randint(0, high, (k,), generator=generator).expand(n).to(dev)
+
     out = normalise(x, mean, std)
     if pad > 0:
         padded = torch.nn.functional.pad(out, (pad, pad, pad, pad))  # zero = the mean after normalising
-        oy = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(dev)
-        ox = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(dev)
+        oy, ox = draw(2 * pad + 1), draw(2 * pad + 1)
         rows = (oy[:, None] + torch.arange(h, device=dev))[:, None, :, None]
         cols = (ox[:, None] + torch.arange(w, device=dev))[:, None, None, :]
         idx = torch.arange(n, device=dev)[:, None, None, None]
         out = padded[idx, torch.arange(c, device=dev)[None, :, None, None], rows, cols]
     if flip:
-        mirror = (torch.rand(n, generator=generator) < 0.5).to(dev).view(n, 1, 1, 1)
+        mirror = (torch.rand(k, generator=generator) < 0.5).expand(n).to(dev).view(n, 1, 1, 1)
         out = torch.where(mirror, out.flip(3), out)
     if cutout > 0:
-        cy = torch.randint(0, h, (n,), generator=generator).to(dev).view(n, 1, 1, 1)
-        cx = torch.randint(0, w, (n,), generator=generator).to(dev).view(n, 1, 1, 1)
+        cy, cx = draw(h).view(n, 1, 1, 1), draw(w).view(n, 1, 1, 1)
         ys = torch.arange(h, device=dev).view(1, 1, h, 1)
         xs = torch.arange(w, device=dev).view(1, 1, 1, w)
         half = cutout // 2

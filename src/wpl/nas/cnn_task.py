@@ -107,13 +107,16 @@ class CnnTask:
         """The next augmented training batch: the global batch drawn and augmented alike on every rank
         (one generator), this rank's part of it kept."""
         bs = self.global_batch
-        if self.train_pos + bs > len(self.order):  # a new shuffled pass (the short remainder is skipped)
-            self.order = torch.randperm(len(self.train_x), generator=self.gen)
-            self.train_pos = 0
-        idx = self.order[self.train_pos:self.train_pos + bs].to(self.device)
-        self.train_pos += bs
+        if self.config.train_sampling == "replace":
+            idx = torch.randint(0, len(self.train_x), (bs,), generator=self.gen).to(self.device)
+        else:
+            if self.train_pos + bs > len(self.order):  # a new shuffled pass (the short remainder is skipped)
+                self.order = torch.randperm(len(self.train_x), generator=self.gen)
+                self.train_pos = 0
+            idx = self.order[self.train_pos:self.train_pos + bs].to(self.device)
+            self.train_pos += bs
         x = augment(self.train_x[idx], self.data.mean, self.data.std, self.gen, flip=self.flip,
-                    cutout=self.config.cutout)
+                    cutout=self.config.cutout, per_batch=self.config.augment_scope == "batch")
         return self.dist.part(x), self.dist.part(self.train_y[idx])
 
     def train_loss(self, arch: MicroArch) -> tuple[Tensor, Tensor]:

@@ -17,6 +17,9 @@ from .cnn import OPS, SEP_CONVS, canonical_op
 from .nb201 import INITS as NB201_INITS
 from .rnn import check_activation
 
+AUGMENT_SCOPES = ("image", "batch")
+TRAIN_SAMPLINGS = ("epoch", "replace")
+
 RNN_ACTIVATIONS = ("tanh", "ReLU", "identity", "sigmoid")  # the original's default list (its spelling)
 CNN_OPS = tuple(OPS)
 # Fisher estimators each space supports (per-sample ones need class logits per sample)
@@ -235,12 +238,16 @@ class CnnConfig(TaskConfig):
     shared_cnn_reduce_types: tuple[str, ...] = CNN_OPS
     cnn_sep_conv: str = "separable"  # or "depthwise": the original's op (no pointwise conv)
     cutout: int = 0
+    augment_scope: str = "image"  # one crop/flip/cutout draw per image, or one for the whole batch
+    train_sampling: str = "epoch"  # training batches: passes over a shuffled order, or drawn with replacement
     random_seed: int = 12345
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _at_least(self, 1, "cnn_num_modules")
         _at_least(self, 0, "cnn_num_repeat_normal", "cutout")
+        _one_of(self, "augment_scope", AUGMENT_SCOPES)
+        _one_of(self, "train_sampling", TRAIN_SAMPLINGS)
         _one_of(self, "cnn_sep_conv", SEP_CONVS)
         scale = 2 ** self.cnn_num_modules
         if self.cnn_final_filter_size < scale or self.cnn_final_filter_size % scale:
@@ -263,6 +270,8 @@ class Nb201Config(TaskConfig):
     nb201_outer_affine: bool = False  # the stem's, reductions' and head's BN learn a scale and shift
     nb201_init: str = "default"  # the convolutions' initialisation: PyTorch's default or kaiming (fan-out)
     cutout: int = 0
+    augment_scope: str = "image"  # one crop/flip/cutout draw per image, or one for the whole batch
+    train_sampling: str = "epoch"  # training batches: passes over a shuffled order, or drawn with replacement
     random_seed: int = 12345
 
     def __post_init__(self) -> None:
@@ -270,6 +279,8 @@ class Nb201Config(TaskConfig):
         _at_least(self, 1, "nb201_channels", "nb201_cells")
         _at_least(self, 0, "cutout", "nb201_bn_recal")
         _one_of(self, "nb201_init", NB201_INITS)
+        _one_of(self, "augment_scope", AUGMENT_SCOPES)
+        _one_of(self, "train_sampling", TRAIN_SAMPLINGS)
 
 
 def _space_name(check, field: str, name: str) -> str:

@@ -59,7 +59,7 @@ def pick_device(args: Namespace):
 
 # flags added after runs were saved whose new default differs from what those runs did: a saved run without
 # them keeps the old behaviour (its supernet has the same parameters, so its checkpoints still load)
-LEGACY = {"nb201_init": "kaiming"}
+LEGACY = {"nb201_init": "kaiming", "augment_scope": "image", "train_sampling": "epoch"}
 
 
 def merge_saved_args(args: Namespace, saved: dict) -> Namespace:

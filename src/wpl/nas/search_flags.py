@@ -112,6 +112,10 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
         ("cnn_sep_conv", str, "separable", "the sep_conv ops: separable = depthwise + pointwise (ENAS), "
          "depthwise = depthwise only (the original code's op)"),
         ("cutout", int, 0, "cutout size in pixels for training augmentation (0 = off)"),
+        ("augment_scope", str, "image", "image: each training image gets its own random crop, flip and cutout; "
+         "batch: one draw for the whole batch (milder; nb201's default, it ranks better there)"),
+        ("train_sampling", str, "epoch", "image spaces' training batches: epoch = passes over a shuffled order, "
+         "replace = each batch drawn uniformly with replacement"),
     ],
     "Network": [
         ("network_type", str, "rnn", "rnn, micro_cnn or nb201 (the NAS-Bench-201 cell space)"),
@@ -247,6 +251,8 @@ CHOICES = {
     "rnn_cell": ["auto", "cpp", "python", "reference"],
     "search_strategy": ["enas", "random"],
     "nb201_init": ["default", "kaiming"],
+    "augment_scope": ["image", "batch"],
+    "train_sampling": ["epoch", "replace"],
     "arch_stream": ["global", "own"],
     "wpl_recipe": list(RECIPES),
 }
@@ -261,10 +267,10 @@ FLAG_OF = {"alpha": "alpha_fisher", "channels": "cnn_input_channels"}
 CNN_DEFAULTS = {"shared_lr": 0.1, "shared_grad_clip": 5.0, "test_batch_size": 100}
 # --network_type=nb201 trains its supernet by the recipe that ranks cells (BENCHMARKS.md, "NAS-Bench-201: why
 # the supernet ranked backwards"): Nesterov SGD at a constant lr 0.05, weight decay 5e-4, a new architecture
-# every batch; a decaying lr (×0.6 per epoch, cosine), the RNN's optimiser (no momentum, weight decay 1e-7)
-# or 5 batches per architecture rank far worse at CPU budgets.
+# every batch, one crop and flip per batch. A decaying lr (×0.6 per epoch, cosine), the RNN's optimiser (no
+# momentum, weight decay 1e-7), 5 batches per architecture or a crop and flip per image rank worse there.
 NB201_DEFAULTS = {**CNN_DEFAULTS, "shared_lr": 0.05, "shared_momentum": 0.9, "shared_l2_reg": 5e-4,
-                  "shared_decay": 1.0, "num_batch_per_iter": 1}
+                  "shared_decay": 1.0, "num_batch_per_iter": 1, "augment_scope": "batch"}
 
 
 def defaults() -> dict:
