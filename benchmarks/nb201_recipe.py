@@ -53,7 +53,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--outer_affine", type=int, choices=(0, 1), default=0,
                     help="1: the stem's, reduction blocks' and head's BN learn a scale and shift")
     ap.add_argument("--init", choices=nb.INITS, default="default", help="conv initialisation")
-    ap.add_argument("--batches", choices=("replace", "epoch"), default="epoch",
+    ap.add_argument("--batches", choices=("replace", "epoch"), default="replace",
                     help="replace: each batch drawn uniformly with replacement; epoch: passes over a permutation")
     ap.add_argument("--aug", choices=("batch", "image"), default="batch",
                     help="one crop offset and flip for the whole batch, or one per image")

@@ -42,7 +42,8 @@ from search_repro import FORGETTING, band, recommended  # noqa: E402
 
 LR = 0.05
 FLAGS = ("--network_type=nb201 --dataset=cifar10 --nb201_channels=8 --nb201_cells=1 --nb201_outer_affine=False "
-         "--nb201_init=default --batch_size=64 --test_batch_size=100 --num_batch_per_iter=1 "
+         "--nb201_init=default --augment_scope=batch --train_sampling=replace --batch_size=64 --test_batch_size=100 "
+         "--num_batch_per_iter=1 "
          f"--shared_momentum=0.9 --shared_lr={LR} --shared_decay=1 --shared_l2_reg=5e-4 --shared_grad_clip=5 "
          "--controller_max_step=30 --nb_batch_reward_controller=2 --derive_num_sample=20 --forgetting_batches=1 "
          "--rank_every=1 --rank_archs=100 --rank_batches=2 --rank_batch_size=250 --train_controller=True "

@@ -538,7 +538,8 @@ def test_a_run_saved_before_the_recipe_flags_keeps_its_old_supernet() -> None:
     from wpl.nas.search_flags import parse_search_args
 
     args = parse_search_args(["--network_type=nb201", "--load_path=x"])
-    saved = {k: v for k, v in vars(args).items() if k not in ("explicit", "nb201_init", "augment_scope")}
+    new = ("nb201_init", "augment_scope", "train_sampling")
+    saved = {k: v for k, v in vars(args).items() if k not in ("explicit", *new)}
     merged = merge_saved_args(args, saved)
-    assert (merged.nb201_init, merged.augment_scope) == ("kaiming", "image")  # what those runs did
-    assert (args.nb201_init, args.augment_scope) == ("default", "batch")  # a new nb201 run's defaults
+    assert [getattr(merged, k) for k in new] == ["kaiming", "image", "epoch"]  # what those runs did
+    assert [getattr(args, k) for k in new] == ["default", "batch", "replace"]  # a new nb201 run's defaults

@@ -115,7 +115,7 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
         ("augment_scope", str, "image", "image: each training image gets its own random crop, flip and cutout; "
          "batch: one draw for the whole batch (milder; nb201's default, it ranks better there)"),
         ("train_sampling", str, "epoch", "image spaces' training batches: epoch = passes over a shuffled order, "
-         "replace = each batch drawn uniformly with replacement"),
+         "replace = each batch drawn uniformly with replacement (nb201's default)"),
     ],
     "Network": [
         ("network_type", str, "rnn", "rnn, micro_cnn or nb201 (the NAS-Bench-201 cell space)"),
@@ -267,10 +267,11 @@ FLAG_OF = {"alpha": "alpha_fisher", "channels": "cnn_input_channels"}
 CNN_DEFAULTS = {"shared_lr": 0.1, "shared_grad_clip": 5.0, "test_batch_size": 100}
 # --network_type=nb201 trains its supernet by the recipe that ranks cells (BENCHMARKS.md, "NAS-Bench-201: why
 # the supernet ranked backwards"): Nesterov SGD at a constant lr 0.05, weight decay 5e-4, a new architecture
-# every batch, one crop and flip per batch. A decaying lr (×0.6 per epoch, cosine), the RNN's optimiser (no
-# momentum, weight decay 1e-7), 5 batches per architecture or a crop and flip per image rank worse there.
+# every batch, batches drawn with replacement, one crop and flip per batch. A decaying lr (×0.6 per epoch,
+# cosine), the RNN's optimiser (no momentum, weight decay 1e-7) or kaiming init rank far worse there.
 NB201_DEFAULTS = {**CNN_DEFAULTS, "shared_lr": 0.05, "shared_momentum": 0.9, "shared_l2_reg": 5e-4,
-                  "shared_decay": 1.0, "num_batch_per_iter": 1, "augment_scope": "batch"}
+                  "shared_decay": 1.0, "num_batch_per_iter": 1, "augment_scope": "batch",
+                  "train_sampling": "replace"}
 
 
 def defaults() -> dict:
