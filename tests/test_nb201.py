@@ -183,6 +183,13 @@ def test_rank_a_tiny_nb201_run(tmp_path, capsys) -> None:
     assert main(["rank", "--model_name=cifar10_nb", f"--log_dir={tmp_path / 'logs'}", "--num_archs=12",
                  "--rank_batches=1"]) == 0
     assert json.loads((run / "rank.json").read_text())["archs"] == rank["archs"]
+    # each cell is scored on --rank_batches × --rank_batch_size images: 2 × 4 = 8, so in steps of 12.5%
+    assert main(["rank", "--model_name=cifar10_nb", f"--log_dir={tmp_path / 'logs'}", "--num_archs=12",
+                 "--rank_batches=2", "--rank_batch_size=4"]) == 0
+    small = json.loads((run / "rank.json").read_text())
+    assert (small["batches"], small["batch_size"]) == (2, 4)
+    assert all(a["score"] * 8 / 100 == pytest.approx(round(a["score"] * 8 / 100)) for a in small["archs"])
+    assert main(["rank", "--model_name=cifar10_nb", f"--log_dir={tmp_path / 'logs'}", "--rank_batch_size=0"]) == 1
 
 
 def test_rank_refuses_a_run_of_another_space(tmp_path, capsys) -> None:
