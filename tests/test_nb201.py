@@ -550,3 +550,21 @@ def test_a_run_saved_before_the_recipe_flags_keeps_its_old_supernet() -> None:
     merged = merge_saved_args(args, saved)
     assert [getattr(merged, k) for k in new] == ["kaiming", "image", "epoch"]  # what those runs did
     assert [getattr(args, k) for k in new] == ["default", "batch", "replace"]  # a new nb201 run's defaults
+
+
+def test_random_search_can_sample_only_non_isomorphic_cells(tmp_path) -> None:
+    from conftest import make_cifar
+    from wpl.data.nb201 import all_archs, unique_cells
+    from wpl.nas.run import build_search
+    from wpl.nas.search_flags import parse_search_args
+
+    data = make_cifar(tmp_path / "data")
+    base = [*TINY_NB201, f"--data_dir={data}", "--search_strategy=random", "--arch_stream=own"]
+    canonical = {all_archs()[k] for k in unique_cells()}
+    unique = build_search(parse_search_args([*base, "--nb201_unique=True"]), None, torch.device("cpu"))
+    drawn = [a.string for a in unique.sample_archs(300)]
+    assert set(drawn) <= canonical and len(set(drawn)) > 250  # only class representatives, and many of them
+    anyone = build_search(parse_search_args(base), None, torch.device("cpu"))
+    assert not set(a.string for a in anyone.sample_archs(300)) <= canonical  # without it: any cell
+    with pytest.raises(SystemExit):
+        parse_search_args([*TINY_NB201, "--search_strategy=enas", "--nb201_unique=True"])

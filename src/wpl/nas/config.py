@@ -269,6 +269,7 @@ class Nb201Config(TaskConfig):
     nb201_bn_recal: int = 0  # score with BN statistics recalibrated over K training batches (0: batch stats)
     nb201_outer_affine: bool = False  # the stem's, reductions' and head's BN learn a scale and shift
     nb201_init: str = "default"  # the convolutions' initialisation: PyTorch's default or kaiming (fan-out)
+    nb201_unique: bool = False  # random strategy: sample only the 6,466 non-isomorphic cells, one per class
     cutout: int = 0
     augment_scope: str = "image"  # one crop/flip/cutout draw per image, or one for the whole batch
     train_sampling: str = "epoch"  # training batches: passes over a shuffled order, or drawn with replacement

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from ..data.augment import normalise
-from ..data.nb201 import OPS
+from ..data.nb201 import OPS, unique_cells
 from ..viz import Graph
 from .cnn_task import CnnTask
 from .config import SPACE_ESTIMATORS
@@ -34,6 +34,7 @@ class Nb201Task(CnnTask):
         self.decisions = nb201_decisions(self.ops)
         self.reset_at: tuple[int, ...] = ()
         self.bn_recal = cfg.nb201_bn_recal  # wpl rank may score with another choice
+        self.cell_pool = unique_cells() if cfg.nb201_unique else None  # what random sampling draws from
         return SharedNB201(channels, classes, cfg.nb201_channels, cfg.nb201_cells, self.ops,
                            outer_affine=cfg.nb201_outer_affine, init=cfg.nb201_init)
 
@@ -44,6 +45,14 @@ class Nb201Task(CnnTask):
     def encode(self, arch: Nb201Arch) -> list[int]:
         """Architecture → controller actions."""
         return encode_nb201(arch, self.ops)
+
+    def actions_of_index(self, k: int) -> list[int]:
+        """The actions of the benchmark's cell with canonical index ``k`` (its ops as base-5 digits)."""
+        digits = []
+        for _ in self.decisions:
+            k, d = divmod(k, len(self.ops))
+            digits.append(d)
+        return digits[::-1]
 
     def arch_from_json(self, text: str) -> Nb201Arch:
         """Parse an architecture's JSON."""

@@ -125,6 +125,8 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
          "K fixed training batches (0: each evaluation batch's own statistics)"),
         ("nb201_outer_affine", bool, False, "nb201: the stem's, reduction blocks' and head's batch norms learn a "
          "scale and shift (the cells' ops never do; ranked worse in BENCHMARKS.md's bisection)"),
+        ("nb201_unique", bool, False, "nb201 with --search_strategy=random: sample (train and derive) only "
+         "the benchmark's 6,466 non-isomorphic cells, uniformly over isomorphism classes"),
         ("nb201_init", str, "default", "nb201: the convolutions' initialisation, PyTorch's default or kaiming "
          "(normal, fan-out; ranks far worse at CPU budgets, BENCHMARKS.md)"),
         ("num_blocks", int, 12, "RNN: nodes per cell; CNN: blocks per cell"),
@@ -372,6 +374,9 @@ def check_args(args: argparse.Namespace) -> list[str]:
                        "--fisher_clip_by_norm: the stored Fisher is multiplied by α at every update and grows "
                        "without bound; set --fisher_clip_by_norm (the original README uses 10) or "
                        "--legacy_compound_alpha=False")
+    if args.nb201_unique and (args.network_type != "nb201" or args.search_strategy != "random"):
+        out.append(f"--nb201_unique=True needs --network_type=nb201 and --search_strategy=random (got "
+                   f"{args.network_type} and {args.search_strategy}): the ENAS controller samples every cell")
     if args.num_gpu < 0:
         out.append(f"--num_gpu must be >= 0, got {args.num_gpu}")
     if args.num_threads < 0:
