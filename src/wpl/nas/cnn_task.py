@@ -23,7 +23,7 @@ from ..runtime import model_mode
 from ..viz import Graph
 from .batchnorm import use_dist
 from .cnn import MicroArch, SharedCNN, decode_micro, encode_micro, micro_decisions, micro_graph
-from .config import SPACE_ESTIMATORS, CnnConfig
+from .config import SPACE_ESTIMATORS, ImageConfig
 from .task import FisherBatch
 
 
@@ -45,7 +45,7 @@ class CnnTask:
     metric = "error"
     fisher_estimators = SPACE_ESTIMATORS["micro_cnn"]
 
-    def __init__(self, data: ImageSplits, config: CnnConfig, device: torch.device, dist: Dist = SINGLE) -> None:
+    def __init__(self, data: ImageSplits, config: ImageConfig, device: torch.device, dist: Dist = SINGLE) -> None:
         cfg = self.config = config
         self.device, self.data, self.dist = device, data, dist
         c, _, _ = data.shape

@@ -227,8 +227,24 @@ class RnnConfig(TaskConfig):
 
 
 @dataclass(frozen=True)
-class CnnConfig(TaskConfig):
-    """The micro-CNN space's sizes and op lists, and the augmentation of its training batches."""
+class ImageConfig(TaskConfig):
+    """What the image spaces share: how their training batches are drawn and augmented."""
+
+    cutout: int = 0
+    augment_scope: str = "image"  # one crop/flip/cutout draw per image, or one for the whole batch
+    train_sampling: str = "epoch"  # training batches: passes over a shuffled order, or drawn with replacement
+    random_seed: int = 12345
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _at_least(self, 0, "cutout")
+        _one_of(self, "augment_scope", AUGMENT_SCOPES)
+        _one_of(self, "train_sampling", TRAIN_SAMPLINGS)
+
+
+@dataclass(frozen=True)
+class CnnConfig(ImageConfig):
+    """The micro-CNN space's sizes and op lists."""
 
     num_blocks: int = 5
     cnn_final_filter_size: int = 384
@@ -237,17 +253,11 @@ class CnnConfig(TaskConfig):
     shared_cnn_normal_types: tuple[str, ...] = CNN_OPS
     shared_cnn_reduce_types: tuple[str, ...] = CNN_OPS
     cnn_sep_conv: str = "separable"  # or "depthwise": the original's op (no pointwise conv)
-    cutout: int = 0
-    augment_scope: str = "image"  # one crop/flip/cutout draw per image, or one for the whole batch
-    train_sampling: str = "epoch"  # training batches: passes over a shuffled order, or drawn with replacement
-    random_seed: int = 12345
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _at_least(self, 1, "cnn_num_modules")
-        _at_least(self, 0, "cnn_num_repeat_normal", "cutout")
-        _one_of(self, "augment_scope", AUGMENT_SCOPES)
-        _one_of(self, "train_sampling", TRAIN_SAMPLINGS)
+        _at_least(self, 0, "cnn_num_repeat_normal")
         _one_of(self, "cnn_sep_conv", SEP_CONVS)
         scale = 2 ** self.cnn_num_modules
         if self.cnn_final_filter_size < scale or self.cnn_final_filter_size % scale:
@@ -261,8 +271,8 @@ class CnnConfig(TaskConfig):
 
 
 @dataclass(frozen=True)
-class Nb201Config(TaskConfig):
-    """The NAS-Bench-201 space's sizes (the benchmark's own: C = 16, N = 5) and its training augmentation."""
+class Nb201Config(ImageConfig):
+    """The NAS-Bench-201 space's sizes (the benchmark's own: C = 16, N = 5) and its supernet's choices."""
 
     nb201_channels: int = 16
     nb201_cells: int = 5
@@ -270,18 +280,12 @@ class Nb201Config(TaskConfig):
     nb201_outer_affine: bool = False  # the stem's, reductions' and head's BN learn a scale and shift
     nb201_init: str = "default"  # the convolutions' initialisation: PyTorch's default or kaiming (fan-out)
     nb201_unique: bool = False  # random strategy: sample only the 6,466 non-isomorphic cells, one per class
-    cutout: int = 0
-    augment_scope: str = "image"  # one crop/flip/cutout draw per image, or one for the whole batch
-    train_sampling: str = "epoch"  # training batches: passes over a shuffled order, or drawn with replacement
-    random_seed: int = 12345
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _at_least(self, 1, "nb201_channels", "nb201_cells")
-        _at_least(self, 0, "cutout", "nb201_bn_recal")
+        _at_least(self, 0, "nb201_bn_recal")
         _one_of(self, "nb201_init", NB201_INITS)
-        _one_of(self, "augment_scope", AUGMENT_SCOPES)
-        _one_of(self, "train_sampling", TRAIN_SAMPLINGS)
 
 
 def _space_name(check, field: str, name: str) -> str:

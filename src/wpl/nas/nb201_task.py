@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from ..data.augment import normalise
-from ..data.nb201 import OPS, unique_cells
+from ..data.nb201 import OPS, all_archs, unique_cells
 from ..viz import Graph
 from .cnn_task import CnnTask
 from .config import SPACE_ESTIMATORS
@@ -47,12 +47,8 @@ class Nb201Task(CnnTask):
         return encode_nb201(arch, self.ops)
 
     def actions_of_index(self, k: int) -> list[int]:
-        """The actions of the benchmark's cell with canonical index ``k`` (its ops as base-5 digits)."""
-        digits = []
-        for _ in self.decisions:
-            k, d = divmod(k, len(self.ops))
-            digits.append(d)
-        return digits[::-1]
+        """The actions of the benchmark's cell with canonical index ``k``."""
+        return self.encode(Nb201Arch.from_string(all_archs()[k]))
 
     def arch_from_json(self, text: str) -> Nb201Arch:
         """Parse an architecture's JSON."""

@@ -137,9 +137,7 @@ def rank_search(search, run_dir: Path, num_archs: int | None, seed: int, batches
     for name, est in (("one_shot", g.one_shot), ("few_shot", g.few_shot)):
         reference[name] = {"same_cells": rank_metrics(est[idx], truth), "all_cells": rank_metrics(est, g.test_acc)}
     out = {**metrics, "seed": seed, "unique": unique, "batches": batches, "batch_size": batch_size,
-           "bn_recal": task.bn_recal,
-           "epoch": search.epoch,
-           "top1_arch": strings[top1],
+           "bn_recal": task.bn_recal, "epoch": search.epoch, "top1_arch": strings[top1],
            "archs": [{"arch": s, "score": sc, "true_acc": float(t)} for s, sc, t in zip(strings, scores, truth,
                                                                                       strict=True)],
            "reference": reference}

@@ -454,13 +454,13 @@ class Search:
         """Ranking fidelity of the supernet now: a fixed sample of ``rank_archs`` NAS-Bench-201 cells
         (seeded by the task's seed) scored on the first ``rank_batches`` validation batches of ``rank_batch_size``,
         against the truth."""
-        from ..data.nb201 import NUM_CELLS, all_archs, ground_truth
+        from ..data.nb201 import all_archs, ground_truth
         from .nb201 import Nb201Arch
-        from .rank import rank_metrics, sample_cells
+        from .rank import rank_metrics, sample_benchmark_cells
         from .rank_run import score_cells
 
         t0 = self._clock()
-        idx = sample_cells(self.cfg.rank_archs, self.task.config.random_seed, NUM_CELLS)
+        idx = sample_benchmark_cells(self.cfg.rank_archs, self.task.config.random_seed)
         archs = [Nb201Arch.from_string(all_archs()[i]) for i in idx]
         scores = score_cells(self.task, archs, self.cfg.rank_batches, self.cfg.rank_batch_size)
         m = rank_metrics(scores, ground_truth().test_acc[idx])
