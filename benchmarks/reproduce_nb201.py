@@ -46,17 +46,18 @@ FLAGS = ("--network_type=nb201 --dataset=cifar10 --nb201_channels=8 --nb201_cell
          "--num_batch_per_iter=1 "
          f"--shared_momentum=0.9 --shared_lr={LR} --shared_decay=1 --shared_l2_reg=5e-4 --shared_grad_clip=5 "
          "--controller_max_step=30 --nb_batch_reward_controller=2 --derive_num_sample=20 --forgetting_batches=1 "
-         "--rank_every=1 --rank_archs=100 --rank_batches=2 --rank_batch_size=250 --train_controller=True "
+         "--forgetting_every=10 --rank_every=1 --rank_archs=100 --rank_batches=1 --rank_batch_size=250 "
+         "--train_controller=True "
          "--start_training_controller=0 --use_tensorboard=False --log_level=WARNING").split()
-ORIGINAL = ["--fisher_clip_by_norm=10", "--alpha_fisher=60", "--alpha_decay=1", "--alpha_decay_mode=1",
-            "--set_fisher_zero_per_iter=3"]
+ORIGINAL = ["--fisher_every=4", "--fisher_clip_by_norm=10", "--alpha_fisher=60", "--alpha_decay=1",
+            "--alpha_decay_mode=1", "--set_fisher_zero_per_iter=3"]
 PERSISTENT = ["--legacy_compound_alpha=False", "--fisher_normalise=mean", "--fisher_clip_by_norm=0",
               "--fisher_source=train", "--lambda_fisher=0.1", "--wpl_update=gradient", "--wpl_scope=used",
               "--wpl_anchor=snapshot", "--wpl_anchor_every=700", "--alpha_fisher=0.005"]
-VARIANTS = {"plain": ["--use_wpl=False"], "original": ORIGINAL, "recommended": recommended(LR),
+VARIANTS = {"plain": ["--use_wpl=False"], "original": ORIGINAL, "recommended": [*recommended(LR), "--fisher_every=4"],
             "persistent": PERSISTENT}
 COLORS = {"plain": "tab:purple", "original": "tab:gray", "recommended": "tab:orange", "persistent": "tab:green"}
-MODES = {"full": {"steps": 1500, "epochs": 3, "cells": 200, "batches": 4},
+MODES = {"full": {"steps": 2500, "epochs": 3, "cells": 200, "batches": 4},
          "quick": {"steps": 150, "epochs": 1, "cells": 50, "batches": 1}}
 METRICS = ("kendall_tau", "spearman", "tau_top10", "p_at_top5", "p_at_top10", "top1_true_acc")
 PAIRED = ("kendall_tau", "tau_top10", "p_at_top5", "top1_true_acc")

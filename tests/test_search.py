@@ -259,6 +259,25 @@ def test_fisher_source_train_folds_the_training_gradient_without_a_validation_pa
     assert any(f.any() for n, f in state["wpl"]["fisher"].items() if n.startswith("edges."))
 
 
+def test_fisher_every_and_forgetting_every_thin_the_extra_passes(text_root: Path, tmp_path: Path,
+                                                                monkeypatch) -> None:
+    from wpl.nas.rnn_task import RnnTask
+
+    calls = {"fisher_batch": 0}
+    real = RnnTask.fisher_batch
+
+    def counted(self, arch):
+        calls["fisher_batch"] += 1
+        return real(self, arch)
+
+    monkeypatch.setattr(RnnTask, "fisher_batch", counted)
+    run_search(_argv(text_root, tmp_path, "--max_epoch=1", "--start_using_fisher=0", "--shared_max_step=7",
+                     "--fisher_every=3", "--forgetting_every=2"))
+    assert calls["fisher_batch"] == 3  # shared steps 0, 3 and 6 of 7
+    with open(tmp_path / "logs/tiny_rnn-train/forgetting.csv") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [0, 2, 4, 6]
+
+
 def test_fisher_source_train_needs_the_batch_sq_estimator(capsys) -> None:
     with pytest.raises(SystemExit):
         parse_search_args(["--network_type=micro_cnn", "--fisher_source=train", "--fisher_estimator=empirical"])

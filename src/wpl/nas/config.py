@@ -69,6 +69,7 @@ class SearchConfig:
     fisher_estimator: str = "batch_sq"
     fisher_mode: str = "train"
     fisher_source: str = "valid"  # valid: one validation batch per step; train: the step's last training batch
+    fisher_every: int = 1  # fold the Fisher after every N-th shared step only (anchors still move every step)
     search_strategy: str = "enas"  # enas: the controller samples; random: uniform samples, no controller (RSWS)
     arch_stream: str = "global"  # random: uniform samples from torch's global RNG, or from their own generator
     wpl_update: str = "gradient"  # gradient (before the clip, the original) | after_clip | proximal
@@ -85,6 +86,7 @@ class SearchConfig:
     controller_max_step: int = 1500
     nb_batch_reward_controller: int = 1
     start_evaluate_diff: int = 0
+    forgetting_every: int = 1  # forgetting telemetry on every N-th shared step's architecture
     forgetting_top_k: int = 5
     derive_num_sample: int = 100
     save_epoch: int = 5
@@ -97,8 +99,8 @@ class SearchConfig:
     def __post_init__(self) -> None:
         _at_least(self, -1, "checkpoint_every_steps")
         _at_least(self, 1, "max_epoch", "shared_max_step", "num_batch_per_iter", "controller_max_step",
-                  "nb_batch_reward_controller", "forgetting_top_k", "derive_num_sample", "save_epoch",
-                  "max_save_num", "log_step")
+                  "nb_batch_reward_controller", "forgetting_top_k", "forgetting_every", "fisher_every",
+                  "derive_num_sample", "save_epoch", "max_save_num", "log_step")
         _at_least(self, 0, "shared_initial_step", "shared_lr", "shared_l2_reg", "shared_grad_clip", "shared_decay")
         _one_of(self, "shared_optim", ("sgd", "adam"))
         if not 0 <= self.shared_momentum < 1:

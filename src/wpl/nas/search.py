@@ -228,7 +228,7 @@ class Search:
         self.supernet.train()
         out = []
         for i in range(c.num_batch_per_iter):
-            fold = (wpl and i == c.num_batch_per_iter - 1
+            fold = (wpl and i == c.num_batch_per_iter - 1 and self._fisher_due(self.shared_steps)
                     and (c.fisher_source == "train" or not c.shared_valid_fisher))
             out.append(self.shared_batch(arch, protect, wpl, fold, where))
         self.shared_steps += 1
@@ -240,7 +240,7 @@ class Search:
         validation stream (with ``"train"`` the Fisher was folded during the step); then move its anchors:
         to its weights (``wpl_anchor="step"``) or part way (``"ema"``); snapshots move in the shared phase."""
         protect = self.task.protected_names(arch)
-        if self.cfg.fisher_source == "valid":
+        if self.cfg.fisher_source == "valid" and self._fisher_due(self.shared_steps - 1):
             batch = self.task.fisher_batch(arch)
             # per-sample estimators map the net over single samples: each normalised with its batch's statistics
             stats = nullcontext() if self.cfg.fisher_estimator == "batch_sq" else batch_statistics(
@@ -257,6 +257,10 @@ class Search:
             self.wpl.update_anchors(protect)
         elif self.cfg.wpl_anchor == "ema":
             self.wpl.ema_anchors_(self.cfg.wpl_anchor_rate, protect)
+
+    def _fisher_due(self, step: int) -> bool:
+        """Whether shared step ``step`` (counted over the run, from 0) folds the Fisher (``fisher_every``)."""
+        return step % self.cfg.fisher_every == 0
 
     def snapshot_anchors(self, epoch: int, step: int) -> None:
         """``wpl_anchor="snapshot"``: θ̂ ← θ for every protected weight when WPL starts and every
@@ -329,7 +333,7 @@ class Search:
                     acc["n"] += 1
             self._timed("shared", t0)
             t0 = self._clock()
-            if telemetry:
+            if telemetry and step % self.cfg.forgetting_every == 0:
                 err, loss = self.score(arch, f" at epoch {epoch}, shared step {step} (forgetting telemetry)")
                 self.monitor.before(epoch, step, arch.to_json(), err, loss)
             self._timed("forgetting", t0)

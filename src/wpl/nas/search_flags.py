@@ -76,6 +76,8 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
         ("fisher_source", str, "valid", "data of the Fisher after each shared step: valid = one validation "
          "batch (the original; one extra forward and backward), train = the step's last training batch, whose "
          "gradient is computed anyway (before the optimizer steps on it; no extra pass)"),
+        ("fisher_every", int, 1, "fold the Fisher after every N-th shared step only (a validation Fisher's extra "
+         "pass on 1/N of the steps); anchors still move after every step; 1 = every step, as the original"),
         ("fisher_mode", str, "train", "mode of the supernet during the Fisher pass: train (dropout on, as the "
          "original) or eval"),
         ("fisher_normalise", str, "none", "none, or mean: each tensor's Fisher divided by its mean, so α does not "
@@ -96,6 +98,8 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
         ("nb_batch_reward_controller", int, 1, "validation batches averaged for each reward"),
         ("start_evaluate_diff", int, 0, "forgetting telemetry runs from this epoch on"),
         ("forgetting_batches", int, 4, "validation batches of the fixed forgetting slice"),
+        ("forgetting_every", int, 1, "forgetting telemetry on every N-th shared step's architecture only "
+         "(each scored twice: right after its step and at the epoch's end); 1 = every architecture"),
         ("forgetting_top_k", int, 5, "forgetting is also summarised over the k architectures best at err1"),
     ],
     "CNN": [
