@@ -1,5 +1,6 @@
 """A/B in one process: the CNN shared batch with pooling in NCHW (the plain layout) against pooling
-in channels-last memory (what ``wpl.nas.cnn.Pool`` does), interleaved, at the README's CPU example.
+in channels-last memory (what ``wpl.nas.spaces.micro_cnn.supernet.Pool`` does), interleaved, at the README's
+CPU example.
 
 Usage: python benchmarks/pool_layout.py --data_dir ~/data   (holding cifar10/)
 """
@@ -10,9 +11,9 @@ import time
 
 import torch
 
-from wpl.nas import cnn
-from wpl.nas.run import build_search
-from wpl.nas.search_flags import parse_search_args
+from wpl.nas.search.flags import parse_search_args
+from wpl.nas.search.run import build_search
+from wpl.nas.spaces.micro_cnn import supernet as cnn
 
 
 def nchw_forward(self, x):

@@ -17,8 +17,8 @@ import time
 
 import torch
 
-from wpl.nas import cpp_ops, linear_ce
-from wpl.nas.rnn import ACTIVATIONS, RnnArch, SharedRNN
+from wpl.nas.spaces.rnn import cpp_ops, linear_ce
+from wpl.nas.spaces.rnn.supernet import ACTIVATIONS, RnnArch, SharedRNN
 
 
 def main() -> None:

@@ -23,8 +23,8 @@ from collections.abc import Callable
 
 import torch
 
-from wpl.nas.run import build_search
-from wpl.nas.search_flags import parse_search_args
+from wpl.nas.search.flags import parse_search_args
+from wpl.nas.search.run import build_search
 
 DEVICE = torch.device("cpu")
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from wpl.nas import search as search_mod
-from wpl.nas.run import run_search
+from wpl.nas.search import loop as search_mod
+from wpl.nas.search.run import run_search
 
 
 def rss_mb() -> float:

@@ -114,8 +114,8 @@ def rnn_argv(text_root: Path, tmp_path: Path, *extra: str) -> list[str]:
 
 def run_interrupted(argv: list[str], epoch: int, monkeypatch) -> None:
     """Run the search command and interrupt it (KeyboardInterrupt) as ``epoch`` starts."""
-    from wpl.nas import search as search_mod
-    from wpl.nas.run import run_search
+    from wpl.nas.search import loop as search_mod
+    from wpl.nas.search.run import run_search
 
     real = search_mod.Search.run_epoch
 

@@ -17,8 +17,8 @@ from wpl import WplConfig
 from wpl.data.text import load_corpus
 from wpl.dist import joined
 from wpl.nas.config import CnnConfig, ControllerConfig, Nb201Config, RnnConfig, SearchConfig
-from wpl.nas.rnn_task import RnnTask
-from wpl.nas.search import Search
+from wpl.nas.search.loop import Search
+from wpl.nas.spaces.rnn.task import RnnTask
 
 SPACES = ("rnn", "cnn", "nb201")
 
@@ -31,8 +31,8 @@ def build_task(space: str, data: str, batch: int, device: torch.device, dist):
                         shared_dropoute=0.0, shared_wdrop=0.0, rnn_cell="python")
         return RnnTask(load_corpus(data, "tiny"), cfg, device, dist)
     from wpl.data.images import load_images
-    from wpl.nas.cnn_task import CnnTask
-    from wpl.nas.nb201_task import Nb201Task
+    from wpl.nas.spaces.micro_cnn.task import CnnTask
+    from wpl.nas.spaces.nb201.task import Nb201Task
 
     images = load_images(data, "cifar10", valid_size=2 * 2 * 4, seed=0, size=(16, 16), channels=3)
     sizes = {"batch_size": batch, "test_batch_size": batch, "forgetting_batches": 2}

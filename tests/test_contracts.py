@@ -12,7 +12,7 @@ from wpl import ConfigError, WeightPlasticity, WplConfig
 from wpl.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from wpl.errors import WplError
 from wpl.nas.config import ControllerConfig, RnnConfig, SearchConfig
-from wpl.nas.controller import Controller, Reinforce, discounted
+from wpl.nas.search.controller import Controller, Reinforce, discounted
 from wpl.nas.task import Task
 
 
@@ -101,7 +101,7 @@ def test_configs_refuse_bad_values_naming_the_field() -> None:
 
 def _rnn_task(tmp_path: Path, **overrides):
     from wpl.data.text import load_corpus
-    from wpl.nas.rnn_task import RnnTask
+    from wpl.nas.spaces.rnn.task import RnnTask
 
     corpus = load_corpus(str(make_text(tmp_path)), "tiny")
     cfg = RnnConfig(**{"shared_embed": 8, "shared_hid": 8, "num_blocks": 3, "batch_size": 4, "test_batch_size": 4,
@@ -112,8 +112,8 @@ def _rnn_task(tmp_path: Path, **overrides):
 def test_tasks_implement_the_protocol(tmp_path: Path) -> None:
     from conftest import make_cifar
     from wpl.data.images import load_images
-    from wpl.nas.cnn_task import CnnTask
     from wpl.nas.config import CnnConfig
+    from wpl.nas.spaces.micro_cnn.task import CnnTask
 
     rnn = _rnn_task(tmp_path)
     data = load_images(str(make_cifar(tmp_path)), "cifar10", valid_size=8, seed=0, size=(32, 32), channels=3)

@@ -12,9 +12,9 @@ import torch
 from conftest import make_cifar, make_text, rnn_argv
 from test_nas_cnn import TINY_CNN
 from wpl.cli import main
-from wpl.nas.cells import PRESETS, resolve_arch
-from wpl.nas.final_cnn import CnnFinalConfig, FixedCNN
-from wpl.nas.run import run_search
+from wpl.nas.presets import PRESETS, resolve_arch
+from wpl.nas.search.run import run_search
+from wpl.nas.spaces.micro_cnn.final import CnnFinalConfig, FixedCNN
 
 RNN_RECIPE = ["--final_embed=8", "--final_hid=8", "--final_batch_size=4", "--final_eval_batch_size=4",
               "--final_test_batch_size=2", "--final_bptt=6", "--use_tensorboard=False", "--log_level=WARNING",
@@ -87,7 +87,7 @@ def test_final_training_resumes_exactly(tmp_path: Path, monkeypatch) -> None:
     common = ["--arch=random:1", "--dataset=tiny", f"--data_dir={data}", *RNN_RECIPE, "--final_asgd=True",
               "--final_nonmono=1"]
     _final(*common, f"--log_dir={tmp_path / 'full'}", "--max_epoch=4")
-    from wpl.nas import final as final_mod
+    from wpl.nas.final import loop as final_mod
 
     real = final_mod.save_checkpoint
     calls = {"n": 0}
@@ -115,7 +115,7 @@ def test_final_training_resumes_exactly(tmp_path: Path, monkeypatch) -> None:
 
 
 def _job(argv: list[str], log_dir: Path, max_epoch: int):
-    from wpl.nas.final_flags import build_job, parse_final_args
+    from wpl.nas.final.flags import build_job, parse_final_args
 
     return build_job(parse_final_args([*argv, f"--log_dir={log_dir}", f"--max_epoch={max_epoch}"]))
 
@@ -144,7 +144,7 @@ def test_named_cells_parse_and_build(name: str) -> None:
     arch, _ = resolve_arch(name)
     assert resolve_arch(name)[0] == arch and type(arch).from_json(arch.to_json()) == arch
     if PRESETS[name].space == "rnn":
-        from wpl.nas.rnn import SharedRNN
+        from wpl.nas.spaces.rnn.supernet import SharedRNN
 
         model = SharedRNN(20, 8, 8, arch.num_blocks, only=arch)
         assert len(model.edges) == arch.num_blocks - 1
@@ -209,7 +209,7 @@ def test_draw_a_named_cell(tmp_path: Path, capsys) -> None:
     from collections import Counter
 
     from conftest import assert_drawn
-    from wpl.nas.cnn import OPS
+    from wpl.nas.spaces.micro_cnn.supernet import OPS
 
     assert main(["draw", "--arch=enas-cifar10", f"--output={tmp_path / 'c.png'}"]) == 0
     assert_drawn(tmp_path / "c.png")

@@ -17,7 +17,7 @@ from test_resume_anywhere import RUN, assert_same_run
 from wpl import fileio
 from wpl.checkpoint import load_checkpoint
 from wpl.cli import main
-from wpl.nas import search as search_mod
+from wpl.nas.search import loop as search_mod
 
 
 def _fail_nth(monkeypatch, target, name: str, n: int, err: int, create: bool = False) -> None:

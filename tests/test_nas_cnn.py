@@ -8,8 +8,16 @@ import pytest
 import torch
 
 from conftest import assert_drawn, assert_schema, make_cifar, make_image_folder, run_interrupted
-from wpl.nas.cnn import OPS, MicroArch, SharedCNN, canonical_op, decode_micro, encode_micro, micro_decisions
-from wpl.nas.run import run_search
+from wpl.nas.search.run import run_search
+from wpl.nas.spaces.micro_cnn.supernet import (
+    OPS,
+    MicroArch,
+    SharedCNN,
+    canonical_op,
+    decode_micro,
+    encode_micro,
+    micro_decisions,
+)
 
 ARCH = MicroArch(
     normal=((0, "sep_conv_3x3", 1, "identity"), (2, "max_pool_3x3", 0, "sep_conv_5x5")),
@@ -54,7 +62,7 @@ def test_gradients_and_wpl_only_on_the_active_ops() -> None:
 def test_bad_channel_config_is_a_clear_error(capsys) -> None:
     with pytest.raises(ValueError, match="final_filters=12"):  # the library names its argument
         SharedCNN(final_filters=12, num_modules=3)
-    from wpl.nas.search_flags import parse_search_args
+    from wpl.nas.search.flags import parse_search_args
 
     with pytest.raises(SystemExit):  # the command line refuses it before any data loads, naming the flag
         parse_search_args(["--network_type=micro_cnn", "--cnn_final_filter_size=12"])
@@ -217,7 +225,7 @@ def test_depthwise_sep_conv_is_the_original_op(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("kind, stride", [("avg", 1), ("avg", 2), ("max", 1), ("max", 2)])
 def test_channels_last_pool_matches_the_plain_one(kind: str, stride: int) -> None:
-    from wpl.nas.cnn import Pool
+    from wpl.nas.spaces.micro_cnn.supernet import Pool
 
     torch.manual_seed(0)
     x = torch.randn(4, 6, 9, 9, requires_grad=True)

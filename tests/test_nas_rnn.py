@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from wpl.forgetting import ForgettingMonitor
-from wpl.nas.controller import Controller
-from wpl.nas.linear_ce import linear_cross_entropy
-from wpl.nas.rnn import RnnArch, SharedRNN, decode_rnn, encode_rnn, rnn_decisions
+from wpl.nas.search.controller import Controller
+from wpl.nas.spaces.rnn.linear_ce import linear_cross_entropy
+from wpl.nas.spaces.rnn.supernet import RnnArch, SharedRNN, decode_rnn, encode_rnn, rnn_decisions
 from wpl.plasticity import WeightPlasticity
 
 ACTS = ["tanh", "ReLU", "identity", "sigmoid"]

@@ -11,7 +11,7 @@ import torch
 
 from wpl.data.nb201 import OPS, all_archs, ground_truth
 from wpl.errors import WplError
-from wpl.nas.nb201 import (
+from wpl.nas.spaces.nb201.supernet import (
     Nb201Arch,
     ResBlock,
     SharedCell,
@@ -88,7 +88,7 @@ def test_tiny_nb201_search_end_to_end(tmp_path, monkeypatch) -> None:
     import json
 
     from conftest import assert_drawn, assert_schema, make_cifar, run_interrupted
-    from wpl.nas.run import run_search
+    from wpl.nas.search.run import run_search
 
     data = make_cifar(tmp_path / "data")
     argv = [*TINY_NB201, f"--data_dir={data}", "--max_epoch=2"]
@@ -129,8 +129,8 @@ def test_final_training_of_an_nb201_cell_points_to_the_ground_truth(tmp_path, ca
 def test_a_cell_without_weights_trains_and_folds_its_fisher(tmp_path) -> None:
     """Pools, skips and none edges only: nothing to protect, and the WPL steps still run."""
     from conftest import make_cifar
-    from wpl.nas.run import build_search
-    from wpl.nas.search_flags import parse_search_args
+    from wpl.nas.search.flags import parse_search_args
+    from wpl.nas.search.run import build_search
 
     data = make_cifar(tmp_path / "data")
     args = parse_search_args([*TINY_NB201, f"--data_dir={data}", "--max_epoch=2"])
@@ -143,8 +143,8 @@ def test_a_cell_without_weights_trains_and_folds_its_fisher(tmp_path) -> None:
 
 def test_shared_momentum_is_nesterov_sgd(tmp_path) -> None:
     from conftest import make_cifar
-    from wpl.nas.run import build_search
-    from wpl.nas.search_flags import parse_search_args
+    from wpl.nas.search.flags import parse_search_args
+    from wpl.nas.search.run import build_search
 
     data = make_cifar(tmp_path / "data")
     for m in (0.0, 0.9):
@@ -158,7 +158,7 @@ def test_rank_a_tiny_nb201_run(tmp_path, capsys) -> None:
 
     from conftest import assert_drawn, make_cifar
     from wpl.cli import main
-    from wpl.nas.run import run_search
+    from wpl.nas.search.run import run_search
 
     data = make_cifar(tmp_path / "data")
     run_search([*TINY_NB201, f"--data_dir={data}", "--max_epoch=1", f"--log_dir={tmp_path / 'logs'}"])
@@ -195,7 +195,7 @@ def test_rank_a_tiny_nb201_run(tmp_path, capsys) -> None:
 def test_rank_refuses_a_run_of_another_space(tmp_path, capsys) -> None:
     from conftest import make_text, rnn_argv
     from wpl.cli import main
-    from wpl.nas.run import run_search
+    from wpl.nas.search.run import run_search
 
     run_search(rnn_argv(make_text(tmp_path / "data"), tmp_path, "--max_epoch=1"))
     assert main(["rank", "--model_name=tiny_rnn-train", f"--log_dir={tmp_path / 'logs'}", "--num_archs=5"]) == 1
@@ -207,7 +207,7 @@ def test_random_search_with_weight_sharing(space, tmp_path, monkeypatch) -> None
     import json
 
     from conftest import events_of, make_cifar, make_text, rnn_argv, run_interrupted
-    from wpl.nas.run import run_search
+    from wpl.nas.search.run import run_search
 
     if space == "nb201":
         argv = [*TINY_NB201, f"--data_dir={make_cifar(tmp_path / 'data')}", "--max_epoch=2"]
@@ -236,8 +236,8 @@ def test_random_strategy_samples_uniformly(tmp_path) -> None:
     from collections import Counter
 
     from conftest import make_cifar
-    from wpl.nas.run import build_search
-    from wpl.nas.search_flags import parse_search_args
+    from wpl.nas.search.flags import parse_search_args
+    from wpl.nas.search.run import build_search
 
     data = make_cifar(tmp_path / "data")
     args = parse_search_args([*TINY_NB201, f"--data_dir={data}", "--search_strategy=random"])
@@ -254,8 +254,8 @@ def summary_seed(run) -> int:
 def test_rank_every_logs_ranking_fidelity_during_the_search(tmp_path, capsys) -> None:
     from conftest import events_of, make_cifar
     from wpl.cli import main
-    from wpl.nas.run import run_search
-    from wpl.nas.search_flags import parse_search_args
+    from wpl.nas.search.flags import parse_search_args
+    from wpl.nas.search.run import run_search
 
     data = make_cifar(tmp_path / "data")
     summary = run_search([*TINY_NB201, f"--data_dir={data}", "--max_epoch=3", "--rank_every=2", "--rank_archs=6",
@@ -277,7 +277,7 @@ def test_rank_every_logs_ranking_fidelity_during_the_search(tmp_path, capsys) ->
 
 def test_image_spaces_evaluate_in_batches_by_default() -> None:
     """Batch-statistics BN: an evaluation batch of one image would put every cell at chance."""
-    from wpl.nas.search_flags import parse_search_args
+    from wpl.nas.search.flags import parse_search_args
 
     assert parse_search_args(["--network_type=nb201"]).test_batch_size == 100
     assert parse_search_args(["--network_type=micro_cnn"]).test_batch_size == 100
@@ -313,8 +313,8 @@ def test_bn_recalibrated_search_and_rank(tmp_path, capsys) -> None:
 
     from conftest import make_cifar
     from wpl.cli import main
-    from wpl.nas.run import load_search, run_search
-    from wpl.nas.search_flags import parse_search_args
+    from wpl.nas.search.flags import parse_search_args
+    from wpl.nas.search.run import load_search, run_search
 
     data = make_cifar(tmp_path / "data")
     logs = tmp_path / "logs"
@@ -338,7 +338,7 @@ def test_bn_recalibrated_search_and_rank(tmp_path, capsys) -> None:
                          [("proximal", "snapshot", "epoch"), ("after_clip", "ema", "replace")])
 def test_wpl_variants_search_and_resume_exactly(update, anchor, sampling, tmp_path, monkeypatch) -> None:
     from conftest import make_cifar, run_interrupted
-    from wpl.nas.run import run_search
+    from wpl.nas.search.run import run_search
 
     data = make_cifar(tmp_path / "data")
     argv = [*TINY_NB201, f"--data_dir={data}", "--max_epoch=3", f"--wpl_update={update}", f"--wpl_anchor={anchor}",
@@ -356,8 +356,8 @@ def test_wpl_variants_search_and_resume_exactly(update, anchor, sampling, tmp_pa
 
 def test_snapshot_anchors_move_every_n_shared_steps(tmp_path) -> None:
     from conftest import make_cifar
-    from wpl.nas.run import build_search
-    from wpl.nas.search_flags import parse_search_args
+    from wpl.nas.search.flags import parse_search_args
+    from wpl.nas.search.run import build_search
 
     data = make_cifar(tmp_path / "data")
     args = parse_search_args([*TINY_NB201, f"--data_dir={data}", "--wpl_anchor=snapshot", "--wpl_anchor_every=4"])
@@ -388,7 +388,7 @@ def test_snapshot_anchors_move_every_n_shared_steps(tmp_path) -> None:
 def test_fisher_mass_per_edge_op_is_logged_and_drawn(tmp_path, capsys) -> None:
     from conftest import assert_drawn, events_of, make_cifar
     from wpl.cli import main
-    from wpl.nas.run import run_search
+    from wpl.nas.search.run import run_search
 
     data = make_cifar(tmp_path / "data")
     logs = tmp_path / "logs"
@@ -416,8 +416,8 @@ def test_own_arch_stream_trains_the_same_architectures_whatever_wpl_does(tmp_pat
     import json
 
     from conftest import make_text, rnn_argv, run_interrupted
-    from wpl.nas.run import run_search
-    from wpl.nas.search_flags import parse_search_args
+    from wpl.nas.search.flags import parse_search_args
+    from wpl.nas.search.run import run_search
 
     base = [a for a in rnn_argv(make_text(tmp_path / "data"), tmp_path) if not a.startswith("--log_dir")]
     base += ["--search_strategy=random", "--arch_stream=own", "--max_epoch=2", "--start_using_fisher=0"]
@@ -448,7 +448,7 @@ def test_own_arch_stream_trains_the_same_architectures_whatever_wpl_does(tmp_pat
 def test_resume_with_another_wpl_scope_only_before_wpl_has_run(tmp_path, capsys) -> None:
     from conftest import make_text, rnn_argv
     from wpl.errors import WplError
-    from wpl.nas.run import run_search
+    from wpl.nas.search.run import run_search
 
     argv = [a for a in rnn_argv(make_text(tmp_path / "data"), tmp_path) if not a.startswith("--max_epoch")]
     new = ["--resume=True", "--resume_with_new_params=True", "--max_epoch=2", "--start_using_fisher=1"]
@@ -462,7 +462,7 @@ def test_resume_with_another_wpl_scope_only_before_wpl_has_run(tmp_path, capsys)
 
 
 def test_parameter_count_and_flops_of_a_cell_are_hand_counts() -> None:
-    from wpl.nas.rank_run import mac_counts, parameter_counts
+    from wpl.nas.spaces.nb201.ranking import mac_counts, parameter_counts
 
     c, n = 2, 1  # channels and cells per stage: stages of 2, 4 and 8 channels
     net = SharedNB201(channels=c, cells=n)
@@ -484,7 +484,7 @@ def test_parameter_count_and_flops_of_a_cell_are_hand_counts() -> None:
 def test_jacob_cov_by_hand() -> None:
     import math
 
-    from wpl.nas.rank_run import jacob_cov
+    from wpl.nas.spaces.nb201.ranking import jacob_cov
 
     n, k = 6, 1e-5
     x = torch.randn(n, 3, 4, 4, generator=torch.Generator().manual_seed(0))
@@ -541,8 +541,8 @@ def test_outer_affine_batch_norms_learn_outside_the_cells_only() -> None:
 
 
 def test_a_run_saved_before_the_recipe_flags_keeps_its_old_supernet() -> None:
-    from wpl.nas.run import merge_saved_args
-    from wpl.nas.search_flags import parse_search_args
+    from wpl.nas.search.flags import parse_search_args
+    from wpl.nas.search.run import merge_saved_args
 
     args = parse_search_args(["--network_type=nb201", "--load_path=x"])
     new = ("nb201_init", "augment_scope", "train_sampling")
@@ -555,8 +555,8 @@ def test_a_run_saved_before_the_recipe_flags_keeps_its_old_supernet() -> None:
 def test_random_search_can_sample_only_non_isomorphic_cells(tmp_path) -> None:
     from conftest import make_cifar
     from wpl.data.nb201 import all_archs, unique_cells
-    from wpl.nas.run import build_search
-    from wpl.nas.search_flags import parse_search_args
+    from wpl.nas.search.flags import parse_search_args
+    from wpl.nas.search.run import build_search
 
     data = make_cifar(tmp_path / "data")
     base = [*TINY_NB201, f"--data_dir={data}", "--search_strategy=random", "--arch_stream=own"]

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import rnn_argv
 from wpl.cli import main
-from wpl.nas.rnn_task import RnnTask
+from wpl.nas.spaces.rnn.task import RnnTask
 
 RUN = "tiny_rnn-train"
 

@@ -11,7 +11,7 @@ from conftest import assert_drawn, make_cifar, make_text, rnn_argv
 from test_final import RNN_RECIPE
 from test_nas_cnn import TINY_CNN
 from wpl.cli import main
-from wpl.nas.run import run_search
+from wpl.nas.search.run import run_search
 
 
 def _three_rnn_runs(tmp_path: Path) -> Path:
@@ -75,7 +75,7 @@ def test_plot_names_a_folder_that_is_not_a_run(tmp_path: Path, capsys) -> None:
 def test_fisher_groups_name_rnn_edges_and_cnn_ops() -> None:
     from types import SimpleNamespace
 
-    from wpl.nas.fisher_map import group_label
+    from wpl.nas.search.fisher_map import group_label
 
     rnn = SimpleNamespace(kind="rnn")
     assert group_label(rnn, "edges.0_3") == "edge 0→3" and group_label(rnn, "encoder.weight") == "encoder"

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from conftest import rnn_argv
-from wpl.nas import search as search_mod
-from wpl.nas.run import run_search
+from wpl.nas.search import loop as search_mod
+from wpl.nas.search.run import run_search
 
 RUN = "tiny_rnn-train"
 
@@ -73,7 +73,7 @@ def test_killed_anywhere_resumes_identically(text_root: Path, tmp_path: Path, mo
 
 def test_a_mid_phase_checkpoint_says_where_it_stands(text_root: Path, tmp_path: Path, monkeypatch) -> None:
     from wpl.checkpoint import load_checkpoint
-    from wpl.nas.run import _where
+    from wpl.nas.search.run import _where
 
     argv = rnn_argv(text_root, tmp_path, "--max_epoch=2", "--checkpoint_every_steps=1")
     real = search_mod.Search._boundary

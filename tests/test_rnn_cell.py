@@ -10,9 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from wpl.nas import cpp_ops, rnn_cell
-from wpl.nas.linear_ce import linear_cross_entropy
-from wpl.nas.rnn import ACTIVATIONS, RnnArch, SharedRNN
+from wpl.nas.spaces.rnn import cell as rnn_cell
+from wpl.nas.spaces.rnn import cpp_ops
+from wpl.nas.spaces.rnn.linear_ce import linear_cross_entropy
+from wpl.nas.spaces.rnn.supernet import ACTIVATIONS, RnnArch, SharedRNN
 
 HAS_CPP = cpp_ops.load() is not None
 IMPLS = ["python"] + (["cpp"] if HAS_CPP else [])

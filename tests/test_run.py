@@ -12,8 +12,8 @@ import torch
 
 from conftest import assert_schema, events_of, rnn_argv
 from wpl.cli import main
-from wpl.nas.run import run_dir_for, run_search
-from wpl.nas.search_flags import parse_search_args
+from wpl.nas.search.flags import parse_search_args
+from wpl.nas.search.run import run_dir_for, run_search
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = "tiny_rnn-train"
@@ -74,7 +74,7 @@ def test_checkpoint_copies_rotate(text_root: Path, tmp_path: Path) -> None:
 
 def test_nan_loss_exits_1_and_keeps_the_last_good_checkpoint(text_root: Path, tmp_path: Path, monkeypatch,
                                                              capsys) -> None:
-    from wpl.nas.rnn_task import RnnTask
+    from wpl.nas.spaces.rnn.task import RnnTask
 
     real = RnnTask.train_loss
     calls = {"n": 0}
@@ -161,8 +161,8 @@ def test_search_from_python_with_configs_only(text_root: Path, tmp_path: Path) -
     from wpl import WplConfig
     from wpl.data.text import load_corpus
     from wpl.nas.config import ControllerConfig, RnnConfig, SearchConfig
-    from wpl.nas.rnn_task import RnnTask
-    from wpl.nas.search import Search
+    from wpl.nas.search.loop import Search
+    from wpl.nas.spaces.rnn.task import RnnTask
 
     task = RnnTask(load_corpus(str(text_root), "tiny"),
                    RnnConfig(shared_embed=8, shared_hid=8, num_blocks=3, batch_size=4, test_batch_size=4,

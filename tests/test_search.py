@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from conftest import README_RNN, assert_drawn, rnn_argv, run_interrupted
-from wpl.nas.run import run_search
-from wpl.nas.search_flags import parse_search_args
+from wpl.nas.search.flags import parse_search_args
+from wpl.nas.search.run import run_search
 
 
 def _argv(text_root: Path, tmp_path: Path, *extra: str) -> list[str]:
@@ -243,7 +243,7 @@ def test_derive_and_test_modes_read_a_finished_run(text_root: Path, tmp_path: Pa
 
 def test_fisher_source_train_folds_the_training_gradient_without_a_validation_pass(text_root: Path, tmp_path: Path,
                                                                                     monkeypatch) -> None:
-    from wpl.nas.rnn_task import RnnTask
+    from wpl.nas.spaces.rnn.task import RnnTask
 
     calls = {"fisher_batch": 0}
     real = RnnTask.fisher_batch
@@ -261,7 +261,7 @@ def test_fisher_source_train_folds_the_training_gradient_without_a_validation_pa
 
 def test_fisher_every_and_forgetting_every_thin_the_extra_passes(text_root: Path, tmp_path: Path,
                                                                 monkeypatch) -> None:
-    from wpl.nas.rnn_task import RnnTask
+    from wpl.nas.spaces.rnn.task import RnnTask
 
     calls = {"fisher_batch": 0}
     real = RnnTask.fisher_batch

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from wpl.nas.cells import PRESETS
-from wpl.nas.cnn import micro_graph
-from wpl.nas.rnn import rnn_graph
+from wpl.nas.presets import PRESETS
+from wpl.nas.spaces.micro_cnn.supernet import micro_graph
+from wpl.nas.spaces.rnn.supernet import rnn_graph
 from wpl.viz import _components, render_png, save_cell_drawing
 
 

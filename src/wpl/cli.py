@@ -114,7 +114,7 @@ def _split_mode(argv: Sequence[str]) -> tuple[str | None, list[str]]:
 def cmd_search(argv: Sequence[str], prog: str = "wpl search") -> int:
     """``wpl search``: ENAS search with WPL (the original ``main.py`` flags); ``--mode=train_final`` is
     ``wpl train-final`` (its own flags)."""
-    from .nas.run import run_search
+    from .nas.search.run import run_search
 
     mode, rest = _split_mode(argv)
     if mode == "train_final":
@@ -148,8 +148,8 @@ def cmd_train_final(argv: Sequence[str], prog: str = "wpl train-final") -> int:
 
     import torch
 
-    from .nas.final import train_final
-    from .nas.final_flags import build_job, parse_final_args
+    from .nas.final.flags import build_job, parse_final_args
+    from .nas.final.loop import train_final
 
     args = parse_final_args(argv, prog)
     logging.basicConfig(format="%(asctime)s:%(levelname)s::%(message)s", level=getattr(logging, args.log_level),
@@ -175,9 +175,9 @@ def cmd_train_final(argv: Sequence[str], prog: str = "wpl train-final") -> int:
 
 def cmd_draw(argv: Sequence[str]) -> int:
     """``wpl draw``: the drawing of a named cell, random:SEED or an architecture file."""
-    from .nas.cells import resolve_arch
-    from .nas.cnn import micro_graph
-    from .nas.rnn import RnnArch, rnn_graph
+    from .nas.presets import resolve_arch
+    from .nas.spaces.micro_cnn.supernet import micro_graph
+    from .nas.spaces.rnn.supernet import RnnArch, rnn_graph
     from .viz import save_cell_drawing
 
     p = StrictParser(prog="wpl draw", description="Draw a cell (.png and Graphviz .dot)")
@@ -194,7 +194,7 @@ def cmd_draw(argv: Sequence[str]) -> int:
 
 def cmd_cells(argv: Sequence[str]) -> int:
     """``wpl cells``: the named cells, their space and source."""
-    from .nas.cells import PRESETS
+    from .nas.presets import PRESETS
 
     p = StrictParser(prog="wpl cells", description="The named cells --arch accepts (and random:SEED)")
     p.add_argument("--json", type=str2bool, default=False, help="print each cell's canonical JSON too")
@@ -210,8 +210,8 @@ def cmd_cells(argv: Sequence[str]) -> int:
 
 
 def _runs_and_labels(args) -> tuple[list, list[str]]:
-    from .nas.final import run_folder
-    from .nas.run_report import load_run
+    from .nas.final.loop import run_folder
+    from .nas.search.report import load_run
 
     names = [args.model_name, *args.compare]
     log_dir = Path(args.log_dir)
@@ -232,7 +232,7 @@ def _run_flags(p: StrictParser) -> None:
 
 def cmd_plot(argv: Sequence[str]) -> int:
     """``wpl plot``: the paper's ENAS forgetting figure from runs."""
-    from .nas.run_report import plot_runs
+    from .nas.search.report import plot_runs
 
     p = StrictParser(prog="wpl plot", description="The paper's ENAS figure (mean, best-5 and max forgetting per "
                      "epoch, the controller's reward) from search runs, overlaid")
@@ -260,7 +260,7 @@ def cmd_plot(argv: Sequence[str]) -> int:
 
 
 def _plot_fisher(runs: list, labels: list[str], output: str) -> int:
-    from .nas.fisher_map import plot_fisher
+    from .nas.search.fisher_map import plot_fisher
 
     if output and len(runs) > 1:
         raise WplError("--output names one PNG; with --fisher and several runs each map goes to <run>/fisher.png")
@@ -283,7 +283,7 @@ def cmd_compare(argv: Sequence[str]) -> int:
     import json
 
     from .fileio import finite, write_json
-    from .nas.run_report import compare_markdown, compare_runs
+    from .nas.search.report import compare_markdown, compare_runs
 
     p = StrictParser(prog="wpl compare", description="A table of search runs: the settings that differ, "
                      "forgetting over the WPL epochs, the best derived cell, the final-training score")
@@ -359,11 +359,11 @@ def cmd_rank(argv: Sequence[str]) -> int:
 
 def _rank_run(args, num: int | None) -> int:
     from .dist import launched
-    from .nas.final import run_folder
+    from .nas.final.loop import run_folder
     from .nas.rank import metrics_table
-    from .nas.rank_run import rank_search
-    from .nas.run import load_search, setup_logging
-    from .nas.search_flags import parse_search_args
+    from .nas.search.flags import parse_search_args
+    from .nas.search.run import load_search, setup_logging
+    from .nas.spaces.nb201.ranking import rank_search
 
     if launched():
         raise WplError("wpl rank scores cells as one process; start it without torchrun")

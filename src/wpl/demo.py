@@ -8,7 +8,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from .nas.run import run_search
+from .nas.search.run import run_search
 from .two_models import TwoModelsConfig
 from .two_models_report import run_experiment
 

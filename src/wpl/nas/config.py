@@ -3,7 +3,7 @@
 :class:`CnnConfig` (each space's sizes and task settings), with :class:`~wpl.plasticity.WplConfig`
 (the regularizer) gathered in :class:`Configs`. A bad value raises :class:`~wpl.errors.ConfigError`
 naming the field; field names are the search flags' names (the command line builds these once, in
-:mod:`wpl.nas.search_flags`), except the regularizer's ``alpha`` (``--alpha_fisher``)."""
+:mod:`wpl.nas.search.flags`), except the regularizer's ``alpha`` (``--alpha_fisher``)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from ..errors import ConfigError
 from ..fisher import ESTIMATORS
 from ..plasticity import WplConfig
-from .cnn import OPS, SEP_CONVS, canonical_op
-from .nb201 import INITS as NB201_INITS
-from .rnn import check_activation
+from .spaces.micro_cnn.supernet import OPS, SEP_CONVS, canonical_op
+from .spaces.nb201.supernet import INITS as NB201_INITS
+from .spaces.rnn.supernet import check_activation
 
 AUGMENT_SCOPES = ("image", "batch")
 TRAIN_SAMPLINGS = ("epoch", "replace")

@@ -2,7 +2,7 @@
 
 A space is two modules: the space itself (architectures with one canonical JSON form, a supernet
 that says which parameters an architecture uses, and a drawing) and a task that owns the supernet
-and the data and answers the loop's questions below. :class:`~wpl.nas.search.Search`, the
+and the data and answers the loop's questions below. :class:`~wpl.nas.search.loop.Search`, the
 checkpoints, the forgetting telemetry and the outputs work with any object that has these members.
 
 Modes: the loop puts the supernet in train mode for the shared phase (``train_loss``) and chooses

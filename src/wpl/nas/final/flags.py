@@ -7,13 +7,14 @@ from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 
-from ..errors import ConfigError, WplError
-from ..flags import StrictParser, str2bool
-from .cells import resolve_arch
-from .cnn import MicroArch
-from .final import FinalJob, arch_of_run, run_folder
-from .final_cnn import CnnFinalConfig
-from .final_rnn import RnnFinalConfig
+from wpl.errors import ConfigError, WplError
+from wpl.flags import StrictParser, str2bool
+
+from ..presets import resolve_arch
+from ..spaces.micro_cnn.final import CnnFinalConfig
+from ..spaces.micro_cnn.supernet import MicroArch
+from ..spaces.rnn.final import RnnFinalConfig
+from .loop import FinalJob, arch_of_run, run_folder
 
 # flag → (recipe field, the spaces it applies to); defaults come from the recipe of the cell's space
 RECIPE_FLAGS = {
@@ -103,7 +104,7 @@ def build_job(args) -> FinalJob:
         data_dir = args.data_dir or "embedded"
         out, source = log_dir / (args.name or name), f"--arch {args.arch}"
         valid_size, split_seed = args.valid_size or 5000, None
-    from .nb201 import Nb201Arch
+    from ..spaces.nb201.supernet import Nb201Arch
 
     if isinstance(arch, Nb201Arch):
         raise WplError(f"{arch.string}: a NAS-Bench-201 cell needs no final training here: the benchmark trained "
@@ -125,7 +126,7 @@ def build_job(args) -> FinalJob:
 
 
 def _nb201_truth(arch) -> float:
-    from ..data.nb201 import ground_truth
+    from wpl.data.nb201 import ground_truth
 
     return ground_truth().lookup(arch.string)
 

@@ -7,7 +7,7 @@ node. Weight gradients are not summed step by step: every edge's input and outpu
 for all steps and its weight gradient is one ``[2H, T·N]·[T·N, H]`` product at the end.
 
 The children of one parent share one matrix product; their gates and candidate values are laid out
-``[N, k, 2, H]`` (gate first, as in :class:`~wpl.nas.rnn.SharedRNN`'s ``[2H, H]`` edge weights), so
+``[N, k, 2, H]`` (gate first, as in :class:`~wpl.nas.spaces.rnn.supernet.SharedRNN`'s ``[2H, H]`` edge weights), so
 the sigmoid and the highway mix of all ``k`` children are one op each.
 
 :func:`unroll_reference` is the plain autograd version of the same cell (the definition; tests
@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from . import cpp_ops
-from .rnn_arch import ACTIVATIONS, HIDDEN_NORM_CLIP, RnnArch
+from .arch import ACTIVATIONS, HIDDEN_NORM_CLIP, RnnArch
 
 _EPS = 1e-12
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import WplError
-from .cnn import MicroArch
-from .rnn_arch import ACTIVATIONS, RnnArch
+from .spaces.micro_cnn.supernet import MicroArch
+from .spaces.rnn.arch import ACTIVATIONS, RnnArch
 
 Arch = RnnArch | MicroArch
 
@@ -98,7 +98,7 @@ def random_arch(seed: int, space: str, num_blocks: int | None = None) -> Arch:
         return RnnArch(tuple(rng.choice(list(ACTIVATIONS)) for _ in range(b)),
                        tuple(rng.randrange(j) for j in range(1, b)))
     if space == "micro_cnn":
-        from .cnn import OPS
+        from .spaces.micro_cnn.supernet import OPS
 
         b = num_blocks or 5
 
@@ -119,7 +119,7 @@ def arch_from_dict(d: dict, source: str) -> Arch:
         if kind == "micro_cnn":
             return MicroArch.from_dict(d)
         if kind == "nb201":
-            from .nb201 import Nb201Arch
+            from .spaces.nb201.supernet import Nb201Arch
 
             return Nb201Arch.from_dict(d)
     except (KeyError, TypeError, ValueError, WplError) as exc:

@@ -17,13 +17,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..data.augment import augment, normalise
-from ..data.images import ImageSplits
-from ..dist import SINGLE, Dist
-from ..runtime import model_mode
-from .batchnorm import SyncBatchNorm2d, use_dist
-from .cnn import Block, FactorizedReduce, MicroArch, ReluConvBn, make_op
-from .config import _at_least, _in_unit, _one_of
+from wpl.data.augment import augment, normalise
+from wpl.data.images import ImageSplits
+from wpl.dist import SINGLE, Dist
+from wpl.nas.batchnorm import SyncBatchNorm2d, use_dist
+from wpl.nas.config import _at_least, _in_unit, _one_of
+from wpl.runtime import model_mode
+
+from .supernet import Block, FactorizedReduce, MicroArch, ReluConvBn, make_op
 
 
 @dataclass(frozen=True)

@@ -16,15 +16,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..data.augment import augment, normalise
-from ..data.images import ImageSplits
-from ..dist import SINGLE, Dist
-from ..runtime import model_mode
-from ..viz import Graph
-from .batchnorm import use_dist
-from .cnn import MicroArch, SharedCNN, decode_micro, encode_micro, micro_decisions, micro_graph
-from .config import SPACE_ESTIMATORS, ImageConfig
-from .task import FisherBatch
+from wpl.data.augment import augment, normalise
+from wpl.data.images import ImageSplits
+from wpl.dist import SINGLE, Dist
+from wpl.nas.batchnorm import use_dist
+from wpl.nas.config import SPACE_ESTIMATORS, ImageConfig
+from wpl.nas.task import FisherBatch
+from wpl.runtime import model_mode
+from wpl.viz import Graph
+
+from .supernet import MicroArch, SharedCNN, decode_micro, encode_micro, micro_decisions, micro_graph
 
 
 class ArchNet(nn.Module):

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import ControllerConfig
+from ..config import ControllerConfig
 
 
 class Controller(nn.Module):

@@ -15,14 +15,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..data.text import Corpus, batchify, get_batch
-from ..dist import SINGLE, Dist
-from ..errors import ConfigError
-from ..runtime import model_mode
-from .config import _at_least, _in_unit
-from .metrics import perplexity
-from .rnn import RnnArch, SharedRNN
-from .rnn_task import shard_columns
+from wpl.data.text import Corpus, batchify, get_batch
+from wpl.dist import SINGLE, Dist
+from wpl.errors import ConfigError
+from wpl.nas.config import _at_least, _in_unit
+from wpl.nas.metrics import perplexity
+from wpl.runtime import model_mode
+
+from .supernet import RnnArch, SharedRNN
+from .task import shard_columns
 
 
 @dataclass(frozen=True)

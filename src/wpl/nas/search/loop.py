@@ -4,7 +4,7 @@ Per epoch: the shared phase (sample an architecture, :meth:`Search.shared_step` 
 ``num_batch_per_iter`` batches with CE + WPL over the shared weights it uses, record its error,
 then — with WPL on — :meth:`Search.fisher_step` folds its Fisher on one validation batch and moves
 its anchors), the forgetting summary, the controller phase (:meth:`Search.controller_step`:
-REINFORCE with an EMA baseline, :class:`~wpl.nas.controller.Reinforce`), and every ``save_epoch``
+REINFORCE with an EMA baseline, :class:`~wpl.nas.search.controller.Reinforce`), and every ``save_epoch``
 a derive step. A full-state checkpoint is written atomically after every epoch and every
 ``checkpoint_every_steps`` steps inside one (with where the epoch is: the phases done, the step of the
 one in progress and its running sums), so a run resumes exactly from any of them; a stop asked for by
@@ -24,22 +24,23 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..checkpoint import rng_state, save_checkpoint, set_rng_state
-from ..dist import SINGLE, Dist, rank_entry
-from ..errors import ConfigError, WplError
-from ..fileio import finite, write_json
-from ..forgetting import ForgettingMonitor
-from ..plasticity import WeightPlasticity, WplConfig
-from ..runlog import NullRunLog, RunLog
-from ..runtime import clock, model_mode
-from ..signals import Stopped
-from ..viz import save_cell_drawing
-from .batchnorm import batch_statistics
-from .config import ControllerConfig, SearchConfig
+from wpl.checkpoint import rng_state, save_checkpoint, set_rng_state
+from wpl.dist import SINGLE, Dist, rank_entry
+from wpl.errors import ConfigError, WplError
+from wpl.fileio import finite, write_json
+from wpl.forgetting import ForgettingMonitor
+from wpl.plasticity import WeightPlasticity, WplConfig
+from wpl.runlog import NullRunLog, RunLog
+from wpl.runtime import clock, model_mode
+from wpl.signals import Stopped
+from wpl.viz import save_cell_drawing
+
+from ..batchnorm import batch_statistics
+from ..config import ControllerConfig, SearchConfig
+from ..metrics import perplexity
+from ..task import Arch, Task
 from .controller import Controller, Reinforce
 from .fisher_map import fisher_groups, fisher_mass
-from .metrics import perplexity
-from .task import Arch, Task
 
 log = logging.getLogger("wpl")
 PHASES = ("shared", "controller", "derive", "eval", "forgetting")
@@ -458,10 +459,11 @@ class Search:
         """Ranking fidelity of the supernet now: a fixed sample of ``rank_archs`` NAS-Bench-201 cells
         (seeded by the task's seed) scored on the first ``rank_batches`` validation batches of ``rank_batch_size``,
         against the truth."""
-        from ..data.nb201 import all_archs, ground_truth
-        from .nb201 import Nb201Arch
-        from .rank import rank_metrics, sample_benchmark_cells
-        from .rank_run import score_cells
+        from wpl.data.nb201 import all_archs, ground_truth
+
+        from ..rank import rank_metrics, sample_benchmark_cells
+        from ..spaces.nb201.ranking import score_cells
+        from ..spaces.nb201.supernet import Nb201Arch
 
         t0 = self._clock()
         idx = sample_benchmark_cells(self.cfg.rank_archs, self.task.config.random_seed)

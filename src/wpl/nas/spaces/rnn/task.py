@@ -14,14 +14,15 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from ..data.text import Corpus, batchify, get_batch
-from ..dist import SINGLE, Dist
-from ..runtime import model_mode
-from ..viz import Graph
-from .config import SPACE_ESTIMATORS, RnnConfig
-from .metrics import perplexity
-from .rnn import RnnArch, SharedRNN, check_activation, decode_rnn, encode_rnn, rnn_decisions, rnn_graph
-from .task import FisherBatch
+from wpl.data.text import Corpus, batchify, get_batch
+from wpl.dist import SINGLE, Dist
+from wpl.nas.config import SPACE_ESTIMATORS, RnnConfig
+from wpl.nas.metrics import perplexity
+from wpl.nas.task import FisherBatch
+from wpl.runtime import model_mode
+from wpl.viz import Graph
+
+from .supernet import RnnArch, SharedRNN, check_activation, decode_rnn, encode_rnn, rnn_decisions, rnn_graph
 
 
 def shard_columns(tokens: Tensor, batch_size: int, dist: Dist = SINGLE) -> Tensor:

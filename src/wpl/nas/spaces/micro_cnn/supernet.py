@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..viz import INPUT_COLOR, JOIN_COLOR, Graph
-from .batchnorm import BatchStatNorm
+from wpl.nas.batchnorm import BatchStatNorm
+from wpl.viz import INPUT_COLOR, JOIN_COLOR, Graph
 
 Block = tuple[int, str, int, str]  # (input 1, op 1, input 2, op 2)
 

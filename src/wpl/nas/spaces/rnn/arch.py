@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..viz import INPUT_COLOR, JOIN_COLOR, STATE_COLOR, Graph
+from wpl.viz import INPUT_COLOR, JOIN_COLOR, STATE_COLOR, Graph
 
 # the one list of the space's activations (and their colours in drawings)
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from ..data.nb201 import EDGES
-from ..fileio import atomic_write
+from wpl.data.nb201 import EDGES
+from wpl.fileio import atomic_write
 
 _RNN = re.compile(r"edges\.(\d+)_(\d+)$")
 _CNN = re.compile(r"cells\.(\d+)\.ops\.(\d+)_(\d+)_(\d+)\.")

@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..data.nb201 import EDGES, OPS, arch_string, parse_arch
-from ..dist import SINGLE, Dist
-from ..viz import INPUT_COLOR, JOIN_COLOR, Graph
-from .batchnorm import batch_norm
+from wpl.data.nb201 import EDGES, OPS, arch_string, parse_arch
+from wpl.dist import SINGLE, Dist
+from wpl.nas.batchnorm import batch_norm
+from wpl.viz import INPUT_COLOR, JOIN_COLOR, Graph
 
 COLORS = {"none": "#dddddd", "skip_connect": "#ffa500", "nor_conv_1x1": "#ffc0cb", "nor_conv_3x3": "#ff8fa3",
           "avg_pool_3x3": "#43cd80"}

@@ -15,8 +15,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import WplError
-from ..fileio import atomic_write
+from wpl.errors import WplError
+from wpl.fileio import atomic_write
 
 
 @dataclass

@@ -14,12 +14,13 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from ..data.augment import normalise
-from ..data.nb201 import OPS, all_archs, unique_cells
-from ..viz import Graph
-from .cnn_task import CnnTask
-from .config import SPACE_ESTIMATORS
-from .nb201 import Nb201Arch, SharedNB201, decode_nb201, encode_nb201, nb201_decisions, nb201_graph, recalibrated
+from wpl.data.augment import normalise
+from wpl.data.nb201 import OPS, all_archs, unique_cells
+from wpl.nas.config import SPACE_ESTIMATORS
+from wpl.viz import Graph
+
+from ..micro_cnn.task import CnnTask
+from .supernet import Nb201Arch, SharedNB201, decode_nb201, encode_nb201, nb201_decisions, nb201_graph, recalibrated
 
 
 class Nb201Task(CnnTask):

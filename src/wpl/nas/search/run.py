@@ -13,14 +13,15 @@ from pathlib import Path
 
 import torch
 
-from ..dist import SINGLE, Dist, joined
-from ..errors import ConfigError, WplError
-from ..fileio import ensure_writable_dir, remove_stale_temporaries, write_json
-from ..runlock import run_lock
-from ..runtime import resolve_device, seed_everything
-from ..signals import stop_on_signals
-from .config import Configs
-from .search_flags import FLAG_OF, build_configs, defaults, parse_search_args
+from wpl.dist import SINGLE, Dist, joined
+from wpl.errors import ConfigError, WplError
+from wpl.fileio import ensure_writable_dir, remove_stale_temporaries, write_json
+from wpl.runlock import run_lock
+from wpl.runtime import resolve_device, seed_everything
+from wpl.signals import stop_on_signals
+
+from ..config import Configs
+from .flags import FLAG_OF, build_configs, defaults, parse_search_args
 
 log = logging.getLogger("wpl")
 # Flags of this command alone: never taken from a saved run.
@@ -94,7 +95,7 @@ def check_rnn_cell(cell: str, device) -> None:
     if cell not in ("auto", "cpp") or not on_cpu:
         log.info("RNN cell: %s", "python" if cell == "auto" else cell)
         return
-    from . import cpp_ops
+    from ..spaces.rnn import cpp_ops
 
     ops, st = cpp_ops.load(), cpp_ops.STATUS
     if ops is None and cell == "cpp":
@@ -111,16 +112,18 @@ def build_task(args: Namespace, configs: Configs, device, dist: Dist = SINGLE):
     shard of a data-parallel job)."""
     data_dir = None if args.data_dir == "embedded" else args.data_dir
     if configs.network_type == "rnn":
-        from ..data.text import load_corpus
-        from .rnn_task import RnnTask
+        from wpl.data.text import load_corpus
+
+        from ..spaces.rnn.task import RnnTask
 
         corpus = load_corpus(data_dir, args.dataset)
         log.info("corpus %s: %d/%d/%d tokens, vocabulary %d", corpus.source, corpus.train.numel(),
                  corpus.valid.numel(), corpus.test.numel(), corpus.vocab_size)
         return RnnTask(corpus, configs.space, device, dist)
-    from ..data.images import load_images
-    from .cnn_task import CnnTask
-    from .nb201_task import Nb201Task
+    from wpl.data.images import load_images
+
+    from ..spaces.micro_cnn.task import CnnTask
+    from ..spaces.nb201.task import Nb201Task
 
     data = load_images(data_dir, args.dataset, valid_size=args.valid_size, seed=args.random_seed,
                        size=(args.cnn_height, args.cnn_width), channels=args.cnn_input_channels)
@@ -130,8 +133,8 @@ def build_task(args: Namespace, configs: Configs, device, dist: Dist = SINGLE):
 
 
 def build_search(args: Namespace, run_dir: Path | None, device, runlog=None, dist: Dist = SINGLE):
-    """Configs, task and :class:`~wpl.nas.search.Search` of parsed (and, on resume, merged) flags."""
-    from .search import Search
+    """Configs, task and :class:`~wpl.nas.search.loop.Search` of parsed (and, on resume, merged) flags."""
+    from .loop import Search
 
     configs = build_configs(args)
     task = build_task(args, configs, device, dist)
@@ -162,7 +165,7 @@ def _run_search(argv: Sequence[str], prog: str) -> dict:
         return inspect_run(args, run_dir, ckpt)
     state, source = None, ckpt
     if resume and ckpt.exists():
-        from ..checkpoint import load_resumable
+        from wpl.checkpoint import load_resumable
 
         read_stamp = _stamp(ckpt)  # checked again once this process holds the folder
         state, source = load_resumable(ckpt)  # a damaged newest checkpoint: the previous one, with a warning
@@ -211,7 +214,7 @@ def _search_in(args: Namespace, run_dir: Path, device, state: dict | None, sourc
         remove_stale_temporaries(run_dir)
     if state is None:
         seed_everything(args.random_seed)
-    from ..runlog import NullRunLog, RunLog
+    from wpl.runlog import NullRunLog, RunLog
 
     purge = None if state is None else state["shared_step"] + state["controller_step"]
     runlog = RunLog(run_dir, args.use_tensorboard, purge_step=purge) if dist.main else NullRunLog()
@@ -244,7 +247,7 @@ def _search_in(args: Namespace, run_dir: Path, device, state: dict | None, sourc
 
 def load_search(args: Namespace, run_dir: Path, ckpt: Path):
     """The run's search as its checkpoint left it (its saved flags, this command's run flags), logs untouched."""
-    from ..checkpoint import load_checkpoint
+    from wpl.checkpoint import load_checkpoint
 
     state = load_checkpoint(ckpt)
     args = merge_saved_args(args, state["args"])
@@ -296,8 +299,8 @@ def inspect_run(args: Namespace, run_dir: Path, ckpt: Path) -> dict:
 
 def _test_named(spec: str, search, run_dir: Path) -> dict:
     """``--mode=test --arch=...``: a given cell scored with the run's supernet weights (``test_<name>.json``)."""
-    from .cells import resolve_arch
-    from .rnn_arch import RnnArch
+    from ..presets import resolve_arch
+    from ..spaces.rnn.arch import RnnArch
 
     task, m = search.task, search.metric
     arch, name = resolve_arch(spec, task.kind, task.config.num_blocks)

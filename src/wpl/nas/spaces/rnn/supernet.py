@@ -10,8 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .linear_ce import linear_cross_entropy
-from .rnn_arch import (  # noqa: F401  (re-exported: the space's names have always been importable from here)
+from .arch import (  # noqa: F401  (re-exported: the space's names have always been importable from here)
     ACTIVATIONS,
     COLORS,
     HIDDEN_NORM_CLIP,
@@ -22,7 +21,8 @@ from .rnn_arch import (  # noqa: F401  (re-exported: the space's names have alwa
     rnn_decisions,
     rnn_graph,
 )
-from .rnn_cell import unroll
+from .cell import unroll
+from .linear_ce import linear_cross_entropy
 
 
 def _locked_dropout(x: Tensor, p: float, training: bool) -> Tensor:

@@ -18,12 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.nb201 import all_archs, ground_truth
-from ..errors import WplError
-from ..fileio import atomic_write, finite, write_json
-from ..runtime import model_mode
-from .nb201 import Nb201Arch
-from .rank import rank_metrics, sample_benchmark_cells
+from wpl.data.nb201 import all_archs, ground_truth
+from wpl.errors import WplError
+from wpl.fileio import atomic_write, finite, write_json
+from wpl.nas.rank import rank_metrics, sample_benchmark_cells
+from wpl.runtime import model_mode
+
+from .supernet import Nb201Arch
 
 log = logging.getLogger("wpl")
 
@@ -94,7 +95,7 @@ def jacob_cov(model, x: torch.Tensor, k: float = 1e-5) -> float:
 def jacob_cov_scores(task, archs: list[Nb201Arch], images: int = 64, seed: int = 0) -> list[float]:
     """:func:`jacob_cov` of each cell in a freshly initialised copy of the run's network (PyTorch's default
     initialisation, seeded), on the first ``images`` validation images."""
-    from ..data.augment import normalise
+    from wpl.data.augment import normalise
 
     net = copy.deepcopy(task.supernet)
     with torch.random.fork_rng(devices=[]):

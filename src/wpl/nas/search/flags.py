@@ -11,11 +11,12 @@ import dataclasses
 import warnings
 from collections.abc import Sequence
 
-from ..errors import ConfigError
-from ..fisher import ESTIMATORS
-from ..flags import StrictParser, str2bool
-from ..plasticity import WplConfig
-from .config import (
+from wpl.errors import ConfigError
+from wpl.fisher import ESTIMATORS
+from wpl.flags import StrictParser, str2bool
+from wpl.plasticity import WplConfig
+
+from ..config import (
     CNN_OPS,
     RNN_ACTIVATIONS,
     WPL_ANCHORS,

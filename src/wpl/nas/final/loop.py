@@ -19,17 +19,18 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import load_checkpoint, load_resumable, rng_state, save_checkpoint, set_rng_state
-from ..dist import SINGLE, Dist, joined, rank_entry
-from ..errors import WplError
-from ..fileio import ensure_writable_dir, finite, remove_stale_temporaries, write_json
-from ..runlock import run_lock
-from ..runtime import resolve_device, seed_everything
-from ..signals import Stopped, stop_on_signals
-from .cells import Arch, arch_from_dict
-from .cnn import MicroArch
-from .final_cnn import CnnFinal, CnnFinalConfig
-from .final_rnn import RnnFinal, RnnFinalConfig
+from wpl.checkpoint import load_checkpoint, load_resumable, rng_state, save_checkpoint, set_rng_state
+from wpl.dist import SINGLE, Dist, joined, rank_entry
+from wpl.errors import WplError
+from wpl.fileio import ensure_writable_dir, finite, remove_stale_temporaries, write_json
+from wpl.runlock import run_lock
+from wpl.runtime import resolve_device, seed_everything
+from wpl.signals import Stopped, stop_on_signals
+
+from ..presets import Arch, arch_from_dict
+from ..spaces.micro_cnn.final import CnnFinal, CnnFinalConfig
+from ..spaces.micro_cnn.supernet import MicroArch
+from ..spaces.rnn.final import RnnFinal, RnnFinalConfig
 
 log = logging.getLogger("wpl")
 
@@ -117,13 +118,13 @@ def arch_of_run(run: Path, which: str = "best") -> Arch:
 # ---- the training loop -----------------------------------------------------------------------------
 def _build(job: FinalJob, device: torch.device, dist: Dist = SINGLE):
     if job.space == "rnn":
-        from ..data.text import load_corpus
+        from wpl.data.text import load_corpus
 
         corpus = load_corpus(job.data_dir, job.dataset)
         log.info("corpus %s: %d/%d/%d tokens, vocabulary %d", corpus.source, corpus.train.numel(),
                  corpus.valid.numel(), corpus.test.numel(), corpus.vocab_size)
         return RnnFinal(job.arch, corpus, job.rnn, device, job.seed, dist)
-    from ..data.images import load_images
+    from wpl.data.images import load_images
 
     data = load_images(job.data_dir, job.dataset, valid_size=job.valid_size,
                        seed=job.seed if job.split_seed is None else job.split_seed)
@@ -183,7 +184,7 @@ def _train_final(job: FinalJob, device: torch.device, dist: Dist = SINGLE) -> di
     trainer = _build(job, device, dist)
     if state is None and not dist.main:
         seed_everything(dist.seed(job.seed))  # the same weights, each rank its own dropout masks
-    from ..runlog import NullRunLog, RunLog
+    from wpl.runlog import NullRunLog, RunLog
 
     if dist.main:
         remove_stale_temporaries(out)

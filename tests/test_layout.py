@@ -1,0 +1,26 @@
+"""The package layout's promises: old module paths still import (for one release), with a warning."""
+
+import importlib
+import sys
+
+import pytest
+
+
+@pytest.mark.parametrize("old, new, name", [
+    ("wpl.nas.rnn_task", "wpl.nas.spaces.rnn.task", "RnnTask"),
+    ("wpl.nas.search_flags", "wpl.nas.search.flags", "parse_search_args"),
+    ("wpl.nas.cells", "wpl.nas.presets", "resolve_arch"),
+])
+def test_an_old_module_path_gives_the_moved_module_with_a_warning(old, new, name) -> None:
+    sys.modules.pop(old, None)
+    with pytest.warns(DeprecationWarning, match=f"{old} moved to {new}"):
+        mod = importlib.import_module(old)
+    assert mod is importlib.import_module(new) and hasattr(mod, name)
+
+
+def test_the_search_and_final_packages_keep_their_old_names() -> None:
+    from wpl.nas.final import FinalJob, train_final
+    from wpl.nas.search import Search
+
+    assert Search.__module__ == "wpl.nas.search.loop" and FinalJob.__module__ == "wpl.nas.final.loop"
+    assert callable(train_final)
