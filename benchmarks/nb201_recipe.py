@@ -29,8 +29,8 @@ import wpl.nas.spaces.nb201.supernet as nb
 from wpl.data.augment import augment, normalise
 from wpl.data.images import load_cifar10
 from wpl.data.nb201 import OPS, all_archs, ground_truth
-from wpl.nas.rank import kendall_tau, sample_benchmark_cells, spearman, tau_top
-from wpl.nas.spaces.nb201.ranking import parameter_counts
+from wpl.nas.rank import kendall_tau, spearman, tau_top
+from wpl.nas.spaces.nb201.ranking import parameter_counts, sample_benchmark_cells
 
 SCORINGS = {"1000x250": (1000, 250), "512x256": (512, 256), "256x64": (256, 64)}
 

@@ -16,8 +16,11 @@ import torch
 from wpl import WplConfig
 from wpl.data.text import load_corpus
 from wpl.dist import joined
-from wpl.nas.config import CnnConfig, ControllerConfig, Nb201Config, RnnConfig, SearchConfig
+from wpl.nas.config import ControllerConfig, SearchConfig
 from wpl.nas.search.loop import Search
+from wpl.nas.spaces.micro_cnn.config import CnnConfig
+from wpl.nas.spaces.nb201.config import Nb201Config
+from wpl.nas.spaces.rnn.config import RnnConfig
 from wpl.nas.spaces.rnn.task import RnnTask
 
 SPACES = ("rnn", "cnn", "nb201")

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from wpl.cli import COMMANDS, main
+from wpl.cli import commands, main
 
 TINY = ["--b_iters", "30", "--a_iters_strict", "40", "--a_iters_loose", "10", "--fisher_samples", "20",
         "--valid_size", "50", "--device", "cpu"]
@@ -110,7 +110,7 @@ def test_bad_values_and_unknown_command(capsys, tmp_path):
     assert code == 1 and "--device=cuda:7: " in one_line_error(err)
 
 
-@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize("command", sorted(commands()))
 def test_every_command_prints_its_help(command: str, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as exc:
         main([command, "--help"])

@@ -11,8 +11,9 @@ from conftest import make_text
 from wpl import ConfigError, WeightPlasticity, WplConfig
 from wpl.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from wpl.errors import WplError
-from wpl.nas.config import ControllerConfig, RnnConfig, SearchConfig
+from wpl.nas.config import ControllerConfig, SearchConfig
 from wpl.nas.search.controller import Controller, Reinforce, discounted
+from wpl.nas.spaces.rnn.config import RnnConfig
 from wpl.nas.task import Task
 
 
@@ -112,7 +113,7 @@ def _rnn_task(tmp_path: Path, **overrides):
 def test_tasks_implement_the_protocol(tmp_path: Path) -> None:
     from conftest import make_cifar
     from wpl.data.images import load_images
-    from wpl.nas.config import CnnConfig
+    from wpl.nas.spaces.micro_cnn.config import CnnConfig
     from wpl.nas.spaces.micro_cnn.task import CnnTask
 
     rnn = _rnn_task(tmp_path)

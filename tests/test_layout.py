@@ -24,3 +24,28 @@ def test_the_search_and_final_packages_keep_their_old_names() -> None:
 
     assert Search.__module__ == "wpl.nas.search.loop" and FinalJob.__module__ == "wpl.nas.final.loop"
     assert callable(train_final)
+
+
+def test_outside_the_spaces_no_code_names_a_space() -> None:
+    """Every switch on a space goes through the registry: outside ``nas/spaces/`` (and the old-path shims), no
+    string literal is a space's name and nothing imports a space's package."""
+    import ast
+    from pathlib import Path
+
+    import wpl
+    from wpl.nas import spaces
+
+    root = Path(wpl.__file__).parent
+    kinds = set(spaces.kinds())
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith(("nas/spaces/", "data/")) or rel == "nas/_moved.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in kinds:
+                found.append(f"{rel}:{node.lineno} {node.value!r}")
+            if isinstance(node, ast.ImportFrom) and node.module and any(
+                    f"spaces.{k}" in node.module for k in kinds):
+                found.append(f"{rel}:{node.lineno} from {node.module}")
+    assert not found, found

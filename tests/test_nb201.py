@@ -500,7 +500,7 @@ def test_jacob_cov_by_hand() -> None:
 
 def test_a_cell_and_its_isomorph_are_one_canonical_cell() -> None:
     from wpl.data.nb201 import arch_index, isomorphism_key, parse_arch, unique_cells
-    from wpl.nas.rank import sample_benchmark_cells
+    from wpl.nas.spaces.nb201.ranking import sample_benchmark_cells
 
     pool = unique_cells()
     assert len(pool) == 6466  # NAS-Bench-201's non-isomorphic cells, as the literature counts them

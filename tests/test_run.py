@@ -160,8 +160,9 @@ def test_demo_at_a_tiny_size(tmp_path: Path, capsys) -> None:
 def test_search_from_python_with_configs_only(text_root: Path, tmp_path: Path) -> None:
     from wpl import WplConfig
     from wpl.data.text import load_corpus
-    from wpl.nas.config import ControllerConfig, RnnConfig, SearchConfig
+    from wpl.nas.config import ControllerConfig, SearchConfig
     from wpl.nas.search.loop import Search
+    from wpl.nas.spaces.rnn.config import RnnConfig
     from wpl.nas.spaces.rnn.task import RnnTask
 
     task = RnnTask(load_corpus(str(text_root), "tiny"),

@@ -241,8 +241,8 @@ def test_derive_and_test_modes_read_a_finished_run(text_root: Path, tmp_path: Pa
     assert (run / "metrics.jsonl").read_text().startswith(before[1])
 
 
-def test_fisher_source_train_folds_the_training_gradient_without_a_validation_pass(text_root: Path, tmp_path: Path,
-                                                                                    monkeypatch) -> None:
+def _count_fisher_batches(monkeypatch) -> dict[str, int]:
+    """Count the validation batches drawn for the Fisher (RnnTask.fisher_batch calls)."""
     from wpl.nas.spaces.rnn.task import RnnTask
 
     calls = {"fisher_batch": 0}
@@ -253,6 +253,12 @@ def test_fisher_source_train_folds_the_training_gradient_without_a_validation_pa
         return real(self, arch)
 
     monkeypatch.setattr(RnnTask, "fisher_batch", counted)
+    return calls
+
+
+def test_fisher_source_train_folds_the_training_gradient_without_a_validation_pass(text_root: Path, tmp_path: Path,
+                                                                                    monkeypatch) -> None:
+    calls = _count_fisher_batches(monkeypatch)
     run_search(_argv(text_root, tmp_path, "--max_epoch=1", "--start_using_fisher=0", "--fisher_source=train"))
     state = torch.load(tmp_path / "logs/tiny_rnn-train/checkpoint.pt", weights_only=True)
     assert calls["fisher_batch"] == 0  # no validation batch was drawn for the Fisher
@@ -261,16 +267,7 @@ def test_fisher_source_train_folds_the_training_gradient_without_a_validation_pa
 
 def test_fisher_every_and_forgetting_every_thin_the_extra_passes(text_root: Path, tmp_path: Path,
                                                                 monkeypatch) -> None:
-    from wpl.nas.spaces.rnn.task import RnnTask
-
-    calls = {"fisher_batch": 0}
-    real = RnnTask.fisher_batch
-
-    def counted(self, arch):
-        calls["fisher_batch"] += 1
-        return real(self, arch)
-
-    monkeypatch.setattr(RnnTask, "fisher_batch", counted)
+    calls = _count_fisher_batches(monkeypatch)
     run_search(_argv(text_root, tmp_path, "--max_epoch=1", "--start_using_fisher=0", "--shared_max_step=7",
                      "--fisher_every=3", "--forgetting_every=2"))
     assert calls["fisher_batch"] == 3  # shared steps 0, 3 and 6 of 7

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -175,17 +174,16 @@ def cmd_train_final(argv: Sequence[str], prog: str = "wpl train-final") -> int:
 
 def cmd_draw(argv: Sequence[str]) -> int:
     """``wpl draw``: the drawing of a named cell, random:SEED or an architecture file."""
+    from .nas import spaces
     from .nas.presets import resolve_arch
-    from .nas.spaces.micro_cnn.supernet import micro_graph
-    from .nas.spaces.rnn.supernet import RnnArch, rnn_graph
     from .viz import save_cell_drawing
 
     p = StrictParser(prog="wpl draw", description="Draw a cell (.png and Graphviz .dot)")
-    p.add_argument("--arch", required=True, help="a named cell (wpl cells), random:SEED[:rnn|micro_cnn] or a .json")
+    p.add_argument("--arch", required=True, help="a named cell (wpl cells), random:SEED[:SPACE] or a .json")
     p.add_argument("--output", default="", help="the .png to write (default <name>.png here; the .dot goes beside it)")
     args = p.parse_args(argv)
     arch, name = resolve_arch(args.arch)
-    graph = rnn_graph(arch) if isinstance(arch, RnnArch) else micro_graph(arch)
+    graph = spaces.of_arch(arch).graph(arch)
     stem = Path(args.output).with_suffix("") if args.output else Path(name)
     dot, png = save_cell_drawing(*graph, stem, title=name)
     print(f"wrote {png} and {dot}")
@@ -194,18 +192,20 @@ def cmd_draw(argv: Sequence[str]) -> int:
 
 def cmd_cells(argv: Sequence[str]) -> int:
     """``wpl cells``: the named cells, their space and source."""
-    from .nas.presets import PRESETS
+    from .nas import spaces
+    from .nas.presets import presets
 
     p = StrictParser(prog="wpl cells", description="The named cells --arch accepts (and random:SEED)")
     p.add_argument("--json", type=str2bool, default=False, help="print each cell's canonical JSON too")
     args = p.parse_args(argv)
-    for name, pr in PRESETS.items():
+    for name, pr in presets().items():
         print(f"{name:<18} {pr.space:<9} {pr.source}")
         if pr.note:
             print(f"{'':<28} {pr.note}")
         if args.json:
             print(f"{'':<28} {pr.arch.to_json()}")
-    print("random:SEED[:rnn|micro_cnn]  a uniformly sampled cell (12 nodes / B = 5), e.g. random:0")
+    kinds = "|".join(s.name for s in spaces.all_spaces() if s.random_arch is not None)
+    print(f"random:SEED[:{kinds}]  a uniformly sampled cell of the space (default: the first), e.g. random:0")
     return 0
 
 
@@ -299,113 +299,6 @@ def cmd_compare(argv: Sequence[str]) -> int:
     return 0
 
 
-def cmd_rank(argv: Sequence[str]) -> int:
-    """``wpl rank``: a NAS-Bench-201 run's ranking fidelity (or, with --reference, the published estimates')."""
-    from .data.nb201 import NUM_CELLS, ground_truth, unique_cells
-    from .fileio import finite, write_json
-    from .nas.rank import metrics_table, rank_metrics, sample_benchmark_cells
-
-    p = StrictParser(prog="wpl rank", description="Ranking fidelity against NAS-Bench-201's ground truth (CIFAR-10): "
-                     "Kendall τ, Spearman ρ, sparse τ, τ in the true top 10%, precision at the top 5%/10%, the "
-                     "top-1 pick's true accuracy")
-    p.add_argument("--model_name", default="", help="a --network_type=nb201 search run under --log_dir")
-    p.add_argument("--log_dir", default="logs")
-    p.add_argument("--data_dir", default="", help="default: the run's")
-    p.add_argument("--device", default="", help="default: the run's")
-    p.add_argument("--rank_batches", type=int, default=4, help="validation batches each cell is scored on")
-    p.add_argument("--rank_batch_size", type=int, default=250, help="images per such batch (the batch norms use "
-                   "each batch's statistics, so small batches make noisy scores)")
-    p.add_argument("--nb201_bn_recal", type=int, default=-1,
-                   help="score with BN statistics recalibrated over K training batches per cell (0: batch "
-                   "statistics; default: the run's --nb201_bn_recal)")
-    p.add_argument("--reference", type=str2bool, default=False,
-                   help="(without --model_name) score the two published supernets' estimates shipped with wpl")
-    p.add_argument("--num_archs", type=int, default=200, help="cells in the seeded uniform sample")
-    p.add_argument("--all", type=str2bool, default=False, help="every one of the 15,625 cells")
-    p.add_argument("--seed", type=int, default=0, help="the sample's seed")
-    p.add_argument("--nb201_unique", type=str2bool, default=False,
-                   help="sample from the 6,466 non-isomorphic cells only (one per isomorphism class)")
-    p.add_argument("--output", default="", help="write the metrics as JSON here (with --model_name: instead of "
-                   "RUN/rank.json, the scatter plot beside it)")
-    args = p.parse_args(argv)
-    pool = len(unique_cells()) if args.nb201_unique else NUM_CELLS
-    if not args.all and not 2 <= args.num_archs <= pool:
-        raise WplError(f"--num_archs={args.num_archs}: at most {pool} (the benchmark's "
-                       f"{'non-isomorphic ' if args.nb201_unique else ''}cells) and at least 2; or --all=true")
-    for name in ("rank_batches", "rank_batch_size"):
-        if getattr(args, name) < 1:
-            raise WplError(f"--{name}={getattr(args, name)}: must be >= 1")
-    if args.nb201_bn_recal < -1:
-        raise WplError(f"--nb201_bn_recal={args.nb201_bn_recal}: must be >= 0 (or -1, the run's own)")
-    num = None if args.all else args.num_archs
-    if args.model_name:
-        return _rank_run(args, num)
-    if not args.reference:
-        raise WplError("name a NAS-Bench-201 search run (--model_name RUN), or pass --reference=true for the "
-                       "published estimates")
-    g = ground_truth()
-    idx = sample_benchmark_cells(num, args.seed, args.nb201_unique)
-    rows = {name: rank_metrics(est[idx], g.test_acc[idx])
-            for name, est in (("one-shot supernet", g.one_shot), ("few-shot supernet", g.few_shot))}
-    sys.stdout.write(metrics_table(rows))
-    kind = "non-isomorphic cells" if args.nb201_unique else "cells"
-    sample = f"all {len(idx)} {kind}" if args.all else f"{len(idx)} {kind} (uniform sample, seed {args.seed})"
-    print(f"NAS-Bench-201 CIFAR-10 test accuracy as the truth; {sample}; best cell 94.37")
-    if args.output:
-        write_json(args.output, finite({"cells": sample, "reference": rows}))
-        print(f"wrote {args.output}")
-    return 0
-
-
-def _rank_run(args, num: int | None) -> int:
-    from .dist import launched
-    from .nas.final.loop import run_folder
-    from .nas.rank import metrics_table
-    from .nas.search.flags import parse_search_args
-    from .nas.search.run import load_search, setup_logging
-    from .nas.spaces.nb201.ranking import rank_search
-
-    if launched():
-        raise WplError("wpl rank scores cells as one process; start it without torchrun")
-    setup_logging("WARNING")
-    run = run_folder(Path(args.log_dir), args.model_name)
-    ckpt = run / "checkpoint.pt"
-    if not ckpt.is_file():
-        raise WplError(f"{run}: no checkpoint.pt yet (the search saves one after its first epoch)")
-    flags = [f"--load_path={run}", "--mode=test", "--log_level=WARNING",
-             *([f"--data_dir={args.data_dir}"] if args.data_dir else []),
-             *([f"--device={args.device}"] if args.device else [])]
-    search = load_search(parse_search_args(flags), run, ckpt)
-    try:
-        if args.nb201_bn_recal >= 0 and search.task.kind == "nb201":
-            search.task.bn_recal = args.nb201_bn_recal
-        path = Path(args.output) if args.output else run / "rank.json"
-        out = rank_search(search, run, num, args.seed, args.rank_batches, args.rank_batch_size, path,
-                          unique=args.nb201_unique)
-    finally:
-        search.runlog.close()
-    ref = out["reference"]
-    counted = ref["parameter_count"]["same_cells"]
-    rows = {f"{run.name} (epoch {out['epoch']})": out, "parameter count (no training)": counted,
-            "FLOPs (no training)": ref["flops"]["same_cells"],
-            "jacob_cov at initialisation (no training)": ref["jacob_cov"]["same_cells"],
-            "one-shot supernet": ref["one_shot"]["same_cells"], "few-shot supernet": ref["few_shot"]["same_cells"]}
-    sys.stdout.write(metrics_table(rows))
-    tau, base = (m["kendall_tau"] for m in (out, counted))
-    defined = [t is not None and math.isfinite(t) for t in (tau, base)]
-    if all(defined):
-        verdict = "better than" if tau > base else "no better than"
-        print(f"supernet τ {tau:.3f}, parameter count τ {base:.3f}: the supernet ranks {verdict} counting parameters")
-    else:
-        shown = [f"{t:.3f}" if ok else "undefined" for t, ok in zip((tau, base), defined)]
-        print(f"supernet τ {shown[0]}, parameter count τ {shown[1]}: τ is undefined where every cell scores the same")
-    print(f"top-1 pick {out['top1_arch']}: true accuracy {out['top1_true_acc']:.2f}% (rank {out['top1_true_rank']} "
-          f"of 15,625, regret {out['top1_regret']:.2f})")
-    bn = f"BN recalibrated over {out['bn_recal']} training batches" if out["bn_recal"] else "batch-statistics BN"
-    print(f"{bn}; wrote {path} and {path.with_suffix('.png')}")
-    return 0
-
-
 COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "search": (cmd_search, "ENAS search with WPL (the original main.py flags)"),
     "two-models": (cmd_two_models, "the two-model forgetting experiment (MNIST)"),
@@ -415,13 +308,22 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "cells": (cmd_cells, "the named cells (ENAS, DARTS, baselines) that --arch accepts"),
     "draw": (cmd_draw, "draw a named cell, random:SEED or an architecture file"),
     "plot": (cmd_plot, "the paper's ENAS forgetting figure from runs (overlaid)"),
-    "rank": (cmd_rank, "ranking fidelity of a NAS-Bench-201 run's supernet (or the published estimates)"),
     "compare": (cmd_compare, "a table of runs: differing settings, forgetting, scores"),
 }
 
 
+def commands() -> dict[str, tuple[Callable[[Sequence[str]], int], str]]:
+    """The built-in commands and those the registered spaces add (``Space.commands``, e.g. ``rank``)."""
+    from .nas import spaces
+
+    out = dict(COMMANDS)
+    for space in spaces.all_spaces():
+        out.update(space.commands)
+    return out
+
+
 def _usage() -> str:
-    rows = "\n".join(f"  {name:<12} {help_}" for name, (_, help_) in COMMANDS.items())
+    rows = "\n".join(f"  {name:<12} {help_}" for name, (_, help_) in commands().items())
     return f"usage: wpl COMMAND [flags]   (wpl COMMAND --help for its flags)\n\ncommands:\n{rows}\n"
 
 
@@ -432,15 +334,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(_usage())
         return 0 if argv else 2
     name, rest = argv[0], argv[1:]
-    if name not in COMMANDS:
+    table = COMMANDS if name in COMMANDS else commands()  # the spaces load only for their own commands
+    if name not in table:
         import difflib
 
-        close = difflib.get_close_matches(name, list(COMMANDS), n=1)
-        hint = f"; did you mean {close[0]}?" if close else f"; choose one of {', '.join(COMMANDS)}"
+        close = difflib.get_close_matches(name, list(table), n=1)
+        hint = f"; did you mean {close[0]}?" if close else f"; choose one of {', '.join(table)}"
         sys.stderr.write(f"wpl: error: unknown command {name!r}{hint}\n")
         return 2
     try:
-        return COMMANDS[name][0](rest)
+        return table[name][0](rest)
     except ConfigError as exc:
         sys.stderr.write(f"wpl {name}: error: {exc.as_flag()}\n")
         return 1

@@ -37,6 +37,24 @@ MOVED = {  # old module → its new path (wpl.nas.search and wpl.nas.final are p
 }
 
 
+MOVED_NAMES = {  # (old module, name) → the module that holds it now
+    ("wpl.nas.config", "RnnConfig"): "wpl.nas.spaces.rnn.config",
+    ("wpl.nas.config", "CnnConfig"): "wpl.nas.spaces.micro_cnn.config",
+    ("wpl.nas.config", "Nb201Config"): "wpl.nas.spaces.nb201.config",
+    ("wpl.nas.rank", "sample_benchmark_cells"): "wpl.nas.spaces.nb201.ranking",
+}
+
+
+def moved_name(module: str, name: str):
+    """A name that moved out of ``module`` (its module-level ``__getattr__``), with a DeprecationWarning."""
+    new = MOVED_NAMES.get((module, name))
+    if new is None:
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+    warnings.warn(f"{module}.{name} moved to {new}; the old path goes in the next release", DeprecationWarning,
+                  stacklevel=3)
+    return getattr(importlib.import_module(new), name)
+
+
 class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Answers an old module name with the module at its new path."""
 

@@ -1,48 +1,54 @@
 """Typed configs of a search, each checked when built: :class:`SearchConfig` (the loop),
-:class:`ControllerConfig` (the policy and its REINFORCE update), :class:`RnnConfig` and
-:class:`CnnConfig` (each space's sizes and task settings), with :class:`~wpl.plasticity.WplConfig`
-(the regularizer) gathered in :class:`Configs`. A bad value raises :class:`~wpl.errors.ConfigError`
-naming the field; field names are the search flags' names (the command line builds these once, in
-:mod:`wpl.nas.search.flags`), except the regularizer's ``alpha`` (``--alpha_fisher``)."""
+:class:`ControllerConfig` (the policy and its REINFORCE update), :class:`TaskConfig` (what every task reads;
+each space's package subclasses it with its sizes, e.g. :class:`ImageConfig` for the image spaces), with
+:class:`~wpl.plasticity.WplConfig` (the regularizer) gathered in :class:`Configs`. A bad value raises
+:class:`~wpl.errors.ConfigError` naming the field; field names are the search flags' names (the command line
+builds these once, in :mod:`wpl.nas.search.flags`), except the regularizer's ``alpha`` (``--alpha_fisher``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import ConfigError
 from ..fisher import ESTIMATORS
 from ..plasticity import WplConfig
-from .spaces.micro_cnn.supernet import OPS, SEP_CONVS, canonical_op
-from .spaces.nb201.supernet import INITS as NB201_INITS
-from .spaces.rnn.supernet import check_activation
 
 AUGMENT_SCOPES = ("image", "batch")
 TRAIN_SAMPLINGS = ("epoch", "replace")
 
-RNN_ACTIVATIONS = ("tanh", "ReLU", "identity", "sigmoid")  # the original's default list (its spelling)
-CNN_OPS = tuple(OPS)
-# Fisher estimators each space supports (per-sample ones need class logits per sample)
 WPL_UPDATES = ("gradient", "after_clip", "proximal")
 WPL_ANCHORS = ("step", "snapshot", "ema")
-SPACE_ESTIMATORS = {"rnn": ("batch_sq",), "micro_cnn": tuple(ESTIMATORS), "nb201": tuple(ESTIMATORS)}
 
 
-def _at_least(cfg: object, low: float, *names: str) -> None:
+def __getattr__(name: str):
+    """The space configs that lived here before (one release; see :mod:`wpl.nas._moved`)."""
+    from ._moved import moved_name
+
+    return moved_name(__name__, name)
+
+
+def flag(default, help: str, choices: Sequence | None = None):
+    """A config field that is also a search flag (``--NAME``): its default, its help line, its allowed values.
+    A space's config fields made with it are that space's flags (:func:`wpl.nas.search.flags.space_flags`)."""
+    return field(default=default, metadata={"help": help, "choices": None if choices is None else list(choices)})
+
+
+def at_least(cfg: object, low: float, *names: str) -> None:
     for name in names:
         value = getattr(cfg, name)
         if not value >= low:
             raise ConfigError(name, value, f"must be >= {low:g}")
 
 
-def _in_unit(cfg: object, *names: str, closed: bool = False) -> None:
+def in_unit(cfg: object, *names: str, closed: bool = False) -> None:
     for name in names:
         value = getattr(cfg, name)
         if not (0.0 <= value <= 1.0 if closed else 0.0 <= value < 1.0):
             raise ConfigError(name, value, f"must be in [0, 1{']' if closed else ')'}")
 
 
-def _one_of(cfg: object, name: str, allowed: Sequence) -> None:
+def one_of(cfg: object, name: str, allowed: Sequence) -> None:
     value = getattr(cfg, name)
     if value not in allowed:
         raise ConfigError(name, value, f"must be one of {', '.join(map(str, allowed))}")
@@ -97,31 +103,31 @@ class SearchConfig:
     checkpoint_every_steps: int = -1
 
     def __post_init__(self) -> None:
-        _at_least(self, -1, "checkpoint_every_steps")
-        _at_least(self, 1, "max_epoch", "shared_max_step", "num_batch_per_iter", "controller_max_step",
+        at_least(self, -1, "checkpoint_every_steps")
+        at_least(self, 1, "max_epoch", "shared_max_step", "num_batch_per_iter", "controller_max_step",
                   "nb_batch_reward_controller", "forgetting_top_k", "forgetting_every", "fisher_every",
                   "derive_num_sample", "save_epoch", "max_save_num", "log_step")
-        _at_least(self, 0, "shared_initial_step", "shared_lr", "shared_l2_reg", "shared_grad_clip", "shared_decay")
-        _one_of(self, "shared_optim", ("sgd", "adam"))
+        at_least(self, 0, "shared_initial_step", "shared_lr", "shared_l2_reg", "shared_grad_clip", "shared_decay")
+        one_of(self, "shared_optim", ("sgd", "adam"))
         if not 0 <= self.shared_momentum < 1:
             raise ConfigError("shared_momentum", self.shared_momentum, "must be in [0, 1)")
         if self.shared_momentum and self.shared_optim != "sgd":
             raise ConfigError("shared_momentum", self.shared_momentum, "is SGD's momentum: it needs shared_optim=sgd")
-        _one_of(self, "fisher_estimator", ESTIMATORS)
-        _one_of(self, "fisher_mode", ("train", "eval"))
-        _one_of(self, "fisher_source", ("valid", "train"))
-        _one_of(self, "search_strategy", ("enas", "random"))
-        _one_of(self, "arch_stream", ("global", "own"))
+        one_of(self, "fisher_estimator", ESTIMATORS)
+        one_of(self, "fisher_mode", ("train", "eval"))
+        one_of(self, "fisher_source", ("valid", "train"))
+        one_of(self, "search_strategy", ("enas", "random"))
+        one_of(self, "arch_stream", ("global", "own"))
         if self.arch_stream == "own" and self.search_strategy != "random":
             raise ConfigError("arch_stream", self.arch_stream, "applies to search_strategy=random (the controller "
                               "samples ENAS's architectures)")
-        _one_of(self, "wpl_update", WPL_UPDATES)
-        _one_of(self, "wpl_anchor", WPL_ANCHORS)
-        _at_least(self, 1, "wpl_anchor_every")
+        one_of(self, "wpl_update", WPL_UPDATES)
+        one_of(self, "wpl_anchor", WPL_ANCHORS)
+        at_least(self, 1, "wpl_anchor_every")
         if not 0 < self.wpl_anchor_rate <= 1:
             raise ConfigError("wpl_anchor_rate", self.wpl_anchor_rate, "must be in (0, 1]")
-        _at_least(self, 0, "rank_every")
-        _at_least(self, 1, "rank_batches", "rank_batch_size")
+        at_least(self, 0, "rank_every")
+        at_least(self, 1, "rank_batches", "rank_batch_size")
         if not 2 <= self.rank_archs <= 15625:
             raise ConfigError("rank_archs", self.rank_archs, "must be in 2..15625 (NAS-Bench-201's cells)")
         if self.fisher_source == "train" and self.fisher_estimator != "batch_sq":
@@ -159,13 +165,13 @@ class ControllerConfig:
     discount: float = 1.0
 
     def __post_init__(self) -> None:
-        _at_least(self, 1, "controller_hid", "policy_batch_size")
-        _at_least(self, 0, "controller_lr", "controller_grad_clip", "tanh_c")
+        at_least(self, 1, "controller_hid", "policy_batch_size")
+        at_least(self, 0, "controller_lr", "controller_grad_clip", "tanh_c")
         if not self.softmax_temperature > 0:
             raise ConfigError("softmax_temperature", self.softmax_temperature, "must be > 0")
-        _one_of(self, "controller_optim", ("adam", "sgd"))
-        _one_of(self, "entropy_mode", ("reward", "regularizer"))
-        _in_unit(self, "ema_baseline_decay")
+        one_of(self, "controller_optim", ("adam", "sgd"))
+        one_of(self, "entropy_mode", ("reward", "regularizer"))
+        in_unit(self, "ema_baseline_decay")
         if not 0.0 < self.discount <= 1.0:
             raise ConfigError("discount", self.discount, "must be in (0, 1] (1 = no discount)")
 
@@ -183,49 +189,14 @@ class TaskConfig:
     num_blocks: int = 12
 
     def __post_init__(self) -> None:
-        _at_least(self, 1, "batch_size", "test_batch_size", "forgetting_batches", "num_blocks")
-        _one_of(self, "wpl_scope", ("edges", "used"))
+        at_least(self, 1, "batch_size", "test_batch_size", "forgetting_batches", "num_blocks")
+        one_of(self, "wpl_scope", ("edges", "used"))
 
     def check_valid_batches(self, n_valid: int) -> None:
         """The forgetting slice must fit in the ``n_valid`` validation batches the data gives."""
         if self.forgetting_batches > n_valid:
             raise ConfigError("forgetting_batches", self.forgetting_batches,
                               f"exceeds the {n_valid} validation batches of batch_size {self.batch_size}")
-
-
-@dataclass(frozen=True)
-class RnnConfig(TaskConfig):
-    """The recurrent-cell space's sizes, dropouts and activation regularizers."""
-
-    shared_embed: int = 1000
-    shared_hid: int = 1000
-    tie_weights: bool = True
-    shared_wdrop: float = 0.5
-    shared_dropout: float = 0.4
-    shared_dropoute: float = 0.1
-    shared_dropouti: float = 0.65
-    shared_rnn_max_length: int = 35
-    shared_rnn_activations: tuple[str, ...] = RNN_ACTIVATIONS
-    activation_regularization: bool = False
-    activation_regularization_amount: float = 2.0
-    temporal_activation_regularization: bool = False
-    temporal_activation_regularization_amount: float = 1.0
-    norm_stabilizer_regularization: bool = False
-    norm_stabilizer_regularization_amount: float = 1.0
-    norm_stabilizer_fixed_point: float = 5.0
-    rnn_cell: str = "auto"  # rnn_cell.unroll's impl: auto | cpp | python | reference (same numbers to rounding)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _at_least(self, 1, "shared_embed", "shared_hid", "shared_rnn_max_length")
-        _one_of(self, "rnn_cell", ("auto", "cpp", "python", "reference"))
-        _in_unit(self, "shared_wdrop", "shared_dropout", "shared_dropoute", "shared_dropouti")
-        if self.tie_weights and self.shared_embed != self.shared_hid:
-            raise ConfigError("tie_weights", True, f"needs shared_embed == shared_hid, got {self.shared_embed} and "
-                              f"{self.shared_hid} (or set tie_weights False)")
-        acts = [_space_name(check_activation, "shared_rnn_activations", a) for a in self.shared_rnn_activations]
-        _distinct("shared_rnn_activations", acts)
-        object.__setattr__(self, "shared_rnn_activations", tuple(acts))
 
 
 @dataclass(frozen=True)
@@ -239,65 +210,19 @@ class ImageConfig(TaskConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _at_least(self, 0, "cutout")
-        _one_of(self, "augment_scope", AUGMENT_SCOPES)
-        _one_of(self, "train_sampling", TRAIN_SAMPLINGS)
+        at_least(self, 0, "cutout")
+        one_of(self, "augment_scope", AUGMENT_SCOPES)
+        one_of(self, "train_sampling", TRAIN_SAMPLINGS)
 
 
-@dataclass(frozen=True)
-class CnnConfig(ImageConfig):
-    """The micro-CNN space's sizes and op lists."""
-
-    num_blocks: int = 5
-    cnn_final_filter_size: int = 384
-    cnn_num_repeat_normal: int = 6
-    cnn_num_modules: int = 3
-    shared_cnn_normal_types: tuple[str, ...] = CNN_OPS
-    shared_cnn_reduce_types: tuple[str, ...] = CNN_OPS
-    cnn_sep_conv: str = "separable"  # or "depthwise": the original's op (no pointwise conv)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _at_least(self, 1, "cnn_num_modules")
-        _at_least(self, 0, "cnn_num_repeat_normal")
-        _one_of(self, "cnn_sep_conv", SEP_CONVS)
-        scale = 2 ** self.cnn_num_modules
-        if self.cnn_final_filter_size < scale or self.cnn_final_filter_size % scale:
-            raise ConfigError("cnn_final_filter_size", self.cnn_final_filter_size,
-                              f"must be a multiple of 2^cnn_num_modules = {scale} (channels halve per stage and "
-                              "reductions split them in two)")
-        for name in ("shared_cnn_normal_types", "shared_cnn_reduce_types"):
-            ops = [_space_name(canonical_op, name, o) for o in getattr(self, name)]
-            _distinct(name, ops)
-            object.__setattr__(self, name, tuple(ops))
-
-
-@dataclass(frozen=True)
-class Nb201Config(ImageConfig):
-    """The NAS-Bench-201 space's sizes (the benchmark's own: C = 16, N = 5) and its supernet's choices."""
-
-    nb201_channels: int = 16
-    nb201_cells: int = 5
-    nb201_bn_recal: int = 0  # score with BN statistics recalibrated over K training batches (0: batch stats)
-    nb201_outer_affine: bool = False  # the stem's, reductions' and head's BN learn a scale and shift
-    nb201_init: str = "default"  # the convolutions' initialisation: PyTorch's default or kaiming (fan-out)
-    nb201_unique: bool = False  # random strategy: sample only the 6,466 non-isomorphic cells, one per class
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _at_least(self, 1, "nb201_channels", "nb201_cells")
-        _at_least(self, 0, "nb201_bn_recal")
-        _one_of(self, "nb201_init", NB201_INITS)
-
-
-def _space_name(check, field: str, name: str) -> str:
+def space_name(check, field: str, name: str) -> str:
     try:
         return check(name)
     except ValueError as exc:
         raise ConfigError(field, name, str(exc)) from exc
 
 
-def _distinct(field: str, names: list[str]) -> None:
+def distinct(field: str, names: list[str]) -> None:
     if len(set(names)) != len(names):
         raise ConfigError(field, names, "lists a name twice")
 
@@ -310,13 +235,17 @@ class Configs:
     search: SearchConfig
     wpl: WplConfig
     controller: ControllerConfig
-    space: RnnConfig | CnnConfig | Nb201Config
+    space: TaskConfig  # the space's own config class
 
     def __post_init__(self) -> None:
-        if self.search.rank_every and self.network_type != "nb201":
-            raise ConfigError("rank_every", self.search.rank_every, "ranks against NAS-Bench-201's ground truth: it "
-                              "needs network_type=nb201")
-        allowed = SPACE_ESTIMATORS[self.network_type]
+        from .spaces import all_spaces, get
+
+        space = get(self.network_type)
+        if self.search.rank_every and space.rank is None:
+            have = "|".join(s.kind for s in all_spaces() if s.rank is not None)
+            raise ConfigError("rank_every", self.search.rank_every, "ranks against a benchmark's ground truth: it "
+                              f"needs network_type={have} (network_type={self.network_type} has none)")
+        allowed = space.estimators
         if self.search.fisher_estimator not in allowed:
             raise ConfigError("fisher_estimator", self.search.fisher_estimator,
                               f"is not available for network_type={self.network_type} (it has "

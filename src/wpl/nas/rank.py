@@ -131,15 +131,11 @@ def sample_cells(num: int | None, seed: int, total: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(total, size=num, replace=False))
 
 
-def sample_benchmark_cells(num: int | None, seed: int, unique: bool = False) -> np.ndarray:
-    """Canonical indices of a seeded uniform sample of NAS-Bench-201's cells (all when ``num`` is None), from
-    all 15,625 or, ``unique``, from the 6,466 non-isomorphic ones (one per class)."""
-    from ..data.nb201 import NUM_CELLS, unique_cells
+def __getattr__(name: str):
+    """``sample_benchmark_cells`` lived here before (one release; see :mod:`wpl.nas._moved`)."""
+    from ._moved import moved_name
 
-    if not unique:
-        return sample_cells(num, seed, NUM_CELLS)
-    pool = unique_cells()
-    return pool[sample_cells(num, seed, len(pool))]
+    return moved_name(__name__, name)
 
 
 METRIC_COLUMNS = ("kendall_tau", "spearman", "sparse_kendall_tau", "tau_top10", "p_at_top5", "p_at_top10",

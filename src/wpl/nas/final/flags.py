@@ -10,28 +10,22 @@ from pathlib import Path
 from wpl.errors import ConfigError, WplError
 from wpl.flags import StrictParser, str2bool
 
+from .. import spaces
 from ..presets import resolve_arch
-from ..spaces.micro_cnn.final import CnnFinalConfig
-from ..spaces.micro_cnn.supernet import MicroArch
-from ..spaces.rnn.final import RnnFinalConfig
 from .loop import FinalJob, arch_of_run, run_folder
 
-# flag → (recipe field, the spaces it applies to); defaults come from the recipe of the cell's space
-RECIPE_FLAGS = {
-    "final_lr": ("lr", "both"), "final_grad_clip": ("grad_clip", "both"),
-    "final_weight_decay": ("weight_decay", "both"), "final_batch_size": ("batch_size", "both"),
-    "final_eval_batch_size": ("eval_batch_size", "both"),
-    "final_embed": ("embed", "rnn"), "final_hid": ("hid", "rnn"), "final_dropout": ("dropout", "rnn"),
-    "final_dropoute": ("dropoute", "rnn"), "final_dropouti": ("dropouti", "rnn"), "final_wdrop": ("wdrop", "rnn"),
-    "final_test_batch_size": ("test_batch_size", "rnn"), "final_bptt": ("bptt", "rnn"),
-    "final_variable_bptt": ("variable_bptt", "rnn"), "final_asgd": ("asgd", "rnn"),
-    "final_nonmono": ("nonmono", "rnn"), "rnn_cell": ("cell_impl", "rnn"),
-    "final_channels": ("channels", "micro_cnn"), "final_num_cells": ("num_cells", "micro_cnn"),
-    "final_cutout": ("cutout", "micro_cnn"), "final_drop_path": ("drop_path", "micro_cnn"),
-    "final_auxiliary": ("auxiliary", "micro_cnn"), "final_auxiliary_weight": ("auxiliary_weight", "micro_cnn"),
-    "final_train_on": ("train_on", "micro_cnn"), "final_momentum": ("momentum", "micro_cnn"),
-    "cnn_sep_conv": ("sep_conv", "micro_cnn"),
-}
+# flags every space's recipe has (same field names); each space adds its own (its FinalTraining.flags)
+COMMON_FLAGS = {"final_lr": "lr", "final_grad_clip": "grad_clip", "final_weight_decay": "weight_decay",
+                "final_batch_size": "batch_size", "final_eval_batch_size": "eval_batch_size"}
+
+
+def recipe_flags() -> dict[str, tuple[str, str]]:
+    """flag → (recipe field, the space it applies to, or "both" for every space's)."""
+    out = {flag: (name, "both") for flag, name in COMMON_FLAGS.items()}
+    for space in spaces.all_spaces():
+        if space.final is not None:
+            out.update({flag: (name, space.kind) for flag, name in space.final.flags.items()})
+    return out
 
 
 def final_parser(prog: str = "wpl train-final") -> StrictParser:
@@ -42,12 +36,12 @@ def final_parser(prog: str = "wpl train-final") -> StrictParser:
     src.add_argument("--model_name", "--load_path", dest="model_name", default="",
                      help="a search run under --log_dir: train its derived cell (writes RUN/final/)")
     src.add_argument("--arch_from", default="best", help="which cell of the run: best, derived or epoch_NNN")
-    src.add_argument("--arch", default="", help="a named cell (wpl cells), random:SEED[:rnn|micro_cnn] or an "
+    src.add_argument("--arch", default="", help="a named cell (wpl cells), random:SEED[:SPACE] or an "
                      "architecture .json (writes log_dir/<name>/)")
     src.add_argument("--name", default="", help="the output folder's name with --arch (default: the cell's name)")
     run = p.add_argument_group("the run")
     run.add_argument("--log_dir", default="logs")
-    run.add_argument("--dataset", default="", help="default: the run's; with --arch ptb (rnn) or cifar10 (cnn)")
+    run.add_argument("--dataset", default="", help="default: the run's; with --arch the cell's space's (wpl cells)")
     run.add_argument("--data_dir", default="", help="default: the run's; with --arch 'embedded' (the PTB slice)")
     run.add_argument("--valid_size", type=int, default=None, help="images held out for validation (images only; "
                      "default: the run's, else 5000)")
@@ -61,24 +55,26 @@ def final_parser(prog: str = "wpl train-final") -> StrictParser:
     run.add_argument("--use_tensorboard", type=str2bool, default=True)
     run.add_argument("--log_level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     rec = p.add_argument_group("the recipe (defaults: the paper-size configuration of the cell's space)")
-    types = {f.name: f.type for cls in (RnnFinalConfig, CnnFinalConfig) for f in fields(cls)}
-    for flag, (name, space) in RECIPE_FLAGS.items():
+    recipes = [s.final.recipe for s in spaces.all_spaces() if s.final is not None]
+    types = {f.name: f.type for cls in recipes for f in fields(cls)}
+    for flag, (name, space) in recipe_flags().items():
         kind = {"int": int, "float": float, "bool": str2bool, "str": str}[str(types[name])]
         rec.add_argument(f"--{flag}", type=kind, default=None, help=f"{space}: {name}")
     return p
 
 
 def _recipe(cls, args, space: str):
-    given = {name: getattr(args, flag) for flag, (name, sp) in RECIPE_FLAGS.items()
+    table = recipe_flags()
+    given = {name: getattr(args, flag) for flag, (name, sp) in table.items()
              if sp in ("both", space) and getattr(args, flag) is not None}
-    wrong = [f"--{flag}" for flag, (_, sp) in RECIPE_FLAGS.items()
+    wrong = [f"--{flag}" for flag, (_, sp) in table.items()
              if sp not in ("both", space) and getattr(args, flag) is not None]
     if wrong:
         raise WplError(f"{', '.join(wrong)}: not a setting of the {space} recipe (the cell is {space})")
     try:
         return cls(**given)
     except ConfigError as exc:
-        flag = next((f for f, (n, _) in RECIPE_FLAGS.items() if n == exc.name), exc.name)
+        flag = next((f for f, (n, _) in table.items() if n == exc.name), exc.name)
         raise WplError(exc.as_flag(flag)) from exc
 
 
@@ -92,24 +88,20 @@ def build_job(args) -> FinalJob:
         run = run_folder(log_dir, args.model_name)
         arch = arch_of_run(run, args.arch_from)
         cfg = json.loads((run / "config.json").read_text())
-        dataset = args.dataset or cfg.get("dataset", "ptb")
+        dataset = args.dataset or cfg.get("dataset") or spaces.of_arch(arch).dataset
         data_dir = args.data_dir or cfg.get("data_dir", "embedded")
         out, source = run / "final", f"run {run.name} ({args.arch_from} derived cell)"
         valid_size = args.valid_size or int(cfg.get("valid_size", 5000))
         split_seed = int(cfg.get("random_seed", args.seed))  # the search's held-out images stay held out
     else:
         arch, name = resolve_arch(args.arch)
-        space = "micro_cnn" if isinstance(arch, MicroArch) else "rnn"
-        dataset = args.dataset or ("ptb" if space == "rnn" else "cifar10")
+        dataset = args.dataset or spaces.of_arch(arch).dataset
         data_dir = args.data_dir or "embedded"
         out, source = log_dir / (args.name or name), f"--arch {args.arch}"
         valid_size, split_seed = args.valid_size or 5000, None
-    from ..spaces.nb201.supernet import Nb201Arch
-
-    if isinstance(arch, Nb201Arch):
-        raise WplError(f"{arch.string}: a NAS-Bench-201 cell needs no final training here: the benchmark trained "
-                       f"every cell (its CIFAR-10 test accuracy is {_nb201_truth(arch):.2f}%)")
-    space = "micro_cnn" if isinstance(arch, MicroArch) else "rnn"
+    space = spaces.of_arch(arch)
+    if space.final is None:
+        raise WplError(space.no_final(arch))
     job = FinalJob(arch=arch, out_dir=out, source=source, dataset=dataset,
                    data_dir=None if data_dir == "embedded" else data_dir, max_epoch=args.max_epoch,
                    patience=args.patience, seed=args.seed, device=args.device, resume=args.resume,
@@ -118,17 +110,8 @@ def build_job(args) -> FinalJob:
         raise ConfigError("max_epoch", args.max_epoch, "must be >= 1")
     if args.patience < 0:
         raise ConfigError("patience", args.patience, "must be >= 0 (0: never stop early)")
-    if space == "rnn":
-        job.rnn = _recipe(RnnFinalConfig, args, space)
-    else:
-        job.cnn = _recipe(CnnFinalConfig, args, space)
+    job.recipe = _recipe(space.final.recipe, args, space.kind)
     return job
-
-
-def _nb201_truth(arch) -> float:
-    from wpl.data.nb201 import ground_truth
-
-    return ground_truth().lookup(arch.string)
 
 
 def parse_final_args(argv: Sequence[str], prog: str = "wpl train-final"):

@@ -14,8 +14,9 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -27,17 +28,18 @@ from wpl.runlock import run_lock
 from wpl.runtime import resolve_device, seed_everything
 from wpl.signals import Stopped, stop_on_signals
 
-from ..presets import Arch, arch_from_dict
-from ..spaces.micro_cnn.final import CnnFinal, CnnFinalConfig
-from ..spaces.micro_cnn.supernet import MicroArch
-from ..spaces.rnn.final import RnnFinal, RnnFinalConfig
+from .. import spaces
+from ..space import FinalTraining, Space
+from ..spaces import arch_from_dict
+from ..task import Arch
 
 log = logging.getLogger("wpl")
 
 
 @dataclass
 class FinalJob:
-    """What to train, where, and how long (the space's recipe is in ``rnn`` / ``cnn``)."""
+    """What to train, where, and how long; ``recipe`` is the space's (its ``final.recipe`` dataclass; default: its
+    defaults)."""
 
     arch: Arch
     out_dir: Path
@@ -52,17 +54,28 @@ class FinalJob:
     use_tensorboard: bool = True
     valid_size: int = 5000
     split_seed: int | None = None  # the seed of the held-out validation images (a run's: its own)
-    rnn: RnnFinalConfig = field(default_factory=RnnFinalConfig)
-    cnn: CnnFinalConfig = field(default_factory=CnnFinalConfig)
+    recipe: Any = None
+
+    def __post_init__(self) -> None:
+        if self.recipe is None:
+            self.recipe = self.training.recipe()
 
     @property
     def space(self) -> str:
-        """``rnn`` or ``micro_cnn``."""
-        return "micro_cnn" if isinstance(self.arch, MicroArch) else "rnn"
+        """The ``--network_type`` of the cell."""
+        return spaces.of_arch(self.arch).kind
+
+    @property
+    def training(self) -> FinalTraining:
+        """The cell's space's from-scratch training; WplError where the space has none."""
+        sp: Space = spaces.of_arch(self.arch)
+        if sp.final is None:
+            raise WplError(sp.no_final(self.arch))
+        return sp.final
 
     def config(self) -> dict:
         """The job as plain data (``config.json``, the checkpoint's record of what was asked)."""
-        recipe = asdict(self.cnn if self.space == "micro_cnn" else self.rnn)
+        recipe = asdict(self.recipe)
         return {"arch": self.arch.to_dict(), "source": self.source, "network_type": self.space,
                 "dataset": self.dataset, "data_dir": self.data_dir, "max_epoch": self.max_epoch,
                 "patience": self.patience, "seed": self.seed, "valid_size": self.valid_size,
@@ -117,20 +130,7 @@ def arch_of_run(run: Path, which: str = "best") -> Arch:
 
 # ---- the training loop -----------------------------------------------------------------------------
 def _build(job: FinalJob, device: torch.device, dist: Dist = SINGLE):
-    if job.space == "rnn":
-        from wpl.data.text import load_corpus
-
-        corpus = load_corpus(job.data_dir, job.dataset)
-        log.info("corpus %s: %d/%d/%d tokens, vocabulary %d", corpus.source, corpus.train.numel(),
-                 corpus.valid.numel(), corpus.test.numel(), corpus.vocab_size)
-        return RnnFinal(job.arch, corpus, job.rnn, device, job.seed, dist)
-    from wpl.data.images import load_images
-
-    data = load_images(job.data_dir, job.dataset, valid_size=job.valid_size,
-                       seed=job.seed if job.split_seed is None else job.split_seed)
-    log.info("images %s: %d/%d/%d train/valid/test, %d classes", data.source, len(data.train_x),
-             len(data.valid_x), len(data.test_x), len(data.classes))
-    return CnnFinal(job.arch, data, job.cnn, device, job.seed, job.max_epoch, dist)
+    return job.training.build(job, device, dist)
 
 
 def _is_better(metric_value: float, best: float | None) -> bool:
@@ -204,7 +204,7 @@ def _train_final(job: FinalJob, device: torch.device, dist: Dist = SINGLE) -> di
             (out / stale).unlink(missing_ok=True)
     if dist.main:
         write_json(out / "config.json", job.config())
-    validate = not (job.space == "micro_cnn" and job.cnn.train_on == "train+valid")
+    validate = job.training.validates(job.recipe)
     log.info("final training of %s (%s) in %s on %s: %d parameters, %s", job.arch.to_json(), job.source, out,
              device, trainer.params, "validation picks the best epoch" if validate else
              "trained on train+valid: the last epoch is tested")

@@ -14,27 +14,15 @@ from pathlib import Path
 
 import torch
 
-from wpl.data.nb201 import EDGES
 from wpl.fileio import atomic_write
 
-_RNN = re.compile(r"edges\.(\d+)_(\d+)$")
-_CNN = re.compile(r"cells\.(\d+)\.ops\.(\d+)_(\d+)_(\d+)\.")
-_NB201 = re.compile(r"layers\.\d+\.ops\.(\d+)_(.+?)\.")
+from .. import spaces
 
 
 def group_label(task, name: str) -> str:
-    """The group of parameter ``name`` in ``task``'s supernet (its own top module when not an edge's)."""
-    if task.kind == "rnn" and (m := _RNN.match(name)):
-        return f"edge {m.group(1)}→{m.group(2)}"
-    if task.kind == "micro_cnn" and (m := _CNN.match(name)):
-        k, b, i, o = map(int, m.groups())
-        kind = task.supernet.kinds[k]
-        ops = task.normal_ops if kind == "normal" else task.reduce_ops
-        return f"{kind} node {b} ← {i}: {ops[o]}"
-    if task.kind == "nb201" and (m := _NB201.match(name)):
-        i, j = EDGES[int(m.group(1))]
-        return f"{i}→{j} {m.group(2)}"
-    return name.split(".")[0]
+    """The group of parameter ``name`` in ``task``'s supernet: its space's label (an edge, an op), else its own
+    top module."""
+    return spaces.get(task.kind).fisher_group(task, name) or name.split(".")[0]
 
 
 def fisher_groups(task) -> dict[str, list[str]]:

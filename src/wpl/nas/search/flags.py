@@ -16,18 +16,8 @@ from wpl.fisher import ESTIMATORS
 from wpl.flags import StrictParser, str2bool
 from wpl.plasticity import WplConfig
 
-from ..config import (
-    CNN_OPS,
-    RNN_ACTIVATIONS,
-    WPL_ANCHORS,
-    WPL_UPDATES,
-    CnnConfig,
-    Configs,
-    ControllerConfig,
-    Nb201Config,
-    RnnConfig,
-    SearchConfig,
-)
+from .. import spaces
+from ..config import WPL_ANCHORS, WPL_UPDATES, Configs, ControllerConfig, SearchConfig
 
 
 def str_list(value: str) -> list[str]:
@@ -109,13 +99,8 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
         ("cnn_height", int, 32, "input height (images are resized to it)"),
         ("cnn_width", int, 32, "input width"),
         ("cnn_input_channels", int, 3, "image channels"),
-        ("cnn_final_filter_size", int, 384, "channels of the last stage (halved per stage toward the input)"),
-        ("cnn_num_repeat_normal", int, 6, "normal cells per stage"),
-        ("cnn_num_modules", int, 3, "stages (reduction cells between them)"),
         ("num_workers", int, 4, "accepted for compatibility (data stays in memory)"),
         ("valid_size", int, 5000, "training images held out for validation (images only)"),
-        ("cnn_sep_conv", str, "separable", "the sep_conv ops: separable = depthwise + pointwise (ENAS), "
-         "depthwise = depthwise only (the original code's op)"),
         ("cutout", int, 0, "cutout size in pixels for training augmentation (0 = off)"),
         ("augment_scope", str, "image", "image: each training image gets its own random crop, flip and cutout; "
          "batch: one draw for the whole batch (milder; nb201's default, it ranks better there)"),
@@ -123,40 +108,10 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
          "replace = each batch drawn uniformly with replacement (nb201's default)"),
     ],
     "Network": [
-        ("network_type", str, "rnn", "rnn, micro_cnn or nb201 (the NAS-Bench-201 cell space)"),
-        ("nb201_channels", int, 16, "nb201: channels C of the first stage (2C, 4C after the reductions)"),
-        ("nb201_cells", int, 5, "nb201: cells N per stage"),
-        ("nb201_bn_recal", int, 0, "nb201: score each architecture with batch-norm statistics recalibrated over "
-         "K fixed training batches (0: each evaluation batch's own statistics)"),
-        ("nb201_outer_affine", bool, False, "nb201: the stem's, reduction blocks' and head's batch norms learn a "
-         "scale and shift (the cells' ops never do; ranked worse in BENCHMARKS.md's bisection)"),
-        ("nb201_unique", bool, False, "nb201 with --search_strategy=random: sample (train and derive) only "
-         "the benchmark's 6,466 non-isomorphic cells, uniformly over isomorphism classes"),
-        ("nb201_init", str, "default", "nb201: the convolutions' initialisation, PyTorch's default or kaiming "
-         "(normal, fan-out; ranks far worse at CPU budgets, BENCHMARKS.md)"),
+        ("network_type", str, spaces.kinds()[0], "the search space: one of the registered spaces (wpl.nas.spaces; the "
+         "first, the original's, is the default)"),
         ("num_blocks", int, 12, "RNN: nodes per cell; CNN: blocks per cell"),
-        ("tie_weights", bool, True, "tie decoder and embedding (needs shared_embed == shared_hid)"),
         ("controller_hid", int, 100, "controller LSTM width"),
-        ("shared_wdrop", float, 0.5, "DropConnect on node 0's recurrent weights"),
-        ("shared_dropout", float, 0.4, "locked dropout on cell outputs"),
-        ("shared_dropoute", float, 0.1, "embedding (word-type) dropout"),
-        ("shared_dropouti", float, 0.65, "locked dropout on embeddings"),
-        ("shared_embed", int, 1000, "embedding size"),
-        ("shared_hid", int, 1000, "hidden size"),
-        ("shared_rnn_max_length", int, 35, "BPTT length"),
-        ("rnn_cell", str, "auto", "the RNN cell's implementation: auto = the C++ kernels where they build (CPU, "
-         "float32), else python = the hand-written backward in torch ops; reference = plain autograd (slowest)"),
-        ("shared_rnn_activations", str_list, list(RNN_ACTIVATIONS), "activation vocabulary of the RNN cell"),
-        ("shared_cnn_types", str_list, list(CNN_OPS), "accepted for compatibility (unused in the original)"),
-        ("shared_cnn_normal_types", str_list, list(CNN_OPS), "op vocabulary of normal cells"),
-        ("shared_cnn_reduce_types", str_list, list(CNN_OPS), "op vocabulary of reduction cells"),
-        ("activation_regularization", bool, False, "AR on the dropped cell outputs"),
-        ("activation_regularization_amount", float, 2.0, "AR weight"),
-        ("temporal_activation_regularization", bool, False, "TAR on consecutive raw outputs"),
-        ("temporal_activation_regularization_amount", float, 1.0, "TAR weight"),
-        ("norm_stabilizer_regularization", bool, False, "penalise hidden norms away from a fixed point"),
-        ("norm_stabilizer_regularization_amount", float, 1.0, "NSR weight"),
-        ("norm_stabilizer_fixed_point", float, 5.0, "NSR target norm"),
         ("cnn_hid", int, 64, "accepted for compatibility (unused in the original)"),
         ("dataset", str, "ptb", "folder under --data_dir (text: train/valid/test.txt)"),
     ],
@@ -239,7 +194,6 @@ RECIPES: dict[str, dict[str, object]] = {
 }
 ALIASES = {"random_seed": ["--seed"]}
 CHOICES = {
-    "network_type": ["rnn", "micro_cnn", "nb201"],
     "mode": ["train", "derive", "test", "train_final"],
     "entropy_mode": ["reward", "regularizer"],
     "controller_optim": ["adam", "sgd"],
@@ -254,10 +208,7 @@ CHOICES = {
     "fisher_estimator": list(ESTIMATORS),
     "fisher_mode": ["train", "eval"],
     "fisher_source": ["valid", "train"],
-    "cnn_sep_conv": ["separable", "depthwise"],
-    "rnn_cell": ["auto", "cpp", "python", "reference"],
     "search_strategy": ["enas", "random"],
-    "nb201_init": ["default", "kaiming"],
     "augment_scope": ["image", "batch"],
     "train_sampling": ["epoch", "replace"],
     "arch_stream": ["global", "own"],
@@ -267,38 +218,59 @@ CHOICES = {
 FLAG_OF = {"alpha": "alpha_fisher", "channels": "cnn_input_channels"}
 
 
-# the original used the RNN's SGD settings for the CNN too (lr 20, clip 0.25): a micro-CNN with a
-# linear head does not train with them, so --network_type=micro_cnn (and nb201) changes these
-# defaults (an explicit flag always wins). The evaluation batch too: the image supernets' batch norms
-# use the batch's statistics, which one image (the RNN's test batch) cannot give.
-CNN_DEFAULTS = {"shared_lr": 0.1, "shared_grad_clip": 5.0, "test_batch_size": 100}
-# --network_type=nb201 trains its supernet by the recipe that ranks cells (BENCHMARKS.md, "NAS-Bench-201: why
-# the supernet ranked backwards"): Nesterov SGD at a constant lr 0.05, weight decay 5e-4, a new architecture
-# every batch, batches drawn with replacement, one crop and flip per batch. A decaying lr (×0.6 per epoch,
-# cosine), the RNN's optimiser (no momentum, weight decay 1e-7) or kaiming init rank far worse there.
-NB201_DEFAULTS = {**CNN_DEFAULTS, "shared_lr": 0.05, "shared_momentum": 0.9, "shared_l2_reg": 5e-4,
-                  "shared_decay": 1.0, "num_batch_per_iter": 1, "augment_scope": "batch",
-                  "train_sampling": "replace"}
+_TYPES = {"int": int, "float": float, "bool": bool, "str": str, "tuple[str, ...]": str_list}
+
+
+def space_flags() -> dict[str, list[tuple]]:
+    """Each registered space's own flags, one group per space: its config's fields made with
+    :func:`wpl.nas.config.flag` (name, type, default, help), unless a common flag has the name already."""
+    seen = {name for group in FLAGS.values() for name, *_ in group}
+    out: dict[str, list[tuple]] = {}
+    for space in spaces.all_spaces():
+        rows = []
+        for f in dataclasses.fields(space.config):
+            if "help" in f.metadata and f.name not in seen:
+                seen.add(f.name)
+                default = list(f.default) if isinstance(f.default, tuple) else f.default
+                rows.append((f.name, _TYPES[str(f.type)], default, f.metadata["help"]))
+        if rows:
+            out[f"{space.kind} space (--network_type={space.kind})"] = rows
+    return out
+
+
+def all_flags() -> dict[str, list[tuple]]:
+    """The common flags' groups and each space's."""
+    return {**FLAGS, **space_flags()}
+
+
+def space_choices() -> dict[str, list]:
+    """The allowed values of the spaces' flags that have them, and of --network_type."""
+    out: dict[str, list] = {"network_type": spaces.kinds()}
+    for space in spaces.all_spaces():
+        out.update({f.name: f.metadata["choices"] for f in dataclasses.fields(space.config)
+                    if f.metadata.get("choices") is not None})
+    return out
 
 
 def defaults() -> dict:
     """Every flag's default value."""
-    return {name: default for group in FLAGS.values() for name, _, default, _ in group}
+    return {name: default for group in all_flags().values() for name, _, default, _ in group}
 
 
 def build_parser(prog: str = "wpl search") -> StrictParser:
     """The strict parser for ``python main.py`` / ``wpl search``."""
-    spaces = "; ".join(f"--network_type={t}: " + ", ".join(f"{k}={v}" for k, v in d.items())
-                       for t, d in (("micro_cnn", CNN_DEFAULTS), ("nb201", NB201_DEFAULTS)))
+    own = "; ".join(f"--network_type={s.kind}: " + ", ".join(f"{k}={v}" for k, v in s.flag_defaults.items())
+                    for s in spaces.all_spaces() if s.flag_defaults)
     p = StrictParser(prog=prog, description="ENAS search with Weight Plasticity Loss (the original main.py flags)",
-                     epilog=f"The image spaces change some defaults (an explicit flag always wins): {spaces}.")
-    for group_name, flags in FLAGS.items():
+                     epilog=f"Some spaces change some defaults (an explicit flag always wins): {own}.")
+    choices = {**CHOICES, **space_choices()}
+    for group_name, flags in all_flags().items():
         g = p.add_argument_group(group_name)
         for name, typ, default, help_ in flags:
             kind = str2bool if typ is bool else typ
             g.add_argument(f"--{name}", *ALIASES.get(name, []), dest=name, type=kind, default=default,
-                           choices=CHOICES.get(name), help=f"{help_} (default {default!r})".replace("%", "%%"),
-                           metavar=name.upper() if name not in CHOICES else None)
+                           choices=choices.get(name), help=f"{help_} (default {default!r})".replace("%", "%%"),
+                           metavar=name.upper() if name not in choices else None)
     return p
 
 
@@ -315,7 +287,7 @@ def _fields(cls, ns: argparse.Namespace) -> dict:
 
 def build_configs(ns: argparse.Namespace) -> Configs:
     """The typed configs of parsed flags; a bad value raises :class:`ConfigError` naming its field."""
-    space_cls = {"rnn": RnnConfig, "micro_cnn": CnnConfig, "nb201": Nb201Config}[ns.network_type]
+    space_cls = spaces.get(ns.network_type).config
     search = SearchConfig(**_fields(SearchConfig, ns))
     return Configs(ns.network_type, search, WplConfig(**_fields(WplConfig, ns)),
                    ControllerConfig(**_fields(ControllerConfig, ns)), space_cls(**_fields(space_cls, ns)))
@@ -326,8 +298,7 @@ def parse_search_args(argv: Sequence[str], prog: str = "wpl search") -> argparse
     p = build_parser(prog)
     args = p.parse_args(list(argv))
     args.explicit = sorted(_explicit_flags(p, argv))
-    space_defaults = {"micro_cnn": CNN_DEFAULTS, "nb201": NB201_DEFAULTS}.get(args.network_type, {})
-    for name, value in space_defaults.items():
+    for name, value in spaces.get(args.network_type).flag_defaults.items():
         if name not in args.explicit:
             setattr(args, name, value)
     apply_recipe(args, _last_positions(p, argv))
@@ -379,9 +350,8 @@ def check_args(args: argparse.Namespace) -> list[str]:
                        "--fisher_clip_by_norm: the stored Fisher is multiplied by α at every update and grows "
                        "without bound; set --fisher_clip_by_norm (the original README uses 10) or "
                        "--legacy_compound_alpha=False")
-    if args.nb201_unique and (args.network_type != "nb201" or args.search_strategy != "random"):
-        out.append(f"--nb201_unique=True needs --network_type=nb201 and --search_strategy=random (got "
-                   f"{args.network_type} and {args.search_strategy}): the ENAS controller samples every cell")
+    for space in spaces.all_spaces():  # each space checks its own flags (also where another space runs)
+        out += space.check_flags(args)
     if args.num_gpu < 0:
         out.append(f"--num_gpu must be >= 0, got {args.num_gpu}")
     if args.num_threads < 0:

@@ -35,6 +35,7 @@ from wpl.runtime import clock, model_mode
 from wpl.signals import Stopped
 from wpl.viz import save_cell_drawing
 
+from .. import spaces
 from ..batchnorm import batch_statistics
 from ..config import ControllerConfig, SearchConfig
 from ..metrics import perplexity
@@ -63,6 +64,7 @@ class Search:
             raise ConfigError("fisher_estimator", search.fisher_estimator, f"is not available for the {task.kind} "
                               f"space (it has {', '.join(task.fisher_estimators)})")
         self.cfg, self.task, self.dir, self.flags = search, task, run_dir, dict(flags or {})
+        self.space = spaces.get(task.kind)
         self.dist: Dist = getattr(task, "dist", SINGLE)  # data parallelism: the task's ranks
         self.writes = self.dist.main and run_dir is not None  # only rank 0 writes the run's files
         self.supernet = task.supernet
@@ -456,20 +458,9 @@ class Search:
         return rec
 
     def rank(self, epoch: int) -> dict:
-        """Ranking fidelity of the supernet now: a fixed sample of ``rank_archs`` NAS-Bench-201 cells
-        (seeded by the task's seed) scored on the first ``rank_batches`` validation batches of ``rank_batch_size``,
-        against the truth."""
-        from wpl.data.nb201 import all_archs, ground_truth
-
-        from ..rank import rank_metrics, sample_benchmark_cells
-        from ..spaces.nb201.ranking import score_cells
-        from ..spaces.nb201.supernet import Nb201Arch
-
+        """Ranking fidelity of the supernet now, against the space's ground truth (its ``rank``)."""
         t0 = self._clock()
-        idx = sample_benchmark_cells(self.cfg.rank_archs, self.task.config.random_seed)
-        archs = [Nb201Arch.from_string(all_archs()[i]) for i in idx]
-        scores = score_cells(self.task, archs, self.cfg.rank_batches, self.cfg.rank_batch_size)
-        m = rank_metrics(scores, ground_truth().test_acc[idx])
+        m = self.space.rank(self)
         self._timed("rank", t0)
         self.runlog.event("rank", epoch=epoch, **m)
         self.runlog.scalars(self.global_step, {f"rank/{k}": v for k, v in m.items() if k != "num_archs"})

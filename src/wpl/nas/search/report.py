@@ -34,9 +34,12 @@ class RunData:
 
     @property
     def metric(self) -> str:
-        """``ppl`` or ``error``."""
-        return (self.summary or {}).get("metric") or ("error" if self.config.get("network_type") == "micro_cnn"
-                                                      else "ppl")
+        """The unit of the run's scores (``ppl`` or ``error``): the summary's, else its space's."""
+        from .. import spaces
+        from .flags import defaults
+
+        kind = self.config.get("network_type", defaults()["network_type"])
+        return (self.summary or {}).get("metric") or spaces.get(kind).metric
 
     @property
     def wpl_from(self) -> int:

@@ -20,6 +20,7 @@ from wpl.runlock import run_lock
 from wpl.runtime import resolve_device, seed_everything
 from wpl.signals import stop_on_signals
 
+from .. import spaces
 from ..config import Configs
 from .flags import FLAG_OF, build_configs, defaults, parse_search_args
 
@@ -58,17 +59,15 @@ def pick_device(args: Namespace):
     return resolve_device("cpu" if args.num_gpu == 0 else "auto")
 
 
-# flags added after runs were saved whose new default differs from what those runs did: a saved run without
-# them keeps the old behaviour (its supernet has the same parameters, so its checkpoints still load)
-LEGACY = {"nb201_init": "kaiming", "augment_scope": "image", "train_sampling": "epoch"}
-
-
 def merge_saved_args(args: Namespace, saved: dict) -> Namespace:
     """On resume: the saved flags win for what is learned (unless --resume_with_new_params); run flags
     given on this command line win over the saved ones; this command's own flags always come from it."""
     if args.resume_with_new_params:
         return args
-    merged = {**defaults(), **LEGACY, **saved}
+    # flags added after the run was saved keep what it did (its space's legacy values), not the new defaults
+    base = defaults()
+    legacy = spaces.get(saved.get("network_type", base["network_type"])).legacy_flags
+    merged = {**base, **legacy, **saved}
     for k in COMMAND_FLAGS:
         merged[k] = getattr(args, k)
     for k in RUN_FLAGS:
@@ -86,50 +85,11 @@ def flags_of(args: Namespace) -> dict:
     return {k: v for k, v in vars(args).items() if k != "explicit"}
 
 
-def check_rnn_cell(cell: str, device) -> None:
-    """Say which RNN cell runs and what building the C++ kernels cost (once per machine); a WplError
-    when ``--rnn_cell=cpp`` cannot run here."""
-    on_cpu = torch.device(device).type == "cpu"
-    if cell == "cpp" and not on_cpu:
-        raise WplError(f"--rnn_cell=cpp: the C++ kernels run on the CPU only, not on {device}; use --rnn_cell=auto")
-    if cell not in ("auto", "cpp") or not on_cpu:
-        log.info("RNN cell: %s", "python" if cell == "auto" else cell)
-        return
-    from ..spaces.rnn import cpp_ops
-
-    ops, st = cpp_ops.load(), cpp_ops.STATUS
-    if ops is None and cell == "cpp":
-        raise WplError(f"--rnn_cell=cpp: the C++ kernels could not be built here ({st.get('reason')}); install a "
-                       "C++ compiler and ninja, or use --rnn_cell=auto (falls back to the Python cell)")
-    if ops is None:
-        log.info("RNN cell: python (C++ kernels unavailable: %s)", st.get("reason"))
-    else:
-        log.info("RNN cell: C++ kernels (ready in %.1f s; built once per machine, then cached)", st["seconds"])
-
-
 def build_task(args: Namespace, configs: Configs, device, dist: Dist = SINGLE):
     """Load the data of ``--dataset`` and build the task of ``--network_type`` on it (``dist``: this rank's
     shard of a data-parallel job)."""
     data_dir = None if args.data_dir == "embedded" else args.data_dir
-    if configs.network_type == "rnn":
-        from wpl.data.text import load_corpus
-
-        from ..spaces.rnn.task import RnnTask
-
-        corpus = load_corpus(data_dir, args.dataset)
-        log.info("corpus %s: %d/%d/%d tokens, vocabulary %d", corpus.source, corpus.train.numel(),
-                 corpus.valid.numel(), corpus.test.numel(), corpus.vocab_size)
-        return RnnTask(corpus, configs.space, device, dist)
-    from wpl.data.images import load_images
-
-    from ..spaces.micro_cnn.task import CnnTask
-    from ..spaces.nb201.task import Nb201Task
-
-    data = load_images(data_dir, args.dataset, valid_size=args.valid_size, seed=args.random_seed,
-                       size=(args.cnn_height, args.cnn_width), channels=args.cnn_input_channels)
-    log.info("images %s: %d/%d/%d train/valid/test, %d classes, %s", data.source, len(data.train_x),
-             len(data.valid_x), len(data.test_x), len(data.classes), "×".join(map(str, data.shape)))
-    return (Nb201Task if configs.network_type == "nb201" else CnnTask)(data, configs.space, device, dist)
+    return spaces.get(configs.network_type).build_task(args, data_dir, configs.space, device, dist)
 
 
 def build_search(args: Namespace, run_dir: Path | None, device, runlog=None, dist: Dist = SINGLE):
@@ -179,8 +139,8 @@ def _run_search(argv: Sequence[str], prog: str) -> dict:
     device = pick_device(args)
     if args.num_threads > 0:
         torch.set_num_threads(args.num_threads)
-    if args.network_type == "rnn":
-        check_rnn_cell(args.rnn_cell, device)  # before anything is written
+    if (check := spaces.get(args.network_type).check_run) is not None:
+        check(args, device)  # before anything is written
     with joined(device) as dist:  # under torchrun: the job (rank 0 writes, every rank trains its shard)
         if not dist.main:
             logging.getLogger("wpl").setLevel(logging.WARNING)  # one rank reports
@@ -300,11 +260,10 @@ def inspect_run(args: Namespace, run_dir: Path, ckpt: Path) -> dict:
 def _test_named(spec: str, search, run_dir: Path) -> dict:
     """``--mode=test --arch=...``: a given cell scored with the run's supernet weights (``test_<name>.json``)."""
     from ..presets import resolve_arch
-    from ..spaces.rnn.arch import RnnArch
 
     task, m = search.task, search.metric
     arch, name = resolve_arch(spec, task.kind, task.config.num_blocks)
-    if isinstance(arch, RnnArch) != (task.kind == "rnn"):
+    if spaces.of_arch(arch).kind != task.kind:
         raise WplError(f"--arch={spec}: a {type(arch).__name__} cell, but {run_dir} searched "
                        f"--network_type={task.kind}")
     try:

@@ -2,7 +2,7 @@
 
 The network: a 3×3 stem to ``3·channels``, then ``num_cells`` cells with reduction cells at 1/3 and
 2/3 of the depth (channels doubling there), global pooling and a linear classifier; each cell holds
-only the ops its architecture uses (the ops of :mod:`.cnn`, with affine batch norm that tracks
+only the ops its architecture uses (the ops of :mod:`.supernet`, with affine batch norm that tracks
 running statistics). Training: SGD with momentum and Nesterov, cosine learning rate to zero,
 weight decay, gradient clipping, crop/flip/cutout augmentation, drop-path on every non-identity
 op (its rate ramped from 0 to ``drop_path``), an optional auxiliary head at 2/3 of the depth.
@@ -21,7 +21,7 @@ from wpl.data.augment import augment, normalise
 from wpl.data.images import ImageSplits
 from wpl.dist import SINGLE, Dist
 from wpl.nas.batchnorm import SyncBatchNorm2d, use_dist
-from wpl.nas.config import _at_least, _in_unit, _one_of
+from wpl.nas.config import at_least, in_unit, one_of
 from wpl.runtime import model_mode
 
 from .supernet import Block, FactorizedReduce, MicroArch, ReluConvBn, make_op
@@ -47,10 +47,10 @@ class CnnFinalConfig:
     sep_conv: str = "separable"
 
     def __post_init__(self) -> None:
-        _at_least(self, 1, "channels", "batch_size", "eval_batch_size")
-        _at_least(self, 3, "num_cells")  # two of them are reduction cells
-        _in_unit(self, "drop_path")
-        _one_of(self, "train_on", ("train", "train+valid"))
+        at_least(self, 1, "channels", "batch_size", "eval_batch_size")
+        at_least(self, 3, "num_cells")  # two of them are reduction cells
+        in_unit(self, "drop_path")
+        one_of(self, "train_on", ("train", "train+valid"))
 
 
 def _standard_bn(module: nn.Module) -> nn.Module:

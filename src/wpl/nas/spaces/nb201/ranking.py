@@ -18,15 +18,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wpl.data.nb201 import all_archs, ground_truth
+from wpl.data.nb201 import NUM_CELLS, all_archs, ground_truth, unique_cells
 from wpl.errors import WplError
 from wpl.fileio import atomic_write, finite, write_json
-from wpl.nas.rank import rank_metrics, sample_benchmark_cells
+from wpl.nas.rank import rank_metrics, sample_cells
 from wpl.runtime import model_mode
 
 from .supernet import Nb201Arch
 
 log = logging.getLogger("wpl")
+
+
+def sample_benchmark_cells(num: int | None, seed: int, unique: bool = False) -> np.ndarray:
+    """Canonical indices of a seeded uniform sample of NAS-Bench-201's cells (all when ``num`` is None), from
+    all 15,625 or, ``unique``, from the 6,466 non-isomorphic ones (one per class)."""
+    if not unique:
+        return sample_cells(num, seed, NUM_CELLS)
+    pool = unique_cells()
+    return pool[sample_cells(num, seed, len(pool))]
 
 
 @torch.no_grad()
@@ -40,6 +49,17 @@ def score_cells(task, archs: list[Nb201Arch], batches: int, batch_size: int, on_
         if on_cell is not None:
             on_cell()
     return out
+
+
+def rank_in_search(search) -> dict:
+    """Ranking fidelity of ``search``'s supernet now: a fixed sample of ``rank_archs`` cells (seeded by the
+    task's seed) scored on the first ``rank_batches`` validation batches of ``rank_batch_size``, against the
+    truth."""
+    cfg = search.cfg
+    idx = sample_benchmark_cells(cfg.rank_archs, search.task.config.random_seed)
+    archs = [Nb201Arch.from_string(all_archs()[i]) for i in idx]
+    scores = score_cells(search.task, archs, cfg.rank_batches, cfg.rank_batch_size)
+    return rank_metrics(scores, ground_truth().test_acc[idx])
 
 
 def parameter_counts(supernet, archs: list[Nb201Arch]) -> list[int]:

@@ -1,11 +1,11 @@
-"""The NAS-Bench-201 search task: the image task of :mod:`.cnn_task` on the NAS-Bench-201 supernet.
+"""The NAS-Bench-201 search task: :class:`~wpl.nas.image_task.ImageTask` on the NAS-Bench-201 supernet.
 
-Data, rewards, the forgetting slice, the Fisher and evaluation are the micro-CNN task's; the space
+Data, rewards, the forgetting slice, the Fisher and evaluation are the image task's; the space
 (architectures in the benchmark's strings, one op per edge, the single-path supernet) is
-:mod:`.nb201`'s. With ``--dataset=cifar10`` every derived cell can be looked up in the benchmark's
+:mod:`.supernet`'s. With ``--dataset=cifar10`` every derived cell can be looked up in the benchmark's
 ground truth (``wpl.data.nb201``). With ``--nb201_bn_recal=K`` every evaluation of an architecture
 (rewards, derive, forgetting, ranking) first recalibrates the batch norms over the first K training
-batches, unaugmented (:func:`.nb201.recalibrated`).
+batches, unaugmented (:func:`.supernet.recalibrated`).
 """
 
 from __future__ import annotations
@@ -16,18 +16,19 @@ from torch import Tensor, nn
 
 from wpl.data.augment import normalise
 from wpl.data.nb201 import OPS, all_archs, unique_cells
-from wpl.nas.config import SPACE_ESTIMATORS
+from wpl.fisher import ESTIMATORS
+from wpl.nas.image_task import ImageTask
 from wpl.viz import Graph
 
-from ..micro_cnn.task import CnnTask
 from .supernet import Nb201Arch, SharedNB201, decode_nb201, encode_nb201, nb201_decisions, nb201_graph, recalibrated
 
 
-class Nb201Task(CnnTask):
+class Nb201Task(ImageTask):
     """A search over NAS-Bench-201 cells on images; the metric is the error rate."""
 
     kind = "nb201"
-    fisher_estimators = SPACE_ESTIMATORS["nb201"]
+    arch_type = Nb201Arch
+    fisher_estimators = ESTIMATORS
 
     def _build_space(self, channels: int, classes: int) -> nn.Module:
         cfg = self.config
@@ -50,10 +51,6 @@ class Nb201Task(CnnTask):
     def actions_of_index(self, k: int) -> list[int]:
         """The actions of the benchmark's cell with canonical index ``k``."""
         return self.encode(Nb201Arch.from_string(all_archs()[k]))
-
-    def arch_from_json(self, text: str) -> Nb201Arch:
-        """Parse an architecture's JSON."""
-        return Nb201Arch.from_json(text)
 
     def graph(self, arch: Nb201Arch) -> Graph:
         """Nodes and edges of the drawing."""

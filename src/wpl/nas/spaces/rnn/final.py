@@ -18,7 +18,7 @@ from torch import Tensor
 from wpl.data.text import Corpus, batchify, get_batch
 from wpl.dist import SINGLE, Dist
 from wpl.errors import ConfigError
-from wpl.nas.config import _at_least, _in_unit
+from wpl.nas.config import at_least, in_unit
 from wpl.nas.metrics import perplexity
 from wpl.runtime import model_mode
 
@@ -49,8 +49,8 @@ class RnnFinalConfig:
     cell_impl: str = "auto"
 
     def __post_init__(self) -> None:
-        _at_least(self, 1, "embed", "hid", "batch_size", "eval_batch_size", "test_batch_size", "bptt", "nonmono")
-        _in_unit(self, "dropout", "dropoute", "dropouti", "wdrop")
+        at_least(self, 1, "embed", "hid", "batch_size", "eval_batch_size", "test_batch_size", "bptt", "nonmono")
+        in_unit(self, "dropout", "dropoute", "dropouti", "wdrop")
         if self.embed != self.hid:
             raise ConfigError("embed", self.embed, f"the decoder is tied to the embedding, so embed must equal hid "
                               f"({self.hid})")

@@ -1,7 +1,7 @@
 """The ENAS recurrent-cell supernet: embedding, one weight per possible edge, tied decoder.
 
-The space itself (architectures, activations, encoding, drawing) is :mod:`.rnn_arch`; the cell's
-unrolled forward and backward is :mod:`.rnn_cell`.
+The space itself (architectures, activations, encoding, drawing) is :mod:`.arch`; the cell's
+unrolled forward and backward is :mod:`.cell`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class SharedRNN(nn.Module):
     """The supernet: embedding, node-0 weights, one ``[2H, H]`` weight per possible edge, tied decoder.
 
     ``only=arch`` builds the weights of that one cell's edges instead: the standalone language model
-    a derived cell is trained from scratch as (:mod:`.final_rnn`)."""
+    a derived cell is trained from scratch as (:mod:`.final`)."""
 
     def __init__(
         self,

@@ -16,12 +16,12 @@ from torch import Tensor
 
 from wpl.data.text import Corpus, batchify, get_batch
 from wpl.dist import SINGLE, Dist
-from wpl.nas.config import SPACE_ESTIMATORS, RnnConfig
 from wpl.nas.metrics import perplexity
 from wpl.nas.task import FisherBatch
 from wpl.runtime import model_mode
 from wpl.viz import Graph
 
+from .config import RnnConfig
 from .supernet import RnnArch, SharedRNN, check_activation, decode_rnn, encode_rnn, rnn_decisions, rnn_graph
 
 
@@ -37,7 +37,7 @@ class RnnTask:
 
     kind = "rnn"
     metric = "ppl"
-    fisher_estimators = SPACE_ESTIMATORS["rnn"]
+    fisher_estimators = ("batch_sq",)  # a language-model batch has no per-sample class logits
 
     def __init__(self, corpus: Corpus, config: RnnConfig, device: torch.device, dist: Dist = SINGLE) -> None:
         cfg = self.config = config

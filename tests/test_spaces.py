@@ -1,0 +1,96 @@
+"""Spaces come from the registry: a new one is its package plus one registry line, and every command
+works on it; the spaces' own members answer what the rest of the tool asks (drawing, metric, presets)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import assert_drawn
+from wpl.cli import main
+from wpl.errors import WplError
+from wpl.nas import spaces
+from wpl.nas.search.run import run_search
+
+TOY = ["--network_type=toy_mlp", "--batch_size=16", "--shared_max_step=4", "--num_batch_per_iter=1",
+       "--controller_max_step=2", "--derive_num_sample=3", "--forgetting_batches=2", "--log_step=2", "--save_epoch=1",
+       "--controller_hid=8", "--use_tensorboard=False", "--log_level=WARNING", "--train_controller=True",
+       "--start_training_controller=0", "--start_using_fisher=1", "--data_dir=embedded", "--dataset=synthetic"]
+
+
+@pytest.fixture
+def toy():
+    """The test-only space, registered by its one line (and unregistered after)."""
+    spaces.register("toy_mlp", "toyspace")
+    yield
+    spaces.REGISTRY.pop("toy_mlp")
+    spaces._LOADED.pop("toy_mlp", None)
+
+
+def test_a_new_space_searches_derives_resumes_draws_and_compares(toy, tmp_path: Path, capsys) -> None:
+    logs = tmp_path / "logs"
+    full = run_search([*TOY, f"--log_dir={logs}", "--comment=full", "--max_epoch=3"])
+    run_search([*TOY, f"--log_dir={logs}", "--comment=part", "--max_epoch=2"])
+    part = run_search([*TOY, f"--log_dir={logs}", "--comment=part", "--max_epoch=3", "--resume=True"])
+    assert full["metric"] == "error" and part["best_arch"] == full["best_arch"]
+    csv = [(logs / f"synthetic_{n}" / "forgetting.csv").read_text() for n in ("full", "part")]
+    assert csv[0] == csv[1] and csv[0].count("\n") > 4  # resumed exactly, with WPL on from epoch 1
+    derived = run_search([*TOY, f"--log_dir={logs}", "--comment=full", "--mode=derive"])
+    assert json.loads(derived["arch"])["type"] == "toy_mlp"
+    assert main(["draw", f"--arch={logs / 'synthetic_full' / 'networks' / 'epoch_002.json'}",
+                 f"--output={tmp_path / 'cell.png'}"]) == 0
+    assert_drawn(tmp_path / "cell.png")
+    assert main(["compare", "--model_name=synthetic_full", "--compare=synthetic_part", f"--log_dir={logs}"]) == 0
+    assert "synthetic_full" in capsys.readouterr().out
+
+
+def test_an_nb201_architecture_is_drawn(tmp_path: Path) -> None:
+    cell = tmp_path / "cell.json"
+    cell.write_text(json.dumps({"type": "nb201", "arch": "|nor_conv_3x3~0|+|skip_connect~0|avg_pool_3x3~1|+|"
+                                                         "none~0|nor_conv_1x1~1|nor_conv_3x3~2|"}))
+    assert main(["draw", f"--arch={cell}", f"--output={tmp_path / 'nb.png'}"]) == 0
+    assert_drawn(tmp_path / "nb.png")
+
+
+def test_a_run_without_summary_is_labelled_by_its_space_metric(tmp_path: Path) -> None:
+    from wpl.nas.search.report import load_run
+
+    for kind, metric in (("nb201", "error"), ("micro_cnn", "error"), ("rnn", "ppl")):
+        run = tmp_path / kind
+        run.mkdir()
+        (run / "config.json").write_text(json.dumps({"network_type": kind}))
+        (run / "metrics.jsonl").write_text("")
+        assert load_run(run).metric == metric
+
+
+def test_every_space_has_a_random_cell_of_its_own_type() -> None:
+    from wpl.nas.presets import resolve_arch
+
+    for space in spaces.all_spaces():
+        arch, name = resolve_arch(f"random:3:{space.name}")
+        assert spaces.of_arch(arch) is space and arch.to_dict()["type"] == space.kind
+        assert name == f"random-{space.name}-3" and resolve_arch(f"random:3:{space.name}")[0] == arch
+
+
+def test_unknown_spaces_and_architectures_are_one_line_errors() -> None:
+    with pytest.raises(WplError, match="unknown space 'mlp'; the spaces are rnn, micro_cnn, nb201"):
+        spaces.get("mlp")
+    with pytest.raises(WplError, match="x.json: an architecture needs \"type\": one of 'rnn', 'micro_cnn', 'nb201'"):
+        spaces.arch_from_dict({"type": "mlp"}, "x.json")
+
+
+def test_every_flag_default_is_its_config_field_default() -> None:
+    """What the command line gives without flags is what the search's config classes say (each space's own
+    defaults where it sets them), so a config built in Python and one built from flags agree. (The library's
+    WplConfig keeps WPL's plain defaults; the search's flags reproduce the original's α schedule.)"""
+    import dataclasses
+
+    from wpl.nas.search.flags import FLAG_OF, build_configs, parse_search_args
+
+    for space in spaces.all_spaces():
+        configs = build_configs(parse_search_args([f"--network_type={space.kind}"]))
+        for cfg in (configs.search, configs.controller, configs.space):
+            plain = type(cfg)()  # its fields' defaults, checked and canonicalised as a flag's value is
+            for f in dataclasses.fields(cfg):
+                want = space.flag_defaults.get(FLAG_OF.get(f.name, f.name), getattr(plain, f.name))
+                assert getattr(cfg, f.name) == want, (space.kind, type(cfg).__name__, f.name)
