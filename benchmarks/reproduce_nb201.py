@@ -39,6 +39,7 @@ from reproduce_common import (  # noqa: E402
     work_dir,
 )
 from search_repro import FORGETTING, band, recommended  # noqa: E402
+from wpl.plots import pyplot, save_figure  # noqa: E402
 
 LR = 0.05
 FLAGS = ("--network_type=nb201 --dataset=cifar10 --nb201_channels=8 --nb201_cells=1 --nb201_outer_affine=False "
@@ -90,27 +91,9 @@ def run_seed(studies: dict[str, Branches], seed: int, cells: int, batches: int) 
     return out
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    from wpl.fileio import atomic_write
-
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    _plt().close(fig)
-    return path
-
-
 def figure(per_seed: list[dict], path: Path) -> Path:
     """In-search Kendall τ per epoch (100 fixed cells), mean and min–max band over seeds, per strategy."""
-    fig, axes = _plt().subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    fig, axes = pyplot().subplots(1, 2, figsize=(10, 3.8), sharey=True)
     for ax, strategy in zip(axes, ("enas", "random"), strict=True):
         for name, color in COLORS.items():
             curves = [c for r in per_seed if (c := r[f"{strategy}-{name}"]["tau_epochs"])]
@@ -124,14 +107,14 @@ def figure(per_seed: list[dict], path: Path) -> Path:
     axes[0].set_ylabel("Kendall τ, in-search cells")
     axes[0].legend(fontsize=8)
     fig.suptitle(f"NAS-Bench-201 supernet ranking over the search ({len(per_seed)} seed(s))")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def scatter(per_seed: list[dict], cells: int, path: Path) -> Path:
     """Each run's mean forgetting after the branch (loss, nats) against its final Kendall τ."""
     from matplotlib.ticker import MaxNLocator
 
-    fig, axes = _plt().subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    fig, axes = pyplot().subplots(1, 2, figsize=(10, 3.8), sharey=True)
     for ax, strategy in zip(axes, ("enas", "random"), strict=True):
         for name, color in COLORS.items():
             pts = [(r[f"{strategy}-{name}"]["loss_forgetting"], r[f"{strategy}-{name}"]["kendall_tau"])
@@ -146,7 +129,7 @@ def scatter(per_seed: list[dict], cells: int, path: Path) -> Path:
     axes[0].set_ylabel(f"Kendall τ, {cells} cells")
     axes[0].legend(fontsize=8)
     fig.suptitle("Does forgetting predict ranking error? (one point per run)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def main() -> None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from wpl.plots import pyplot, save_figure
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from reproduce_common import finish, fmt, mean_std, out_path, parser, same_setup, seeds, step, target, work_dir  # noqa: E402
@@ -118,12 +120,8 @@ def targets(table: dict) -> list[dict]:
 
 def figure(table: dict, path: Path, n_seeds: int) -> Path:
     """Forgetting cut against B's cost, one curve per penalty, α marked, one panel per setting."""
-    import matplotlib
+    plt = pyplot()
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from wpl.fileio import atomic_write
 
     colors = {"wpl": "tab:orange", "l2": "tab:gray", "ewc": "tab:blue"}
     names = {"wpl": "WPL (Fisher, shared weights)", "l2": "L2-to-anchor (F = 1)", "ewc": "EWC-style (all of A)"}
@@ -161,10 +159,7 @@ def figure(table: dict, path: Path, n_seeds: int) -> Path:
     axes[0].legend(fontsize=8, loc="lower right")
     seeds_txt = f"{n_seeds} seed" + ("s" if n_seeds > 1 else "")
     fig.suptitle(f"Two models on MNIST, 3 shared blocks: protection vs cost over α ({seeds_txt}, test split)")
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def markdown(table: dict) -> str:

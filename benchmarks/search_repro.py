@@ -12,6 +12,7 @@ from pathlib import Path
 
 from branching import Branches, branch_means, events, run
 from reproduce_common import finish, fmt, kept, mean_std, out_path, parser, same_setup, seeds, step, target, work_dir
+from wpl.plots import pyplot, save_figure
 
 
 def recommended(lr: float) -> list[str]:
@@ -111,13 +112,9 @@ def band(ax, x: list, runs: list[list], color: str, label: str) -> None:
 
 def figure(per_seed: list[dict], spec: Spec, branch: int, path: Path) -> Path:
     """The paper's four panels, mean and min–max band over seeds, WPL from the dotted line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
-    from wpl.fileio import atomic_write
 
     panels = [("diff_mean", f"mean forgetting diff ({spec.unit})"),
               ("diff_best_mean", f"best-5 forgetting diff ({spec.unit})"),
@@ -143,10 +140,7 @@ def figure(per_seed: list[dict], spec: Spec, branch: int, path: Path) -> Path:
     n = len(per_seed)
     fig.suptitle(f"ENAS {spec.name.upper()} search on {spec.dataset} (CPU scale): mean and min–max band over "
                  f"{n} seed{'s' if n > 1 else ''}")
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def main(spec: Spec, doc: str) -> None:

@@ -1,4 +1,5 @@
-"""Figures: the two-model accuracy curves (like the paper's MNIST figure)."""
+"""Figures: the one way every figure is made and written (:func:`pyplot`, :func:`save_figure`), and the
+two-model accuracy curves (like the paper's MNIST figure)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,28 @@ COLORS = {"plain": "tab:purple", "wpl": "tab:orange", "l2": "tab:gray", "ewc": "
 LABELS = {"plain": "plain", "wpl": "WPL", "l2": "L2-to-anchor", "ewc": "EWC-style"}
 
 
-def plot_two_models(result: dict, path: str | Path) -> Path:
-    """A's (dashed) and B's (solid) test accuracy vs B's iterations; one panel per setting."""
+def pyplot():
+    """``matplotlib.pyplot`` on the file-only Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Lay ``fig`` out, write it as a PNG (110 dpi) atomically, close it; the path."""
+    path = Path(path)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    pyplot().close(fig)
+    return path
+
+
+def plot_two_models(result: dict, path: str | Path) -> Path:
+    """A's (dashed) and B's (solid) test accuracy vs B's iterations; one panel per setting."""
+    plt = pyplot()
 
     runs = result["runs"]
     fig, axes = plt.subplots(1, len(runs), figsize=(5.2 * len(runs), 4.0), squeeze=False, sharey=True)
@@ -35,8 +52,4 @@ def plot_two_models(result: dict, path: str | Path) -> Path:
     axes[0][0].set_ylim(0.0, 1.0)
     axes[0][-1].legend(loc="lower right", fontsize=8)
     fig.suptitle(f"Multi-model forgetting on {result['dataset']}: {runs[0]['shared_blocks']} shared blocks")
-    fig.tight_layout()
-    path = Path(path)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -6,7 +6,6 @@ tests run the whole tool on it: search, derive, resume, ``wpl draw`` and ``wpl c
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import torch
@@ -15,7 +14,7 @@ from torch import Tensor, nn
 
 from wpl.nas.config import TaskConfig
 from wpl.nas.space import Space
-from wpl.nas.task import FisherBatch
+from wpl.nas.task import FisherBatch, JsonArch
 from wpl.runtime import model_mode
 
 OPS = ("relu", "tanh")
@@ -23,7 +22,7 @@ LAYERS, WIDTH, FEATURES, CLASSES = 2, 8, 6, 3
 
 
 @dataclass(frozen=True)
-class ToyArch:
+class ToyArch(JsonArch):
     """One op per layer."""
 
     ops: tuple[str, ...]
@@ -32,9 +31,6 @@ class ToyArch:
         """The canonical form."""
         return {"type": "toy_mlp", "ops": list(self.ops)}
 
-    def to_json(self) -> str:
-        """The canonical JSON text."""
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_dict(cls, d: dict) -> ToyArch:
@@ -44,10 +40,6 @@ class ToyArch:
             raise ValueError(f"needs {LAYERS} ops of {OPS}, got {ops}")
         return cls(ops)
 
-    @classmethod
-    def from_json(cls, text: str) -> ToyArch:
-        """Parse the canonical JSON."""
-        return cls.from_dict(json.loads(text))
 
 
 def graph(arch: ToyArch):

@@ -17,6 +17,7 @@ used (``--nb_batch_reward_controller`` after each controller step, one after eac
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol, runtime_checkable
 
@@ -37,6 +38,19 @@ class Arch(Protocol):
 
     def to_json(self) -> str:
         """The one canonical JSON text of this architecture."""
+
+
+class JsonArch:
+    """The canonical JSON of an architecture class that has ``to_dict`` and ``from_dict`` (a space's base)."""
+
+    def to_json(self) -> str:
+        """The one canonical JSON text of this architecture (sorted keys, no spaces)."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str):
+        """Parse the canonical JSON (or any JSON with the same fields)."""
+        return cls.from_dict(json.loads(text))
 
 
 class FisherBatch(NamedTuple):

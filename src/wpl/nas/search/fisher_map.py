@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from wpl.fileio import atomic_write
+from wpl.plots import pyplot, save_figure
 
 from .. import spaces
 
@@ -49,10 +49,7 @@ def _natural(label: str) -> list:
 
 def plot_fisher(events: list[dict], output: Path, title: str = "") -> Path:
     """Each group's share of the Fisher mass per epoch, as a map (groups × epochs)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     import numpy as np
 
     if not events:
@@ -70,7 +67,4 @@ def plot_fisher(events: list[dict], output: Path, title: str = "") -> Path:
     ax.set_xlabel("epoch")
     ax.set_title(title or "share of the Fisher mass per epoch", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.04, label="share of the epoch's total")
-    fig.tight_layout()
-    atomic_write(output, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
-    return output
+    return save_figure(fig, output)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wpl.errors import WplError
-from wpl.fileio import atomic_write
+from wpl.plots import pyplot, save_figure
 
 
 @dataclass
@@ -84,10 +84,7 @@ def _series(run: RunData, key: str) -> tuple[list[int], list[float]]:
 def plot_runs(runs: list[RunData], labels: list[str], output: Path, unit: str = "metric",
               final: bool = False) -> Path:
     """The four panels (five with ``final``) of the runs overlaid; returns the PNG written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     prefix = "loss_" if unit == "loss" else ""
     unit_name = "loss (nats)" if unit == "loss" else runs[0].metric
@@ -134,11 +131,7 @@ def plot_runs(runs: list[RunData], labels: list[str], output: Path, unit: str = 
         axes[4].legend(fontsize=8)
     fig.suptitle("forgetting during the search (positive: an architecture got worse while the others trained; "
                  "dotted: WPL on)", fontsize=10)
-    fig.tight_layout()
-    output = Path(output)
-    atomic_write(output, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
-    return output
+    return save_figure(fig, output)
 
 
 # settings that never say anything about the method (where and how long, logging)

@@ -16,7 +16,6 @@ in the original), so the parameter set never depends on the mode.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,13 +24,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from wpl.nas.batchnorm import BatchStatNorm
+from wpl.nas.task import JsonArch
 from wpl.viz import INPUT_COLOR, JOIN_COLOR, Graph
 
 Block = tuple[int, str, int, str]  # (input 1, op 1, input 2, op 2)
 
 
 @dataclass(frozen=True)
-class MicroArch:
+class MicroArch(JsonArch):
     """A normal and a reduction cell, each a tuple of blocks ``(in1, op1, in2, op2)``."""
 
     normal: tuple[Block, ...]
@@ -64,9 +64,6 @@ class MicroArch:
         """Plain data: the canonical form."""
         return {"type": "micro_cnn", "normal": [list(b) for b in self.normal], "reduce": [list(b) for b in self.reduce]}
 
-    def to_json(self) -> str:
-        """The one canonical JSON text of this architecture."""
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_dict(cls, d: dict) -> MicroArch:
@@ -79,10 +76,6 @@ class MicroArch:
 
         return cls(cell(d["normal"]), cell(d["reduce"]))
 
-    @classmethod
-    def from_json(cls, text: str) -> MicroArch:
-        """Parse the canonical JSON (or any JSON with the same fields)."""
-        return cls.from_dict(json.loads(text))
 
 
 def micro_decisions(num_blocks: int, n_normal_ops: int, n_reduce_ops: int) -> list[int]:

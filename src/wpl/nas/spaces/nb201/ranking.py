@@ -20,8 +20,9 @@ import torch
 
 from wpl.data.nb201 import NUM_CELLS, all_archs, ground_truth, unique_cells
 from wpl.errors import WplError
-from wpl.fileio import atomic_write, finite, write_json
+from wpl.fileio import finite, write_json
 from wpl.nas.rank import rank_metrics, sample_cells
+from wpl.plots import pyplot, save_figure
 from wpl.runtime import model_mode
 
 from .supernet import Nb201Arch
@@ -169,10 +170,7 @@ def rank_search(search, run_dir: Path, num_archs: int | None, seed: int, batches
 
 
 def _scatter(scores: list[float], truth: np.ndarray, path: Path, m: dict) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     s = np.asarray(scores)
     fig, ax = plt.subplots(figsize=(5.2, 4.4))
@@ -188,7 +186,4 @@ def _scatter(scores: list[float], truth: np.ndarray, path: Path, m: dict) -> Pat
                  fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

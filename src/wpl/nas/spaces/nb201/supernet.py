@@ -15,7 +15,6 @@ training batches (:func:`recalibrated`), then held fixed while it is evaluated.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from torch import Tensor, nn
 from wpl.data.nb201 import EDGES, OPS, arch_string, parse_arch
 from wpl.dist import SINGLE, Dist
 from wpl.nas.batchnorm import batch_norm
+from wpl.nas.task import JsonArch
 from wpl.viz import INPUT_COLOR, JOIN_COLOR, Graph
 
 COLORS = {"none": "#dddddd", "skip_connect": "#ffa500", "nor_conv_1x1": "#ffc0cb", "nor_conv_3x3": "#ff8fa3",
@@ -36,7 +36,7 @@ LABELS = {"none": "none", "skip_connect": "skip", "nor_conv_1x1": "conv 1x1", "n
 
 
 @dataclass(frozen=True)
-class Nb201Arch:
+class Nb201Arch(JsonArch):
     """One cell: the op of each of the 6 edges, in the benchmark string's order (``EDGES``)."""
 
     ops: tuple[str, ...]
@@ -57,9 +57,6 @@ class Nb201Arch:
         """Plain data: the canonical form."""
         return {"type": "nb201", "arch": self.string}
 
-    def to_json(self) -> str:
-        """The one canonical JSON text of this architecture."""
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_string(cls, text: str) -> Nb201Arch:
@@ -73,10 +70,6 @@ class Nb201Arch:
             raise ValueError(f"not a NAS-Bench-201 architecture: type {d.get('type')!r}")
         return cls.from_string(d["arch"])
 
-    @classmethod
-    def from_json(cls, text: str) -> Nb201Arch:
-        """Parse the canonical JSON."""
-        return cls.from_dict(json.loads(text))
 
 
 def nb201_decisions(ops: Sequence[str] = OPS) -> list[int]:

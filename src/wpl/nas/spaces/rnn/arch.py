@@ -13,13 +13,13 @@ children of one parent are computed in a single product.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from wpl.nas.task import JsonArch
 from wpl.viz import INPUT_COLOR, JOIN_COLOR, STATE_COLOR, Graph
 
 # the one list of the space's activations (and their colours in drawings)
@@ -41,7 +41,7 @@ def check_activation(name: str) -> str:
 
 
 @dataclass(frozen=True)
-class RnnArch:
+class RnnArch(JsonArch):
     """One recurrent cell: ``activations[j]`` of node j, ``parents[j-1]`` = the node j reads (< j)."""
 
     activations: tuple[str, ...]
@@ -82,9 +82,6 @@ class RnnArch:
         """Plain data: the canonical form."""
         return {"type": "rnn", "activations": list(self.activations), "parents": list(self.parents)}
 
-    def to_json(self) -> str:
-        """The one canonical JSON text of this architecture."""
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_dict(cls, d: dict) -> RnnArch:
@@ -93,10 +90,6 @@ class RnnArch:
             raise ValueError(f"not an RNN architecture: type {d.get('type')!r}")
         return cls(tuple(str(a).lower() for a in d["activations"]), tuple(int(p) for p in d["parents"]))
 
-    @classmethod
-    def from_json(cls, text: str) -> RnnArch:
-        """Parse the canonical JSON (or any JSON with the same fields)."""
-        return cls.from_dict(json.loads(text))
 
 
 def rnn_decisions(num_blocks: int, num_activations: int) -> list[int]:
