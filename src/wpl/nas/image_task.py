@@ -136,6 +136,10 @@ class ImageTask:
         loss = loss_sum / count
         return (loss if math.isfinite(loss) else math.inf), correct / count
 
+    def valid_accuracy(self, arch: Arch, batches: int, batch_size: int) -> float:
+        """Accuracy (0–1) on the first ``batches`` validation batches of ``batch_size`` (what ranking scores)."""
+        return self._stats(self.valid_x, self.valid_y, arch, 0, batches, batch_size)[1]
+
     def score(self, arch: Arch) -> tuple[float, float]:
         """(error rate, loss) on the fixed validation slice (the first ``--forgetting_batches`` batches)."""
         loss, acc = self._stats(self.valid_x, self.valid_y, arch, 0, self.config.forgetting_batches,

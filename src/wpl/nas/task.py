@@ -13,6 +13,11 @@ The validation stream: ``reward`` and ``fisher_batch`` read batches at the strea
 position and never move it; the loop moves it with ``advance_valid`` by the number of batches it
 used (``--nb_batch_reward_controller`` after each controller step, one after each Fisher batch).
 ``score`` always reads the same fixed first ``--forgetting_batches`` batches.
+
+Optional members, read where present: ``dist`` (the task's data-parallel ranks; default: one process),
+``config.random_seed`` (the seed of the ``--arch_stream=own`` generator; default: the run's flag), and
+``random_actions(n, generator)`` (``search_strategy="random"``'s draw when a space's uniform distribution is
+not uniform over each decision, e.g. NAS-Bench-201's non-isomorphic cells; None: the loop's own draw).
 """
 
 from __future__ import annotations

@@ -177,13 +177,12 @@ class Search:
         """``n`` architectures from the current policy (uniformly, with ``search_strategy="random"``)."""
         actions = None
         if self.dist.main:  # data-parallel: rank 0 samples, every rank trains the same architectures
-            pool = getattr(self.task, "cell_pool", None)  # nb201 --nb201_unique: canonical indices to draw from
-            if self.cfg.search_strategy == "random" and pool is not None:
-                picks = pool[torch.randint(0, len(pool), (n,), generator=self.arch_gen).numpy()]
-                actions = [self.task.actions_of_index(int(k)) for k in picks]
-            elif self.cfg.search_strategy == "random":
-                actions = torch.stack([torch.randint(0, k, (n,), generator=self.arch_gen)
-                                       for k in self.task.decisions], 1).tolist()
+            if self.cfg.search_strategy == "random":
+                own = getattr(self.task, "random_actions", None)  # the Task protocol's optional member
+                actions = None if own is None else own(n, self.arch_gen)
+                if actions is None:
+                    actions = torch.stack([torch.randint(0, k, (n,), generator=self.arch_gen)
+                                           for k in self.task.decisions], 1).tolist()
             else:
                 self.controller.eval()
                 actions = self.controller.sample(n)[0].tolist()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 
 from wpl.data.augment import normalise
@@ -51,6 +52,14 @@ class Nb201Task(ImageTask):
     def actions_of_index(self, k: int) -> list[int]:
         """The actions of the benchmark's cell with canonical index ``k``."""
         return self.encode(Nb201Arch.from_string(all_archs()[k]))
+
+    def random_actions(self, n: int, generator: torch.Generator) -> list[list[int]] | None:
+        """With ``--nb201_unique``: ``n`` cells drawn uniformly over the non-isomorphic ones; else None (the
+        loop's uniform draw over every decision)."""
+        if self.cell_pool is None:
+            return None
+        picks = self.cell_pool[torch.randint(0, len(self.cell_pool), (n,), generator=generator).numpy()]
+        return [self.actions_of_index(int(k)) for k in picks]
 
     def graph(self, arch: Nb201Arch) -> Graph:
         """Nodes and edges of the drawing."""
