@@ -9,6 +9,7 @@ import torch
 
 from conftest import rnn_argv
 from wpl.nas.search import loop as search_mod
+from wpl.nas.search import progress as progress_mod
 from wpl.nas.search.run import run_search
 
 RUN = "tiny_rnn-train"
@@ -103,12 +104,12 @@ def test_auto_checkpoints_follow_the_clock(text_root: Path, tmp_path: Path, monk
         return real_save(self, copy, epoch)
 
     monkeypatch.setattr(search_mod.Search, "save", save)
-    monkeypatch.setattr(search_mod, "AUTO_CHECKPOINT_MIN_S", 1e9)  # never due: epoch ends only
+    monkeypatch.setattr(progress_mod, "AUTO_CHECKPOINT_MIN_S", 1e9)  # never due: epoch ends only
     run_search(rnn_argv(text_root, tmp_path / "a", "--max_epoch=1"))
     assert saves == [None]
     saves.clear()
-    monkeypatch.setattr(search_mod, "AUTO_CHECKPOINT_MIN_S", 0.0)  # always due: every step
-    monkeypatch.setattr(search_mod, "AUTO_CHECKPOINT_RATIO", 0.0)
+    monkeypatch.setattr(progress_mod, "AUTO_CHECKPOINT_MIN_S", 0.0)  # always due: every step
+    monkeypatch.setattr(progress_mod, "AUTO_CHECKPOINT_RATIO", 0.0)
     run_search(rnn_argv(text_root, tmp_path / "b", "--max_epoch=1"))
     assert saves[:3] == [1, 2, 3] and saves[-1] is None  # the shared phase's steps, ..., the epoch's end
     assert load_checkpoint(tmp_path / "b" / "logs" / RUN / "checkpoint.pt")["progress"] is None

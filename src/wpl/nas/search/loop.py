@@ -17,44 +17,38 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from wpl.checkpoint import rng_state, save_checkpoint, set_rng_state
-from wpl.dist import SINGLE, Dist, rank_entry
-from wpl.errors import ConfigError, WplError
+from wpl.dist import SINGLE, Dist
+from wpl.errors import ConfigError
 from wpl.fileio import finite, write_json
 from wpl.forgetting import ForgettingMonitor
 from wpl.plasticity import WeightPlasticity, WplConfig
 from wpl.runlog import NullRunLog, RunLog
-from wpl.runtime import clock, model_mode
-from wpl.signals import Stopped
+from wpl.runtime import clock
 from wpl.viz import save_cell_drawing
 
 from .. import spaces
-from ..batchnorm import batch_statistics
 from ..config import ControllerConfig, SearchConfig
 from ..metrics import perplexity
-from ..task import Arch, Task
+from ..task import Task
 from .controller import Controller, Reinforce
 from .fisher_map import fisher_groups, fisher_mass
+from .progress import Progress, SearchStopped
+from .state import State
+from .steps import Steps
 
 log = logging.getLogger("wpl")
+__all__ = ["PHASES", "Search", "SearchStopped"]
 PHASES = ("shared", "controller", "derive", "eval", "forgetting")
-# checkpoint_every_steps=-1: write when the time since the last write is this many times its duration
-# (writing then costs at most 1/RATIO = 2% of the run) and at least MIN_S seconds
-AUTO_CHECKPOINT_RATIO, AUTO_CHECKPOINT_MIN_S = 50.0, 10.0
 
 
-class SearchStopped(Stopped):
-    """The search stopped at a step boundary when asked (a signal), after writing a checkpoint."""
 
 
-class Search:
+class Search(Steps, Progress, State):
     """One search run on ``task`` in ``run_dir`` (plain-file logs unless ``runlog`` says otherwise); ``flags``
     (plain data) is saved in checkpoints as the run's flags."""
 
@@ -118,200 +112,6 @@ class Search:
 
     def _timed(self, phase: str, t0: float) -> None:
         self.seconds[phase] = self.seconds.get(phase, 0.0) + self._clock() - t0  # "rank" only when it runs
-
-    def request_stop(self, name: str, exit_code: int) -> None:
-        """Stop at the next step boundary, after a checkpoint (what the signal handlers call)."""
-        log.warning("%s: stopping after the current step, with a checkpoint (send it again to stop at once, "
-                    "losing the steps since the last checkpoint)", name)
-        self.stop_signal = (name, exit_code)
-
-    def _cursor(self, phase: str) -> dict | None:
-        """The saved position inside ``phase`` when the run resumes in the middle of it, else None."""
-        p = self.progress
-        return p if p is not None and p.get("phase") == phase else None
-
-    def _boundary(self, phase: str, step: int, acc: dict) -> None:
-        """After each step of a phase: note where the epoch is; checkpoint every ``checkpoint_every_steps``
-        steps, and when a stop was asked for (then raise :class:`SearchStopped`)."""
-        p = self.progress
-        if p is None:  # outside a run (e.g. derive on a loaded run)
-            return
-        p.update(phase=phase, step=step, acc=acc)
-        self.boundaries += 1
-        # rank 0 decides, so every rank takes part in the same checkpoints and stops at the same step: the
-        # decision is what the broadcast returned, never this rank's flag read again (a signal handled between
-        # the two would stop this rank alone); a stop asked for since waits for the next boundary
-        save, stop = self.dist.broadcast((bool(self.stop_signal) or self._checkpoint_due(), self.stop_signal))
-        if self.dir is not None and save:
-            self.save(copy=False)
-        if stop:
-            where = "the warm-up" if p["where"] == "warmup" else f"epoch {p['where']}"
-            self._stop(stop, f"in {where}, {phase} step {step}")
-
-    def _checkpoint_due(self) -> bool:
-        """A mid-phase checkpoint now? Every ``checkpoint_every_steps`` steps, or (-1) once the time since the
-        last write is :data:`AUTO_CHECKPOINT_RATIO` times its duration and at least :data:`AUTO_CHECKPOINT_MIN_S`."""
-        n = self.cfg.checkpoint_every_steps
-        if n >= 0:
-            return n > 0 and self.boundaries % n == 0
-        since = time.monotonic() - self._saved_at
-        return since >= max(AUTO_CHECKPOINT_MIN_S, AUTO_CHECKPOINT_RATIO * self._save_cost)
-
-    def _stop(self, stop: tuple[str, int], where: str) -> None:
-        """Raise :class:`SearchStopped` for the stop (signal name, exit code) rank 0 decided (the checkpoint is
-        written)."""
-        name, code = stop
-        raise SearchStopped(f"stopped by {name} {where}; checkpoint written to "
-                            f"{self.dir / 'checkpoint.pt' if self.dir else None}: continue with the same command "
-                            "and --resume=True", code)
-
-    def _phase_done(self, phase: str, result: dict) -> dict:
-        """Record ``phase``'s result in the epoch's progress (a resumed epoch does not run it again)."""
-        if self.progress is not None:
-            self.progress["done"][phase] = result
-            self.progress.update(phase=None, step=0, acc=None)
-        return result
-
-    @torch.no_grad()
-    def sample_archs(self, n: int) -> list[Arch]:
-        """``n`` architectures from the current policy (uniformly, with ``search_strategy="random"``)."""
-        actions = None
-        if self.dist.main:  # data-parallel: rank 0 samples, every rank trains the same architectures
-            if self.cfg.search_strategy == "random":
-                own = getattr(self.task, "random_actions", None)  # the Task protocol's optional member
-                actions = None if own is None else own(n, self.arch_gen)
-                if actions is None:
-                    actions = torch.stack([torch.randint(0, k, (n,), generator=self.arch_gen)
-                                           for k in self.task.decisions], 1).tolist()
-            else:
-                self.controller.eval()
-                actions = self.controller.sample(n)[0].tolist()
-        return [self.task.decode(a) for a in self.dist.broadcast(actions)]
-
-    # ---- step-level methods --------------------------------------------------------------------
-    def shared_batch(self, arch: Arch, protect: Sequence[str], wpl: bool, fold_fisher: bool = False,
-                     where: str = "") -> tuple[float, float]:
-        """One optimizer step of the shared weights on the next training batch: CE (+ the task's
-        regularizers) and, with ``wpl``, the WPL gradient over ``protect``; ``fold_fisher`` also
-        folds this batch's gradient into the Fisher first. Returns (CE, WPL value)."""
-        total, ce = self.task.train_loss(arch)
-        if not torch.isfinite(total):
-            raise FloatingPointError(self._diverged("training loss", total.item(), where))
-        self.shared_opt.zero_grad(set_to_none=True)
-        total.backward()
-        if self.dist.active:  # the global batch's gradient (and its CE, for the logs): one flat all-reduce
-            ce = ce.reshape(1).clone()
-            self.dist.mean_grads_(self.supernet.parameters(), [ce])
-        value = 0.0
-        if fold_fisher:
-            self.wpl.update_fisher(protect)
-        how = self.cfg.wpl_update
-        if wpl and how == "gradient":
-            value = float(self.wpl.add_penalty_grad_(protect, with_value=True))
-        grads = [p for p in self.supernet.parameters() if p.grad is not None]
-        torch.nn.utils.clip_grad_norm_(grads, self.cfg.shared_grad_clip)
-        if wpl and how == "after_clip":
-            value = float(self.wpl.add_penalty_grad_(protect, with_value=True))
-        if wpl and how == "proximal":
-            with torch.no_grad():
-                value = float(self.wpl.penalty(protect))
-        self.shared_opt.step()
-        if wpl and how == "proximal":
-            self.wpl.proximal_(self.shared_opt.param_groups[0]["lr"], protect)
-        return ce.item(), value
-
-    def shared_step(self, arch: Arch, wpl: bool, where: str = "") -> list[tuple[float, float]]:
-        """Train ``arch`` on ``num_batch_per_iter`` consecutive batches (the supernet in train mode);
-        returns each batch's (CE, WPL value). With WPL on and ``fisher_source="train"`` — or, as the
-        original's extra estimate, without ``shared_valid_fisher`` — the last batch's gradient (taken
-        before the optimizer steps on it) is folded into the Fisher."""
-        c = self.cfg
-        protect = self.task.protected_names(arch)
-        self.supernet.train()
-        out = []
-        for i in range(c.num_batch_per_iter):
-            fold = (wpl and i == c.num_batch_per_iter - 1 and self._fisher_due(self.shared_steps)
-                    and (c.fisher_source == "train" or not c.shared_valid_fisher))
-            out.append(self.shared_batch(arch, protect, wpl, fold, where))
-        self.shared_steps += 1
-        return out
-
-    def fisher_step(self, arch: Arch) -> None:
-        """After ``arch``'s shared step with WPL on: with ``fisher_source="valid"``, fold its Fisher on
-        one validation batch (``fisher_estimator``, supernet in ``fisher_mode``) and advance the
-        validation stream (with ``"train"`` the Fisher was folded during the step); then move its anchors:
-        to its weights (``wpl_anchor="step"``) or part way (``"ema"``); snapshots move in the shared phase."""
-        protect = self.task.protected_names(arch)
-        if self.cfg.fisher_source == "valid" and self._fisher_due(self.shared_steps - 1):
-            batch = self.task.fisher_batch(arch)
-            # per-sample estimators map the net over single samples: each normalised with its batch's statistics
-            stats = nullcontext() if self.cfg.fisher_estimator == "batch_sq" else batch_statistics(
-                self.supernet, lambda: batch.model(torch.cat([x for x, _ in batch.batches])))
-            with model_mode(self.supernet, self.cfg.fisher_mode), stats:
-                self.wpl.estimate_fisher(batch.model, batch.batches, names=protect,
-                                         estimator=self.cfg.fisher_estimator, loss_fn=batch.loss_fn, mode="keep",
-                                         reduce=self.dist.mean_ if self.dist.active else None)
-            self.task.advance_valid(len(batch.batches))
-        fisher = [self.wpl.fisher[n] for n in protect if n in self.wpl.fisher]
-        if fisher and not bool(torch.isfinite(torch.stack([f.sum() for f in fisher])).all()):
-            raise FloatingPointError(self._diverged("Fisher", float("nan"), f" at shared step {self.shared_steps}"))
-        if self.cfg.wpl_anchor == "step":
-            self.wpl.update_anchors(protect)
-        elif self.cfg.wpl_anchor == "ema":
-            self.wpl.ema_anchors_(self.cfg.wpl_anchor_rate, protect)
-
-    def _fisher_due(self, step: int) -> bool:
-        """Whether shared step ``step`` (counted over the run, from 0) folds the Fisher (``fisher_every``)."""
-        return step % self.cfg.fisher_every == 0
-
-    def snapshot_anchors(self, epoch: int, step: int) -> None:
-        """``wpl_anchor="snapshot"``: θ̂ ← θ for every protected weight when WPL starts and every
-        ``wpl_anchor_every`` shared steps (a rule of the step counters, so a resumed run agrees)."""
-        c = self.cfg
-        if c.wpl_anchor == "snapshot" and ((epoch == c.start_using_fisher and step == 0)
-                                           or self.shared_steps % c.wpl_anchor_every == 0):
-            self.wpl.update_anchors()
-
-    def controller_step(self) -> dict[str, float]:
-        """Sample ``policy_batch_size`` architectures, reward each on the validation batches at the
-        stream's position (the task scores in eval mode), advance the stream, and take one REINFORCE
-        step; returns its statistics."""
-        self.controller.train()
-        d = self.dist
-        actions = logp = ent = None
-        if d.main:  # data-parallel: rank 0 samples and updates; every rank scores its shard of the rewards
-            actions, logp, ent = self.controller.sample(self.policy_batch_size)
-        n = self.cfg.nb_batch_reward_controller
-        listed = d.broadcast(None if actions is None else actions.tolist())
-        scored = [self.task.reward(self.task.decode(a), n) for a in listed]
-        bad = [loss for _, loss in scored if not math.isfinite(loss)]
-        if bad:
-            raise FloatingPointError(self._diverged("validation loss of a reward", bad[0],
-                                                    f" at controller step {self.controller_steps}"))
-        self.task.advance_valid(n)
-        stats = None
-        if d.main:
-            rewards = torch.tensor([r for r, _ in scored], device=logp.device)
-            stats = self.reinforce.update(logp, ent, rewards)
-        stats = d.broadcast(stats)
-        self.controller_steps += 1
-        return stats
-
-    def score(self, arch: Arch, where: str = "") -> tuple[float, float]:
-        """(error in the task's metric, loss) of ``arch`` on the fixed validation slice; a non-finite loss (a
-        diverged supernet) is an error. The error may still overflow (perplexity of a loss above ≈709)."""
-        err, loss = self.task.score(arch)
-        if not math.isfinite(loss):
-            raise FloatingPointError(self._diverged("validation loss", loss, where))
-        return err, loss
-
-    def _diverged(self, what: str, value: float, where: str) -> str:
-        """The one-line message for a non-finite ``what``: where, the last good checkpoint, the fix."""
-        ckpt = None if self.dir is None else self.dir / "checkpoint.pt"
-        last = (f"the last good checkpoint is {ckpt}" if ckpt is not None and ckpt.is_file()
-                else "there is no checkpoint yet")
-        return (f"non-finite {what} ({value}){where}; {last}; lower the shared learning rate (--shared_lr="
-                f"{self.shared_opt.param_groups[0]['lr']:g}) or WPL's alpha")
 
     # ---- phases --------------------------------------------------------------------------------
     def shared_phase(self, epoch: int, steps: int, telemetry: bool) -> dict:
@@ -531,12 +331,6 @@ class Search:
         self.progress = None
         self.save(copy=epoch % c.save_epoch == 0 or last, epoch=epoch)
 
-    def _begin(self, where: int | str) -> dict:
-        """Start (or, after a mid-epoch resume, continue) the epoch ``where``; its phases done so far."""
-        if self.progress is None or self.progress["where"] != where:
-            self.progress = {"where": where, "done": {}, "phase": None, "step": 0, "acc": None}
-        return self.progress["done"]
-
     def finish(self) -> dict:
         """Test numbers of the best derived architecture; ``summary.json`` (schema: README, "Outputs")."""
         m = self.metric
@@ -567,95 +361,6 @@ class Search:
         self.runlog.event("done", metric=m, best_valid=best_valid, test=test_value)
         self.runlog.flush()
         return summary
-
-    # ---- checkpoints ---------------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        """Everything needed to continue bit-identically (tensors and plain data only)."""
-        return {
-            "args": self.flags,
-            "decisions": self.task.decisions,
-            "epoch": self.epoch, "shared_step": self.shared_steps, "controller_step": self.controller_steps,
-            "warmed_up": self.warmed_up,
-            "supernet": self.supernet.state_dict(), "controller": self.controller.state_dict(),
-            "shared_opt": self.shared_opt.state_dict(), "ctrl_opt": self.reinforce.optimizer.state_dict(),
-            "baseline": self.reinforce.baseline, "wpl": self.wpl.state_dict(), "monitor": self.monitor.state_dict(),
-            "task": self.task.state_dict(), "rng": rng_state(), "log_sizes": self.runlog.sizes(),
-            "arch_gen": None if self.arch_gen is None else self.arch_gen.get_state(),
-            "seconds": self.seconds, "best": self.best, "history": self.history,
-            "progress": self.progress, "boundaries": self.boundaries,
-            # data-parallel: each rank's own RNG and data-stream state (its dropout, its carried hidden state)
-            "ranks": self.dist.gather({"rng": rng_state(), "task": self.task.state_dict()}) if self.dist.active
-            else None,
-        }
-
-    def save(self, copy: bool, epoch: int | None = None) -> Path:
-        """``checkpoint.pt`` (latest) and, when ``copy``, ``checkpoint_epoch_XXX.pt`` (keep ``max_save_num``)."""
-        t0 = time.monotonic()
-        self.runlog.flush()
-        state = self.state_dict()  # every rank: it gathers their states
-        path = self.dir / "checkpoint.pt"
-        if not self.writes:
-            return path
-        save_checkpoint(path, state, keep_previous=True)
-        if copy:
-            save_checkpoint(self.dir / f"checkpoint_epoch_{epoch:03d}.pt", state)
-            copies = sorted(self.dir.glob("checkpoint_epoch_*.pt"))
-            for old in copies[: max(len(copies) - self.cfg.max_save_num, 0)]:
-                old.unlink()
-        self._saved_at = time.monotonic()
-        self._save_cost = self._saved_at - t0
-        return path
-
-    def _rank_state(self, state: dict, source: Path) -> dict:
-        """This rank's RNG and task state in ``state`` (rank 0's for a run of one process)."""
-        mine = rank_entry(state.get("ranks"), self.dist, source)
-        return state if mine is None else mine
-
-    def _load_wpl(self, saved: dict, source: Path) -> None:
-        """The regularizer's state; one that tracks other weights (another ``wpl_scope``) is only accepted
-        while WPL has never run (all its Fisher is zero): then WPL starts fresh here, with a warning."""
-        try:
-            self.wpl.load_state_dict(saved)
-        except ValueError as exc:
-            if any(bool(t.any()) for t in saved.get("fisher", {}).values()):
-                raise WplError(f"{source}: its WPL state does not fit this configuration ({exc}); resume with the "
-                               "run's own --wpl_scope") from exc
-            log.warning("%s: WPL had not run yet and tracked other weights; it starts fresh with this "
-                        "configuration's (%d tensors)", source, len(self.wpl.params))
-
-    def load_state_dict(self, state: dict, source: Path, cut_logs: bool = True) -> None:
-        """Restore from a checkpoint (``source`` names it in errors); ``cut_logs`` cuts the run's logs
-        back to what the checkpoint had seen (for a resume)."""
-        if state["decisions"] != self.task.decisions:
-            raise WplError(f"{source}: its search space ({len(state['decisions'])} decisions) differs from this "
-                           "command's; resume with the run's own flags (--resume_with_new_params=False)")
-        try:
-            self.supernet.load_state_dict(state["supernet"])
-            self.controller.load_state_dict(state["controller"])
-        except RuntimeError as exc:
-            first = str(exc).strip().splitlines()
-            raise WplError(f"{source}: the saved model does not match this configuration "
-                           f"({first[1].strip() if len(first) > 1 else first[0]}); resume with the run's own sizes "
-                           "(drop --resume_with_new_params, or the flags that change them)") from exc
-        self.shared_opt.load_state_dict(state["shared_opt"])
-        baseline = state["baseline"]
-        self.reinforce.load_state_dict({"optimizer": state["ctrl_opt"],
-                                        "baseline": None if baseline is None else baseline.to(self.task.device)})
-        self._load_wpl(state["wpl"], source)
-        self.monitor.load_state_dict(state["monitor"])
-        own = self._rank_state(state, source)
-        self.task.load_state_dict(own["task"])
-        self.epoch, self.shared_steps = state["epoch"], state["shared_step"]
-        self.controller_steps, self.warmed_up = state["controller_step"], state["warmed_up"]
-        self.seconds = dict(state["seconds"])
-        self.best, self.history = state["best"], list(state["history"])
-        if cut_logs:
-            self.runlog.truncate(state["log_sizes"])
-        set_rng_state(own["rng"])
-        if self.arch_gen is not None and state.get("arch_gen") is not None:  # else: a fresh stream from the seed
-            self.arch_gen.set_state(state["arch_gen"])
-        self.progress, self.boundaries = state.get("progress"), int(state.get("boundaries", 0))
-
 
 # the forgetting summary's keys that each epoch event repeats (as forgetting_<key>)
 EPOCH_FORGETTING = ("diff_mean", "diff_median", "diff_best_mean", "loss_diff_mean", "loss_diff_median",

@@ -1,0 +1,162 @@
+"""The search's step-level methods: sampling architectures, one shared step (CE and the chosen WPL update),
+the Fisher fold and the anchors, a controller step, scoring (what benchmarks and tests drive one at a time)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from contextlib import nullcontext
+
+import torch
+
+from wpl.runtime import model_mode
+
+from ..batchnorm import batch_statistics
+from ..task import Arch
+
+log = logging.getLogger("wpl")
+
+
+class Steps:
+    """The :class:`~wpl.nas.search.loop.Search` methods that each run one step."""
+
+    @torch.no_grad()
+    def sample_archs(self, n: int) -> list[Arch]:
+        """``n`` architectures from the current policy (uniformly, with ``search_strategy="random"``)."""
+        actions = None
+        if self.dist.main:  # data-parallel: rank 0 samples, every rank trains the same architectures
+            if self.cfg.search_strategy == "random":
+                own = getattr(self.task, "random_actions", None)  # the Task protocol's optional member
+                actions = None if own is None else own(n, self.arch_gen)
+                if actions is None:
+                    actions = torch.stack([torch.randint(0, k, (n,), generator=self.arch_gen)
+                                           for k in self.task.decisions], 1).tolist()
+            else:
+                self.controller.eval()
+                actions = self.controller.sample(n)[0].tolist()
+        return [self.task.decode(a) for a in self.dist.broadcast(actions)]
+
+    def shared_batch(self, arch: Arch, protect: Sequence[str], wpl: bool, fold_fisher: bool = False,
+                     where: str = "") -> tuple[float, float]:
+        """One optimizer step of the shared weights on the next training batch: CE (+ the task's
+        regularizers) and, with ``wpl``, the WPL gradient over ``protect``; ``fold_fisher`` also
+        folds this batch's gradient into the Fisher first. Returns (CE, WPL value)."""
+        total, ce = self.task.train_loss(arch)
+        if not torch.isfinite(total):
+            raise FloatingPointError(self._diverged("training loss", total.item(), where))
+        self.shared_opt.zero_grad(set_to_none=True)
+        total.backward()
+        if self.dist.active:  # the global batch's gradient (and its CE, for the logs): one flat all-reduce
+            ce = ce.reshape(1).clone()
+            self.dist.mean_grads_(self.supernet.parameters(), [ce])
+        value = 0.0
+        if fold_fisher:
+            self.wpl.update_fisher(protect)
+        how = self.cfg.wpl_update
+        if wpl and how == "gradient":
+            value = float(self.wpl.add_penalty_grad_(protect, with_value=True))
+        grads = [p for p in self.supernet.parameters() if p.grad is not None]
+        torch.nn.utils.clip_grad_norm_(grads, self.cfg.shared_grad_clip)
+        if wpl and how == "after_clip":
+            value = float(self.wpl.add_penalty_grad_(protect, with_value=True))
+        if wpl and how == "proximal":
+            with torch.no_grad():
+                value = float(self.wpl.penalty(protect))
+        self.shared_opt.step()
+        if wpl and how == "proximal":
+            self.wpl.proximal_(self.shared_opt.param_groups[0]["lr"], protect)
+        return ce.item(), value
+
+    def shared_step(self, arch: Arch, wpl: bool, where: str = "") -> list[tuple[float, float]]:
+        """Train ``arch`` on ``num_batch_per_iter`` consecutive batches (the supernet in train mode);
+        returns each batch's (CE, WPL value). With WPL on and ``fisher_source="train"`` — or, as the
+        original's extra estimate, without ``shared_valid_fisher`` — the last batch's gradient (taken
+        before the optimizer steps on it) is folded into the Fisher."""
+        c = self.cfg
+        protect = self.task.protected_names(arch)
+        self.supernet.train()
+        out = []
+        for i in range(c.num_batch_per_iter):
+            fold = (wpl and i == c.num_batch_per_iter - 1 and self._fisher_due(self.shared_steps)
+                    and (c.fisher_source == "train" or not c.shared_valid_fisher))
+            out.append(self.shared_batch(arch, protect, wpl, fold, where))
+        self.shared_steps += 1
+        return out
+
+    def fisher_step(self, arch: Arch) -> None:
+        """After ``arch``'s shared step with WPL on: with ``fisher_source="valid"``, fold its Fisher on
+        one validation batch (``fisher_estimator``, supernet in ``fisher_mode``) and advance the
+        validation stream (with ``"train"`` the Fisher was folded during the step); then move its anchors:
+        to its weights (``wpl_anchor="step"``) or part way (``"ema"``); snapshots move in the shared phase."""
+        protect = self.task.protected_names(arch)
+        if self.cfg.fisher_source == "valid" and self._fisher_due(self.shared_steps - 1):
+            batch = self.task.fisher_batch(arch)
+            # per-sample estimators map the net over single samples: each normalised with its batch's statistics
+            stats = nullcontext() if self.cfg.fisher_estimator == "batch_sq" else batch_statistics(
+                self.supernet, lambda: batch.model(torch.cat([x for x, _ in batch.batches])))
+            with model_mode(self.supernet, self.cfg.fisher_mode), stats:
+                self.wpl.estimate_fisher(batch.model, batch.batches, names=protect,
+                                         estimator=self.cfg.fisher_estimator, loss_fn=batch.loss_fn, mode="keep",
+                                         reduce=self.dist.mean_ if self.dist.active else None)
+            self.task.advance_valid(len(batch.batches))
+        fisher = [self.wpl.fisher[n] for n in protect if n in self.wpl.fisher]
+        if fisher and not bool(torch.isfinite(torch.stack([f.sum() for f in fisher])).all()):
+            raise FloatingPointError(self._diverged("Fisher", float("nan"), f" at shared step {self.shared_steps}"))
+        if self.cfg.wpl_anchor == "step":
+            self.wpl.update_anchors(protect)
+        elif self.cfg.wpl_anchor == "ema":
+            self.wpl.ema_anchors_(self.cfg.wpl_anchor_rate, protect)
+
+    def _fisher_due(self, step: int) -> bool:
+        """Whether shared step ``step`` (counted over the run, from 0) folds the Fisher (``fisher_every``)."""
+        return step % self.cfg.fisher_every == 0
+
+    def snapshot_anchors(self, epoch: int, step: int) -> None:
+        """``wpl_anchor="snapshot"``: θ̂ ← θ for every protected weight when WPL starts and every
+        ``wpl_anchor_every`` shared steps (a rule of the step counters, so a resumed run agrees)."""
+        c = self.cfg
+        if c.wpl_anchor == "snapshot" and ((epoch == c.start_using_fisher and step == 0)
+                                           or self.shared_steps % c.wpl_anchor_every == 0):
+            self.wpl.update_anchors()
+
+    def controller_step(self) -> dict[str, float]:
+        """Sample ``policy_batch_size`` architectures, reward each on the validation batches at the
+        stream's position (the task scores in eval mode), advance the stream, and take one REINFORCE
+        step; returns its statistics."""
+        self.controller.train()
+        d = self.dist
+        actions = logp = ent = None
+        if d.main:  # data-parallel: rank 0 samples and updates; every rank scores its shard of the rewards
+            actions, logp, ent = self.controller.sample(self.policy_batch_size)
+        n = self.cfg.nb_batch_reward_controller
+        listed = d.broadcast(None if actions is None else actions.tolist())
+        scored = [self.task.reward(self.task.decode(a), n) for a in listed]
+        bad = [loss for _, loss in scored if not math.isfinite(loss)]
+        if bad:
+            raise FloatingPointError(self._diverged("validation loss of a reward", bad[0],
+                                                    f" at controller step {self.controller_steps}"))
+        self.task.advance_valid(n)
+        stats = None
+        if d.main:
+            rewards = torch.tensor([r for r, _ in scored], device=logp.device)
+            stats = self.reinforce.update(logp, ent, rewards)
+        stats = d.broadcast(stats)
+        self.controller_steps += 1
+        return stats
+
+    def score(self, arch: Arch, where: str = "") -> tuple[float, float]:
+        """(error in the task's metric, loss) of ``arch`` on the fixed validation slice; a non-finite loss (a
+        diverged supernet) is an error. The error may still overflow (perplexity of a loss above ≈709)."""
+        err, loss = self.task.score(arch)
+        if not math.isfinite(loss):
+            raise FloatingPointError(self._diverged("validation loss", loss, where))
+        return err, loss
+
+    def _diverged(self, what: str, value: float, where: str) -> str:
+        """The one-line message for a non-finite ``what``: where, the last good checkpoint, the fix."""
+        ckpt = None if self.dir is None else self.dir / "checkpoint.pt"
+        last = (f"the last good checkpoint is {ckpt}" if ckpt is not None and ckpt.is_file()
+                else "there is no checkpoint yet")
+        return (f"non-finite {what} ({value}){where}; {last}; lower the shared learning rate (--shared_lr="
+                f"{self.shared_opt.param_groups[0]['lr']:g}) or WPL's alpha")
