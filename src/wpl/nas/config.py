@@ -58,49 +58,67 @@ def one_of(cfg: object, name: str, allowed: Sequence) -> None:
 class SearchConfig:
     """The loop: epochs, shared training, when WPL and the controller are on, telemetry, derive, saving."""
 
-    max_epoch: int = 100
-    shared_max_step: int = 50
-    shared_initial_step: int = 0
-    num_batch_per_iter: int = 10
-    shared_optim: str = "sgd"
-    shared_momentum: float = 0.0  # SGD's (Nesterov) momentum; 0: the original's plain SGD
-    shared_lr: float = 20.0
-    shared_decay: float = 0.96
-    shared_decay_after: float = 15.0
-    shared_l2_reg: float = 1e-7
-    shared_grad_clip: float = 0.25
-    use_wpl: bool = True
-    start_using_fisher: int = 0
-    shared_valid_fisher: bool = True
-    fisher_estimator: str = "batch_sq"
-    fisher_mode: str = "train"
-    fisher_source: str = "valid"  # valid: one validation batch per step; train: the step's last training batch
-    fisher_every: int = 1  # fold the Fisher after every N-th shared step only (anchors still move every step)
-    search_strategy: str = "enas"  # enas: the controller samples; random: uniform samples, no controller (RSWS)
-    arch_stream: str = "global"  # random: uniform samples from torch's global RNG, or from their own generator
-    wpl_update: str = "gradient"  # gradient (before the clip, the original) | after_clip | proximal
-    wpl_anchor: str = "step"  # step (θ̂ ← θ after each architecture, the original) | snapshot | ema
-    wpl_anchor_every: int = 100  # snapshot: every N shared steps
-    wpl_anchor_rate: float = 0.1  # ema: θ̂ ← θ̂ + rate·(θ − θ̂) after each architecture
-    rank_every: int = 0  # nb201: log ranking fidelity every N epochs (0: never)
-    rank_archs: int = 100  # nb201: the cells of that fixed, seeded sample
-    rank_batches: int = 4  # nb201: validation batches each of them is scored on
-    rank_batch_size: int = 250  # nb201: images per such batch (its BN statistics)
-    train_controller: bool = False
-    start_training_controller: int = 0
-    stop_training_controller: int = 1000
-    controller_max_step: int = 1500
-    nb_batch_reward_controller: int = 1
-    start_evaluate_diff: int = 0
-    forgetting_every: int = 1  # forgetting telemetry on every N-th shared step's architecture
-    forgetting_top_k: int = 5
-    derive_num_sample: int = 100
-    save_epoch: int = 5
-    max_save_num: int = 4
-    log_step: int = 50
+    max_epoch: int = flag(100, "epochs")
+    shared_max_step: int = flag(50, "shared steps (sampled architectures) per epoch")
+    shared_initial_step: int = flag(0, "warm-up shared steps before epoch 0 (capped at shared_max_step)")
+    num_batch_per_iter: int = flag(10, "consecutive training batches per sampled architecture (one shared step)")
+    shared_optim: str = flag("sgd", "sgd or adam", choices=["sgd", "adam"])
+    shared_momentum: float = flag(0.0, "Nesterov momentum of the shared SGD (0: plain SGD, the original's)")
+    shared_lr: float = flag(20.0, "shared learning rate")
+    shared_decay: float = flag(0.96, "shared lr decay per epoch after --shared_decay_after")
+    shared_decay_after: float = flag(15.0, "epoch after which the shared lr decays")
+    shared_l2_reg: float = flag(1e-7, "shared weight decay")
+    shared_grad_clip: float = flag(0.25, "shared grad-norm clip")
+    use_wpl: bool = flag(True, "False = plain ENAS, the no-WPL baseline (no penalty, no Fisher)")
+    start_using_fisher: int = flag(0, "first epoch with WPL on (penalty, Fisher and anchor updates)")
+    shared_valid_fisher: bool = flag(True, "Fisher from a validation batch after each step; False also folds in the "
+        "step's last training batch (its gradient, with AR/TAR if on)")
+    fisher_estimator: str = flag("batch_sq", "Fisher estimator: batch_sq (the original's squared batch gradient), "
+        "empirical or true (per-sample; image spaces only)", choices=ESTIMATORS)
+    fisher_mode: str = flag("train", "mode of the supernet during the Fisher pass: train (dropout on, as the original) "
+        "or eval", choices=["train", "eval"])
+    fisher_source: str = flag("valid", "data of the Fisher after each shared step: valid = one validation batch (the "
+        "original; one extra forward and backward), train = the step's last training batch, whose gradient is computed "
+        "anyway (before the optimizer steps on it; no extra pass)", choices=["valid", "train"])
+    fisher_every: int = flag(1, "fold the Fisher after every N-th shared step only (a validation Fisher's extra pass "
+        "on 1/N of the steps); anchors still move after every step; 1 = every step, as the original")
+    search_strategy: str = flag("enas", "enas (the controller samples architectures) or random (uniform samples, no "
+        "controller: random search with weight sharing, Li & Talwalkar 2019)", choices=["enas", "random"])
+    arch_stream: str = flag("global", "random strategy: global = architectures drawn from torch's RNG (which WPL, "
+        "dropout and data also draw from), own = from their own seeded generator, so runs that differ only in WPL "
+        "settings train the same architecture sequence (paired comparisons)", choices=["global", "own"])
+    wpl_update: str = flag("gradient", "how the penalty acts: gradient = its gradient added before the clip (the "
+        "original), after_clip = added after clipping the task gradient, proximal = an exact implicit step θ ← (θ + "
+        "lr·α·F·θ̂)/(1 + lr·α·F) after the optimizer's (stable for any α)", choices=WPL_UPDATES)
+    wpl_anchor: str = flag("step", "where the anchors θ̂ are: step = the weights after each architecture's step (the "
+        "original), snapshot = all weights every --wpl_anchor_every shared steps, ema = a moving average of each "
+        "architecture's weights (--wpl_anchor_rate)", choices=WPL_ANCHORS)
+    wpl_anchor_every: int = flag(100, "snapshot anchors: shared steps between snapshots")
+    wpl_anchor_rate: float = flag(0.1, "ema anchors: θ̂ ← θ̂ + rate·(θ − θ̂) after each architecture's step")
+    rank_every: int = flag(0, "nb201: every N epochs, rank --rank_archs fixed cells against the ground truth "
+        "(metrics.jsonl 'rank' events, TensorBoard rank/*; 0: never)")
+    rank_archs: int = flag(100, "nb201: the cells of that fixed, seeded uniform sample")
+    rank_batches: int = flag(4, "nb201: validation batches (of --rank_batch_size) each of them is scored on")
+    rank_batch_size: int = flag(250, "nb201: images per ranking batch (batch-statistics BN: larger is steadier)")
+    train_controller: bool = flag(False, "train the controller each epoch")
+    start_training_controller: int = flag(0, "first epoch in which the controller trains")
+    stop_training_controller: int = flag(1000, "the controller trains only while epoch < this")
+    controller_max_step: int = flag(1500, "controller updates per epoch")
+    nb_batch_reward_controller: int = flag(1, "validation batches averaged for each reward")
+    start_evaluate_diff: int = flag(0, "forgetting telemetry runs from this epoch on")
+    forgetting_every: int = flag(1, "forgetting telemetry on every N-th shared step's architecture only (each scored "
+        "twice: right after its step and at the epoch's end); 1 = every architecture")
+    forgetting_top_k: int = flag(5, "forgetting is also summarised over the k architectures best at err1")
+    derive_num_sample: int = flag(100, "architectures scored when deriving")
+    save_epoch: int = flag(5, "derive, draw and keep a checkpoint copy every N epochs")
+    max_save_num: int = flag(4, "checkpoint copies kept")
+    log_step: int = flag(50, "steps between log lines")
     # inside a phase too: every N steps (shared, controller, derive); 0 = at epoch ends only; -1 = auto
     # (as soon as AUTO_CHECKPOINT_RATIO times the last write's duration, and at least 10 s, have passed)
-    checkpoint_every_steps: int = -1
+    checkpoint_every_steps: int = flag(-1, "also write checkpoint.pt inside a phase, every N steps (shared, controller "
+        "and derive steps together), so a killed run loses at most N steps; 0 = at epoch ends only; -1 = auto: at the "
+        "first step after 50x the last write's duration (and at least 10 s) have passed, so writing costs at most 2% "
+        "of the run's time")
 
     def __post_init__(self) -> None:
         at_least(self, -1, "checkpoint_every_steps")
@@ -152,17 +170,18 @@ class SearchConfig:
 class ControllerConfig:
     """The ENAS policy's size and sampling, and its REINFORCE update."""
 
-    controller_hid: int = 100
-    softmax_temperature: float = 5.0
-    tanh_c: float = 2.5
-    controller_optim: str = "adam"
-    controller_lr: float = 3.5e-4
-    controller_grad_clip: float = 0.0
-    policy_batch_size: int = 5
-    entropy_mode: str = "reward"
-    entropy_coeff: float = 1e-4
-    ema_baseline_decay: float = 0.95
-    discount: float = 1.0
+    controller_hid: int = flag(100, "controller LSTM width")
+    softmax_temperature: float = flag(5.0, "controller softmax temperature")
+    tanh_c: float = flag(2.5, "tanh constant of the controller logits")
+    controller_optim: str = flag("adam", "adam or sgd", choices=["adam", "sgd"])
+    controller_lr: float = flag(3.5e-4, "controller learning rate")
+    controller_grad_clip: float = flag(0.0, "controller grad-norm clip (0 = none)")
+    policy_batch_size: int = flag(5, "architectures sampled per controller step")
+    entropy_mode: str = flag("reward", "reward (entropy bonus in the reward) or regularizer",
+        choices=["reward", "regularizer"])
+    entropy_coeff: float = flag(1e-4, "entropy weight")
+    ema_baseline_decay: float = flag(0.95, "decay of the REINFORCE baseline")
+    discount: float = flag(1.0, "reward discount over decisions (1 = none)")
 
     def __post_init__(self) -> None:
         at_least(self, 1, "controller_hid", "policy_batch_size")
@@ -180,13 +199,15 @@ class ControllerConfig:
 class TaskConfig:
     """What every task reads: batch sizes, the forgetting slice, the reward and what WPL protects."""
 
-    batch_size: int = 64
-    test_batch_size: int = 1
-    forgetting_batches: int = 4
-    reward_c: float = 80.0
-    ppl_square: bool = False
-    wpl_scope: str = "edges"
-    num_blocks: int = 12
+    batch_size: int = flag(64, "text: parallel streams; images: batch size")
+    test_batch_size: int = flag(1, "batch size of the full validation/test evaluations")
+    forgetting_batches: int = flag(4, "validation batches of the fixed forgetting slice")
+    reward_c: float = flag(80.0, "reward constant c")
+    ppl_square: bool = flag(False, "reward c/ppl² (RNN) or c·acc² (CNN)")
+    wpl_scope: str = flag("edges", "what WPL protects: edges = the architecture-specific weights (RNN edges, CNN ops; "
+        "the original), used = every parameter the architecture uses (adds embedding/decoder/stem...)",
+        choices=["edges", "used"])
+    num_blocks: int = flag(12, "RNN: nodes per cell; CNN: blocks per cell")
 
     def __post_init__(self) -> None:
         at_least(self, 1, "batch_size", "test_batch_size", "forgetting_batches", "num_blocks")
@@ -203,10 +224,12 @@ class TaskConfig:
 class ImageConfig(TaskConfig):
     """What the image spaces share: how their training batches are drawn and augmented."""
 
-    cutout: int = 0
-    augment_scope: str = "image"  # one crop/flip/cutout draw per image, or one for the whole batch
-    train_sampling: str = "epoch"  # training batches: passes over a shuffled order, or drawn with replacement
-    random_seed: int = 12345
+    cutout: int = flag(0, "cutout size in pixels for training augmentation (0 = off)")
+    augment_scope: str = flag("image", "image: each training image gets its own random crop, flip and cutout; batch: "
+        "one draw for the whole batch (milder; nb201's default, it ranks better there)", choices=AUGMENT_SCOPES)
+    train_sampling: str = flag("epoch", "image spaces' training batches: epoch = passes over a shuffled order, replace "
+        "= each batch drawn uniformly with replacement (nb201's default)", choices=TRAIN_SAMPLINGS)
+    random_seed: int = flag(12345, "seed for python, numpy and torch (alias --seed)")
 
     def __post_init__(self) -> None:
         super().__post_init__()

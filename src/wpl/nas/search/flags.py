@@ -12,12 +12,11 @@ import warnings
 from collections.abc import Sequence
 
 from wpl.errors import ConfigError
-from wpl.fisher import ESTIMATORS
 from wpl.flags import StrictParser, str2bool
 from wpl.plasticity import WplConfig
 
 from .. import spaces
-from ..config import WPL_ANCHORS, WPL_UPDATES, Configs, ControllerConfig, SearchConfig
+from ..config import Configs, ControllerConfig, ImageConfig, SearchConfig, TaskConfig
 
 
 def str_list(value: str) -> list[str]:
@@ -38,16 +37,11 @@ def str_list(value: str) -> list[str]:
 # (flag, type, default, help). Types: int, float, str, bool (str2bool), list (str_list).
 FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
     "WPL": [
-        ("use_wpl", bool, True, "False = plain ENAS, the no-WPL baseline (no penalty, no Fisher)"),
         ("wpl_recipe", str, "original", "original = WPL as the flags below say (their defaults and the README's "
          "commands are the original's); recommended = this project's measured best (README, BENCHMARKS.md): "
          "--legacy_compound_alpha=False --fisher_normalise=mean --fisher_clip_by_norm=0 --wpl_update=proximal "
          "--wpl_scope=used --alpha_fisher=1/shared_lr, in place of those flags given before it (a flag after "
          "it wins)"),
-        ("wpl_scope", str, "edges", "what WPL protects: edges = the architecture-specific weights (RNN edges, "
-         "CNN ops; the original), used = every parameter the architecture uses (adds embedding/decoder/stem...)"),
-        ("start_using_fisher", int, 0, "first epoch with WPL on (penalty, Fisher and anchor updates)"),
-        ("num_batch_per_iter", int, 10, "consecutive training batches per sampled architecture (one shared step)"),
         ("set_fisher_zero_per_iter", int, -1, "reset the Fisher every N epochs (N > 0)"),
         ("lambda_fisher", float, 0.9, "weight of the new estimate in the Fisher EMA"),
         ("fisher_clip_by_norm", float, 0.0, "clip each Fisher tensor to this L2 norm (0 = no clip)"),
@@ -60,38 +54,10 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
         ("legacy_compound_alpha", bool, True,
          "the original's Fisher update (α multiplied into the stored F at every update, so the "
          "original's α and clip mean what they meant); False = α/2·ΣF·d² with F = EMA of g² (see README)"),
-        ("shared_valid_fisher", bool, True, "Fisher from a validation batch after each step; False also "
-         "folds in the step's last training batch (its gradient, with AR/TAR if on)"),
-        ("fisher_estimator", str, "batch_sq", "Fisher estimator: batch_sq (the original's squared batch gradient), "
-         "empirical or true (per-sample; image spaces only)"),
-        ("fisher_source", str, "valid", "data of the Fisher after each shared step: valid = one validation "
-         "batch (the original; one extra forward and backward), train = the step's last training batch, whose "
-         "gradient is computed anyway (before the optimizer steps on it; no extra pass)"),
-        ("fisher_every", int, 1, "fold the Fisher after every N-th shared step only (a validation Fisher's extra "
-         "pass on 1/N of the steps); anchors still move after every step; 1 = every step, as the original"),
-        ("fisher_mode", str, "train", "mode of the supernet during the Fisher pass: train (dropout on, as the "
-         "original) or eval"),
         ("fisher_normalise", str, "none", "none, or mean: each tensor's Fisher divided by its mean, so α does not "
          "depend on the model's gradient scale (needs --legacy_compound_alpha=False)"),
-        ("wpl_update", str, "gradient", "how the penalty acts: gradient = its gradient added before the clip (the "
-         "original), after_clip = added after clipping the task gradient, proximal = an exact implicit step "
-         "θ ← (θ + lr·α·F·θ̂)/(1 + lr·α·F) after the optimizer's (stable for any α)"),
-        ("wpl_anchor", str, "step", "where the anchors θ̂ are: step = the weights after each architecture's step "
-         "(the original), snapshot = all weights every --wpl_anchor_every shared steps, ema = a moving average "
-         "of each architecture's weights (--wpl_anchor_rate)"),
-        ("wpl_anchor_every", int, 100, "snapshot anchors: shared steps between snapshots"),
-        ("wpl_anchor_rate", float, 0.1, "ema anchors: θ̂ ← θ̂ + rate·(θ − θ̂) after each architecture's step"),
         ("shared_ce_fisher", bool, True, "Fisher from the cross-entropy only (accepted; always CE here)"),
         ("controller_update_fisher", bool, False, "accepted for compatibility (unused in the original too)"),
-        ("train_controller", bool, False, "train the controller each epoch"),
-        ("start_training_controller", int, 0, "first epoch in which the controller trains"),
-        ("stop_training_controller", int, 1000, "the controller trains only while epoch < this"),
-        ("nb_batch_reward_controller", int, 1, "validation batches averaged for each reward"),
-        ("start_evaluate_diff", int, 0, "forgetting telemetry runs from this epoch on"),
-        ("forgetting_batches", int, 4, "validation batches of the fixed forgetting slice"),
-        ("forgetting_every", int, 1, "forgetting telemetry on every N-th shared step's architecture only "
-         "(each scored twice: right after its step and at the epoch's end); 1 = every architecture"),
-        ("forgetting_top_k", int, 5, "forgetting is also summarised over the k architectures best at err1"),
     ],
     "CNN": [
         ("search_mode", str, "micro", "micro (macro search is not implemented, as in the original)"),
@@ -101,63 +67,20 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
         ("cnn_input_channels", int, 3, "image channels"),
         ("num_workers", int, 4, "accepted for compatibility (data stays in memory)"),
         ("valid_size", int, 5000, "training images held out for validation (images only)"),
-        ("cutout", int, 0, "cutout size in pixels for training augmentation (0 = off)"),
-        ("augment_scope", str, "image", "image: each training image gets its own random crop, flip and cutout; "
-         "batch: one draw for the whole batch (milder; nb201's default, it ranks better there)"),
-        ("train_sampling", str, "epoch", "image spaces' training batches: epoch = passes over a shuffled order, "
-         "replace = each batch drawn uniformly with replacement (nb201's default)"),
     ],
     "Network": [
         ("network_type", str, spaces.kinds()[0], "the search space: one of the registered spaces (wpl.nas.spaces; the "
          "first, the original's, is the default)"),
-        ("num_blocks", int, 12, "RNN: nodes per cell; CNN: blocks per cell"),
-        ("controller_hid", int, 100, "controller LSTM width"),
         ("cnn_hid", int, 64, "accepted for compatibility (unused in the original)"),
         ("dataset", str, "ptb", "folder under --data_dir (text: train/valid/test.txt)"),
     ],
     "Learning": [
-        ("search_strategy", str, "enas", "enas (the controller samples architectures) or random (uniform samples, "
-         "no controller: random search with weight sharing, Li & Talwalkar 2019)"),
-        ("arch_stream", str, "global", "random strategy: global = architectures drawn from torch's RNG (which WPL, "
-         "dropout and data also draw from), own = from their own seeded generator, so runs that differ only in "
-         "WPL settings train the same architecture sequence (paired comparisons)"),
-        ("rank_every", int, 0, "nb201: every N epochs, rank --rank_archs fixed cells against the ground truth "
-         "(metrics.jsonl 'rank' events, TensorBoard rank/*; 0: never)"),
-        ("rank_archs", int, 100, "nb201: the cells of that fixed, seeded uniform sample"),
-        ("rank_batches", int, 4, "nb201: validation batches (of --rank_batch_size) each of them is scored on"),
-        ("rank_batch_size", int, 250, "nb201: images per ranking batch (batch-statistics BN: larger is steadier)"),
         ("mode", str, "train", "train (search), derive (derive from a saved run), test (test numbers of a run: "
          "its final model's when trained) or train_final (= wpl train-final, its own flags)"),
-        ("batch_size", int, 64, "text: parallel streams; images: batch size"),
-        ("test_batch_size", int, 1, "batch size of the full validation/test evaluations"),
-        ("max_epoch", int, 100, "epochs"),
-        ("entropy_mode", str, "reward", "reward (entropy bonus in the reward) or regularizer"),
-        ("policy_batch_size", int, 5, "architectures sampled per controller step"),
-        ("ppl_square", bool, False, "reward c/ppl² (RNN) or c·acc² (CNN)"),
-        ("reward_c", float, 80.0, "reward constant c"),
-        ("ema_baseline_decay", float, 0.95, "decay of the REINFORCE baseline"),
-        ("discount", float, 1.0, "reward discount over decisions (1 = none)"),
-        ("controller_max_step", int, 1500, "controller updates per epoch"),
-        ("controller_optim", str, "adam", "adam or sgd"),
-        ("controller_lr", float, 3.5e-4, "controller learning rate"),
         ("controller_lr_cosine", bool, False, "accepted for compatibility (unused in the original)"),
         ("controller_lr_max", float, 0.05, "accepted for compatibility"),
         ("controller_lr_min", float, 0.001, "accepted for compatibility"),
-        ("controller_grad_clip", float, 0.0, "controller grad-norm clip (0 = none)"),
-        ("tanh_c", float, 2.5, "tanh constant of the controller logits"),
-        ("softmax_temperature", float, 5.0, "controller softmax temperature"),
-        ("entropy_coeff", float, 1e-4, "entropy weight"),
-        ("shared_initial_step", int, 0, "warm-up shared steps before epoch 0 (capped at shared_max_step)"),
-        ("shared_max_step", int, 50, "shared steps (sampled architectures) per epoch"),
         ("shared_num_sample", int, 1, "architectures per shared step (only 1 is supported)"),
-        ("shared_optim", str, "sgd", "sgd or adam"),
-        ("shared_momentum", float, 0.0, "Nesterov momentum of the shared SGD (0: plain SGD, the original's)"),
-        ("shared_lr", float, 20.0, "shared learning rate"),
-        ("shared_decay", float, 0.96, "shared lr decay per epoch after --shared_decay_after"),
-        ("shared_decay_after", float, 15.0, "epoch after which the shared lr decays"),
-        ("shared_l2_reg", float, 1e-7, "shared weight decay"),
-        ("shared_grad_clip", float, 0.25, "shared grad-norm clip"),
-        ("derive_num_sample", int, 100, "architectures scored when deriving"),
     ],
     "Misc": [
         ("load_path", str, "", "run to resume or derive from: a folder, or a model name under --log_dir"),
@@ -165,18 +88,10 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
          ".json) instead of its best derived cell"),
         ("resume", bool, False, "continue the run named by --load_path, else the <dataset>_<comment> run"),
         ("resume_with_new_params", bool, False, "on resume, take hyper-parameters from this command line"),
-        ("log_step", int, 50, "steps between log lines"),
-        ("save_epoch", int, 5, "derive, draw and keep a checkpoint copy every N epochs"),
-        ("max_save_num", int, 4, "checkpoint copies kept"),
-        ("checkpoint_every_steps", int, -1, "also write checkpoint.pt inside a phase, every N steps (shared, "
-         "controller and derive steps together), so a killed run loses at most N steps; 0 = at epoch ends only; "
-         "-1 = auto: at the first step after 50x the last write's duration (and at least 10 s) have passed, so "
-         "writing costs at most 2% of the run's time"),
         ("log_level", str, "INFO", "DEBUG, INFO, WARNING or ERROR"),
         ("log_dir", str, "logs", "output root"),
         ("data_dir", str, "data", "input root (holds <dataset>/)"),
         ("num_gpu", int, 1, "0 forces the CPU; otherwise CUDA when available"),
-        ("random_seed", int, 12345, "seed for python, numpy and torch (alias --seed)"),
         ("use_tensorboard", bool, True, "write TensorBoard events"),
         ("comment", str, None, "run name suffix: logs/<dataset>_<comment>"),
         ("dag_path", str, "", "accepted for compatibility"),
@@ -195,23 +110,10 @@ RECIPES: dict[str, dict[str, object]] = {
 ALIASES = {"random_seed": ["--seed"]}
 CHOICES = {
     "mode": ["train", "derive", "test", "train_final"],
-    "entropy_mode": ["reward", "regularizer"],
-    "controller_optim": ["adam", "sgd"],
-    "shared_optim": ["sgd", "adam"],
     "fisher_normalise": ["none", "mean"],
-    "wpl_update": list(WPL_UPDATES),
-    "wpl_anchor": list(WPL_ANCHORS),
-    "wpl_scope": ["edges", "used"],
     "alpha_decay_mode": [1, 2],
     "log_level": ["DEBUG", "INFO", "WARNING", "ERROR"],
     "search_mode": ["micro"],
-    "fisher_estimator": list(ESTIMATORS),
-    "fisher_mode": ["train", "eval"],
-    "fisher_source": ["valid", "train"],
-    "search_strategy": ["enas", "random"],
-    "augment_scope": ["image", "batch"],
-    "train_sampling": ["epoch", "replace"],
-    "arch_stream": ["global", "own"],
     "wpl_recipe": list(RECIPES),
 }
 # settings the command line spells differently (the regularizer's α, the image loader's channels)
@@ -221,33 +123,38 @@ FLAG_OF = {"alpha": "alpha_fisher", "channels": "cnn_input_channels"}
 _TYPES = {"int": int, "float": float, "bool": bool, "str": str, "tuple[str, ...]": str_list}
 
 
-def space_flags() -> dict[str, list[tuple]]:
-    """Each registered space's own flags, one group per space: its config's fields made with
-    :func:`wpl.nas.config.flag` (name, type, default, help), unless a common flag has the name already."""
+# the configs whose fields made with wpl.nas.config.flag are flags, in --help's order (then each space's own)
+CONFIG_GROUPS = {"Search loop": SearchConfig, "Controller": ControllerConfig, "Task (every space)": TaskConfig,
+                 "Image spaces": ImageConfig}
+
+
+def _config_rows(cls, seen: set[str]) -> list[tuple]:
+    """The flags of ``cls``'s fields made with :func:`wpl.nas.config.flag` (name, type, default, help) that no
+    earlier group has."""
+    rows = []
+    for f in dataclasses.fields(cls):
+        if "help" in f.metadata and f.name not in seen:
+            seen.add(f.name)
+            default = list(f.default) if isinstance(f.default, tuple) else f.default
+            rows.append((f.name, _TYPES[str(f.type)], default, f.metadata["help"]))
+    return rows
+
+
+def all_flags() -> dict[str, list[tuple]]:
+    """Every flag by --help group: the hand-written ones (WPL, data, run), the configs' fields, each space's."""
     seen = {name for group in FLAGS.values() for name, *_ in group}
-    out: dict[str, list[tuple]] = {}
+    out = {**FLAGS, **{title: _config_rows(cls, seen) for title, cls in CONFIG_GROUPS.items()}}
     for space in spaces.all_spaces():
-        rows = []
-        for f in dataclasses.fields(space.config):
-            if "help" in f.metadata and f.name not in seen:
-                seen.add(f.name)
-                default = list(f.default) if isinstance(f.default, tuple) else f.default
-                rows.append((f.name, _TYPES[str(f.type)], default, f.metadata["help"]))
-        if rows:
+        if rows := _config_rows(space.config, seen):
             out[f"{space.kind} space (--network_type={space.kind})"] = rows
     return out
 
 
-def all_flags() -> dict[str, list[tuple]]:
-    """The common flags' groups and each space's."""
-    return {**FLAGS, **space_flags()}
-
-
-def space_choices() -> dict[str, list]:
-    """The allowed values of the spaces' flags that have them, and of --network_type."""
+def config_choices() -> dict[str, list]:
+    """The allowed values of the configs' flags that have them (each space's too), and of --network_type."""
     out: dict[str, list] = {"network_type": spaces.kinds()}
-    for space in spaces.all_spaces():
-        out.update({f.name: f.metadata["choices"] for f in dataclasses.fields(space.config)
+    for cls in (*CONFIG_GROUPS.values(), *(s.config for s in spaces.all_spaces())):
+        out.update({f.name: f.metadata["choices"] for f in dataclasses.fields(cls)
                     if f.metadata.get("choices") is not None})
     return out
 
@@ -263,7 +170,7 @@ def build_parser(prog: str = "wpl search") -> StrictParser:
                     for s in spaces.all_spaces() if s.flag_defaults)
     p = StrictParser(prog=prog, description="ENAS search with Weight Plasticity Loss (the original main.py flags)",
                      epilog=f"Some spaces change some defaults (an explicit flag always wins): {own}.")
-    choices = {**CHOICES, **space_choices()}
+    choices = {**CHOICES, **config_choices()}
     for group_name, flags in all_flags().items():
         g = p.add_argument_group(group_name)
         for name, typ, default, help_ in flags:
