@@ -1,4 +1,4 @@
-"""Print the README's "Errors" table: every case of tests/test_bad_input.py and the one line it gives.
+"""Print docs/errors.md's table: every case of tests/test_bad_input.py and the one line it gives.
 
 Usage: python tools/error_table.py   (from the repository root; paths are shortened to their last parts)
 """

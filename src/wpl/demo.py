@@ -20,7 +20,7 @@ DEMO_FLAGS = [
     "--derive_num_sample=4", "--start_using_fisher=1", "--alpha_fisher=60", "--fisher_clip_by_norm=10",
     "--set_fisher_zero_per_iter=2", "--log_level=WARNING",
 ]
-# plain ENAS, WPL as the original README sets it, and the recommended recipe (README, "Which WPL setting")
+# plain ENAS, WPL as the original README sets it, and the recommended recipe (docs/rnn.md, "Which WPL setting")
 RUNS = (("no_wpl", ["--use_wpl=False"]), ("wpl", []), ("wpl_recommended", ["--wpl_recipe=recommended"]))
 # --size tiny: a smoke run of both halves in seconds (the numbers mean nothing at this size)
 TINY_FLAGS = ["--shared_embed=16", "--shared_hid=16", "--num_blocks=4", "--shared_max_step=3", "--num_batch_per_iter=2",

@@ -1,6 +1,6 @@
 """The two-model experiment: train A, then B sharing A's first blocks, with and without WPL.
 
-Protocol (the README explains why): blocks are fully connected layers. A applies leaky ReLU after each
+Protocol (docs/two-models.md explains why): blocks are fully connected layers. A applies leaky ReLU after each
 of its 4 blocks; B runs the shared blocks inside a *different* operation (tanh), as one edge weight
 is used by different operations in weight-sharing NAS, then 3 private blocks and its own classifier.
 A is trained first — to convergence (``strict``) or only briefly (``loose``) — then B is trained

@@ -29,7 +29,7 @@ def recipe_flags() -> dict[str, tuple[str, str]]:
 
 
 def final_parser(prog: str = "wpl train-final") -> StrictParser:
-    """The command's flags; recipe flags default to the cell's space's recipe (see the README)."""
+    """The command's flags; recipe flags default to the cell's space's recipe (see docs/final-training.md)."""
     p = StrictParser(prog=prog, description="Train a cell from scratch (from a search run, a JSON file, a named "
                      "cell or random:SEED) and score it once on the test split.")
     src = p.add_argument_group("the cell")

@@ -38,7 +38,7 @@ def str_list(value: str) -> list[str]:
 FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
     "WPL": [
         ("wpl_recipe", str, "original", "original = WPL as the flags below say (their defaults and the README's "
-         "commands are the original's); recommended = this project's measured best (README, BENCHMARKS.md): "
+         "commands are the original's); recommended = this project's measured best (docs/rnn.md, BENCHMARKS.md): "
          "--legacy_compound_alpha=False --fisher_normalise=mean --fisher_clip_by_norm=0 --wpl_update=proximal "
          "--wpl_scope=used --alpha_fisher=1/shared_lr, in place of those flags given before it (a flag after "
          "it wins)"),
@@ -53,7 +53,7 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
         ("alpha_small_scale", float, 0.0, "floor α never decays below"),
         ("legacy_compound_alpha", bool, True,
          "the original's Fisher update (α multiplied into the stored F at every update, so the "
-         "original's α and clip mean what they meant); False = α/2·ΣF·d² with F = EMA of g² (see README)"),
+         "original's α and clip mean what they meant); False = α/2·ΣF·d² with F = EMA of g² (see docs/rnn.md)"),
         ("fisher_normalise", str, "none", "none, or mean: each tensor's Fisher divided by its mean, so α does not "
          "depend on the model's gradient scale (needs --legacy_compound_alpha=False)"),
         ("shared_ce_fisher", bool, True, "Fisher from the cross-entropy only (accepted; always CE here)"),

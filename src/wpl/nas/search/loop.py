@@ -9,7 +9,7 @@ a derive step. A full-state checkpoint is written atomically after every epoch a
 ``checkpoint_every_steps`` steps inside one (with where the epoch is: the phases done, the step of the
 one in progress and its running sums), so a run resumes exactly from any of them; a stop asked for by
 a signal (:meth:`Search.request_stop`) checkpoints at the next step and raises :class:`SearchStopped`.
-Logged names follow one schema for every space (README, "Outputs").
+Logged names follow one schema for every space (docs/rnn.md, "Outputs").
 """
 
 from __future__ import annotations
@@ -332,7 +332,7 @@ class Search(Steps, Progress, State):
         self.save(copy=epoch % c.save_epoch == 0 or last, epoch=epoch)
 
     def finish(self) -> dict:
-        """Test numbers of the best derived architecture; ``summary.json`` (schema: README, "Outputs")."""
+        """Test numbers of the best derived architecture; ``summary.json`` (schema: docs/rnn.md, "Outputs")."""
         m = self.metric
         t0 = self._clock()
         test = None
