@@ -202,3 +202,21 @@ def assert_drawn(path: Path, min_side: int = 100) -> None:
         assert im.format == "PNG" and min(im.size) >= min_side, (path, im.format, im.size)
         colours = im.convert("RGB").getcolors(maxcolors=1 << 16)  # None: more colours than that
         assert colours is None or len(colours) >= 3, f"{path}: {len(colours)} colour(s), nothing drawn"
+
+
+# the test-only space (tests/toyspace): a tiny search on it takes seconds
+TOY = ["--network_type=toy_mlp", "--batch_size=16", "--shared_max_step=4", "--num_batch_per_iter=1",
+       "--controller_max_step=2", "--derive_num_sample=3", "--forgetting_batches=2", "--log_step=2", "--save_epoch=1",
+       "--controller_hid=8", "--use_tensorboard=False", "--log_level=WARNING", "--train_controller=True",
+       "--start_training_controller=0", "--start_using_fisher=1", "--data_dir=embedded", "--dataset=synthetic"]
+
+
+@pytest.fixture
+def toy():
+    """The test-only space, registered by its one line (and unregistered after)."""
+    from wpl.nas import spaces
+
+    spaces.register("toy_mlp", "toyspace")
+    yield
+    spaces.REGISTRY.pop("toy_mlp")
+    spaces._LOADED.pop("toy_mlp", None)

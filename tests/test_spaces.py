@@ -6,25 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import assert_drawn
+from conftest import TOY, assert_drawn
 from wpl.cli import main
 from wpl.errors import WplError
 from wpl.nas import spaces
 from wpl.nas.search.run import run_search
-
-TOY = ["--network_type=toy_mlp", "--batch_size=16", "--shared_max_step=4", "--num_batch_per_iter=1",
-       "--controller_max_step=2", "--derive_num_sample=3", "--forgetting_batches=2", "--log_step=2", "--save_epoch=1",
-       "--controller_hid=8", "--use_tensorboard=False", "--log_level=WARNING", "--train_controller=True",
-       "--start_training_controller=0", "--start_using_fisher=1", "--data_dir=embedded", "--dataset=synthetic"]
-
-
-@pytest.fixture
-def toy():
-    """The test-only space, registered by its one line (and unregistered after)."""
-    spaces.register("toy_mlp", "toyspace")
-    yield
-    spaces.REGISTRY.pop("toy_mlp")
-    spaces._LOADED.pop("toy_mlp", None)
 
 
 def test_a_new_space_searches_derives_resumes_draws_and_compares(toy, tmp_path: Path, capsys) -> None:

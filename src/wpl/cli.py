@@ -213,18 +213,22 @@ def _runs_and_labels(args) -> tuple[list, list[str]]:
     from .nas.final.loop import run_folder
     from .nas.search.report import load_run
 
-    names = [args.model_name, *args.compare]
+    if args.runs and (args.model_name or args.compare):
+        raise WplError("name the runs once: as arguments (wpl compare RUN1 RUN2) or with --model_name/--compare")
+    names = list(args.runs) or [args.model_name, *args.compare]
+    if not names[0]:
+        raise WplError("name at least one search run: wpl COMMAND RUN [RUN ...] (folders under --log_dir)")
     log_dir = Path(args.log_dir)
     runs = [load_run(run_folder(log_dir, n)) for n in names]
     labels = list(args.labels) if args.labels else [Path(n).name for n in names]
     if len(labels) != len(runs):
-        raise WplError(f"--labels: {len(labels)} labels for {len(runs)} runs; give one per run (the first is "
-                       "--model_name's)")
+        raise WplError(f"--labels: {len(labels)} labels for {len(runs)} runs; give one per run, in order")
     return runs, labels
 
 
 def _run_flags(p: StrictParser) -> None:
-    p.add_argument("--model_name", required=True, help="a search run under --log_dir")
+    p.add_argument("runs", nargs="*", help="search runs under --log_dir (the first is the reference)")
+    p.add_argument("--model_name", default="", help="a search run under --log_dir (or give runs as arguments)")
     p.add_argument("--compare", nargs="*", default=[], help="more runs to overlay")
     p.add_argument("--labels", nargs="*", default=[], help="one label per run (default: the folder names)")
     p.add_argument("--log_dir", default="logs")
@@ -299,6 +303,28 @@ def cmd_compare(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_runs(argv: Sequence[str]) -> int:
+    """``wpl runs``: the search runs in a folder, with their space, epochs, best score and state."""
+    from .nas.final.loop import list_runs
+    from .nas.search.report import run_status
+
+    p = StrictParser(prog="wpl runs", description="The search runs under --log_dir: space, epochs done, best "
+                     "derived score, state (running / finished / interrupted)",
+                     epilog="example: wpl runs --log_dir logs")
+    p.add_argument("--log_dir", default="logs")
+    args = p.parse_args(argv)
+    names = list_runs(Path(args.log_dir))
+    if not names:
+        print(f"no search runs under {args.log_dir}")
+        return 0
+    rows = [run_status(Path(args.log_dir) / n) for n in names]
+    print("| run | space | epochs | best | state |\n|---|---|---|---|---|")
+    for r in rows:
+        best = "–" if r["best"] is None else f"{r['metric']} {r['best']:.4g}"
+        print(f"| {r['run']} | {r['space']} | {r['epochs']} | {best} | {r['state']} |")
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "search": (cmd_search, "ENAS search with WPL (the original main.py flags)"),
     "two-models": (cmd_two_models, "the two-model forgetting experiment (MNIST)"),
@@ -309,6 +335,7 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "draw": (cmd_draw, "draw a named cell, random:SEED or an architecture file"),
     "plot": (cmd_plot, "the paper's ENAS forgetting figure from runs (overlaid)"),
     "compare": (cmd_compare, "a table of runs: differing settings, forgetting, scores"),
+    "runs": (cmd_runs, "the search runs in a folder: space, epochs, best score, running/finished/interrupted"),
 }
 
 
@@ -330,6 +357,11 @@ def _usage() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``wpl`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("-V", "--version"):
+        from . import __version__
+
+        print(f"wpl {__version__}")
+        return 0
     if not argv or argv[0] in ("-h", "--help"):
         sys.stdout.write(_usage())
         return 0 if argv else 2

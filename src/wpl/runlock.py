@@ -44,3 +44,21 @@ def run_lock(folder: str | Path, hint: str = "choose another --comment or --log_
             fcntl.flock(fh, fcntl.LOCK_UN)
     finally:
         fh.close()
+
+
+def is_locked(folder: str | Path) -> bool:
+    """Whether a process holds ``folder`` now (a run in progress); False where no lock can be taken."""
+    path = Path(folder) / LOCK_NAME
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    if not path.is_file():
+        return False
+    with open(path, "a+", encoding="utf-8") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        return False

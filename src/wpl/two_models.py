@@ -24,6 +24,7 @@ from tqdm import tqdm
 from .data.mnist import MnistSplits
 from .errors import ConfigError
 from .plasticity import WeightPlasticity
+from .progress import bar as progress_bar
 
 ACTIVATIONS = {
     "relu": F.relu,
@@ -246,7 +247,7 @@ def run_two_models(cfg: TwoModelsConfig, data: MnistSplits, settings: tuple[str,
     total = sum(cfg.a_iters[s] + cfg.b_iters * len(variants) for s in settings)
     # Adam's second moments underflow to denormals here, which slows CPU arithmetic up to 20x.
     torch.set_flush_denormal(True)
-    with tqdm(total=total, desc="two-models", unit="it", dynamic_ncols=True, mininterval=0.5) as bar:
+    with progress_bar(total=total, desc="two-models", unit="it", dynamic_ncols=True, mininterval=0.5) as bar:
         try:
             runs = [run_setting(cfg, data, s, bar, variants) for s in settings]
         finally:

@@ -208,10 +208,10 @@ def _train_final(job: FinalJob, device: torch.device, dist: Dist = SINGLE) -> di
     log.info("final training of %s (%s) in %s on %s: %d parameters, %s", job.arch.to_json(), job.source, out,
              device, trainer.params, "validation picks the best epoch" if validate else
              "trained on train+valid: the last epoch is tested")
-    from tqdm.auto import tqdm
+    from wpl.progress import bar as progress_bar
 
     stopped_early = False
-    bar = tqdm(total=job.max_epoch, initial=epoch, desc="final", dynamic_ncols=True, leave=False,
+    bar = progress_bar(total=job.max_epoch, initial=epoch, desc="final", dynamic_ncols=True, leave=False,
                disable=not dist.main)
     try:
         while epoch < job.max_epoch:

@@ -20,13 +20,13 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from wpl.dist import SINGLE, Dist
 from wpl.errors import ConfigError
 from wpl.fileio import finite, write_json
 from wpl.forgetting import ForgettingMonitor
 from wpl.plasticity import WeightPlasticity, WplConfig
+from wpl.progress import bar as progress_bar
 from wpl.runlog import NullRunLog, RunLog
 from wpl.runtime import clock
 from wpl.viz import save_cell_drawing
@@ -121,7 +121,7 @@ class Search(Steps, Progress, State):
         start = cur["step"] if cur else 0
         sums = dict(cur["acc"]["sums"]) if cur else {"loss": 0.0, "wpl": 0.0, "n": 0}
         window = dict(cur["acc"]["window"]) if cur else dict(sums)
-        bar = tqdm(range(start, steps), desc=f"epoch {epoch} shared", leave=False, dynamic_ncols=True,
+        bar = progress_bar(range(start, steps), desc=f"epoch {epoch} shared", leave=False, dynamic_ncols=True,
                    mininterval=1.0, initial=start, total=steps, disable=not self.dist.main)
         for step in bar:
             t0 = self._clock()
@@ -174,7 +174,7 @@ class Search(Steps, Progress, State):
         window: dict[str, list[float]] = ({k: list(v) for k, v in cur["acc"]["window"].items()} if cur else
                                           {"reward": [], "entropy": [], "adv": [], "loss": []})
         all_rewards = list(cur["acc"]["rewards"]) if cur else []
-        bar = tqdm(range(start, steps), desc=f"epoch {epoch} controller", leave=False, dynamic_ncols=True,
+        bar = progress_bar(range(start, steps), desc=f"epoch {epoch} controller", leave=False, dynamic_ncols=True,
                    mininterval=1.0, initial=start, total=steps, disable=not self.dist.main)
         for step in bar:
             t0 = self._clock()
@@ -280,7 +280,7 @@ class Search(Steps, Progress, State):
             self.controller_phase(0, c.controller_max_step)
             self.progress = None
         self.warmed_up = True
-        bar = tqdm(range(self.epoch, c.max_epoch), desc="search", initial=self.epoch, total=c.max_epoch,
+        bar = progress_bar(range(self.epoch, c.max_epoch), desc="search", initial=self.epoch, total=c.max_epoch,
                    dynamic_ncols=True, disable=not self.dist.main)
         for epoch in bar:
             self.run_epoch(epoch)

@@ -75,6 +75,24 @@ def load_run(path: Path) -> RunData:
                    [e for e in events if e.get("event") == "fisher"])
 
 
+def run_status(path: Path) -> dict:
+    """One line of ``wpl runs``: the run's space, epochs done of its max, best derived score, and state —
+    running (a process holds it), finished (all its epochs done) or interrupted."""
+    from wpl.runlock import is_locked
+
+    run = load_run(path)
+    derived = [e for e in _events(path / "metrics.jsonl") if e.get("event") == "derive"]
+    s = run.summary or {}
+    done = int(s.get("epochs_done", len(run.epochs)))
+    total = int(run.config.get("max_epoch", s.get("max_epoch", 0)))
+    best = s.get("best_valid")
+    if best is None and derived:
+        best = min(e["valid"] for e in derived if isinstance(e.get("valid"), (int, float)))
+    state = "running" if is_locked(path) else "finished" if run.summary and done >= total else "interrupted"
+    return {"run": path.name, "space": run.config.get("network_type"), "epochs": f"{done}/{total}",
+            "best": best, "metric": run.metric, "state": state}
+
+
 def _series(run: RunData, key: str) -> tuple[list[int], list[float]]:
     pts = [(e["epoch"], e.get(key)) for e in run.forgetting]
     pts = [(x, y) for x, y in pts if isinstance(y, (int, float)) and math.isfinite(y)]

@@ -142,9 +142,9 @@ def rank_search(search, run_dir: Path, num_archs: int | None, seed: int, batches
     idx = sample_benchmark_cells(num_archs, seed, unique)
     strings = [all_archs()[i] for i in idx]
     archs = [Nb201Arch.from_string(s) for s in strings]
-    from tqdm.auto import tqdm
+    from wpl.progress import bar as progress_bar
 
-    with tqdm(total=len(archs), desc="rank", dynamic_ncols=True, leave=False) as bar:
+    with progress_bar(total=len(archs), desc="rank", dynamic_ncols=True, leave=False) as bar:
         scores = score_cells(task, archs, batches, batch_size, lambda: bar.update(1))
     g = ground_truth()
     truth = g.test_acc[idx]
