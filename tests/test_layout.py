@@ -49,3 +49,18 @@ def test_outside_the_spaces_no_code_names_a_space() -> None:
                     f"spaces.{k}" in node.module for k in kinds):
                 found.append(f"{rel}:{node.lineno} from {node.module}")
     assert not found, found
+
+
+def test_every_number_of_the_benchmarks_summary_comes_from_its_result_file() -> None:
+    """BENCHMARKS.md's summary table quotes only numbers its committed result JSON holds."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("check_benchmarks", root / "tools" / "check_benchmarks.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.check(root / "BENCHMARKS.md") == []
+    assert mod.numbers("98.2% at α = 3000, −0.18") == [("98.2%", 98.2, 1, True), ("3000", 3000.0, 0, False),
+                                                       ("−0.18", -0.18, 2, False)]
+    assert mod.found(98.2, 1, True, [0.98213]) and not mod.found(98.3, 1, True, [0.98213])
