@@ -115,4 +115,5 @@ def test_every_command_prints_its_help(command: str, capsys: pytest.CaptureFixtu
     with pytest.raises(SystemExit) as exc:
         main([command, "--help"])
     assert exc.value.code == 0
-    assert "usage:" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "usage:" in out and f"example: wpl {command}" in " ".join(out.split())

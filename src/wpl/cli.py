@@ -19,7 +19,8 @@ def _two_models_parser(prog: str, output_default: str) -> StrictParser:
     from .fisher import ESTIMATORS
     from .two_models import ACTIVATIONS
 
-    p = StrictParser(prog=prog, description="Train model A, then model B sharing A's first blocks; "
+    p = StrictParser(prog=prog, description="Train model A, then model B sharing A's first blocks; ",
+                     epilog="example: wpl two-models --convergence strict --seed 0 --output_dir runs/two_models"
                      "measure A's forgetting without and with WPL.")
     p.add_argument("--data_dir", default=None, help="folder with the four MNIST idx .gz files "
                    "(default: the embedded real-MNIST subset)")
@@ -85,7 +86,8 @@ def cmd_demo(argv: Sequence[str]) -> int:
     """``wpl demo``: the two-model experiment on embedded MNIST, then a tiny search without and with WPL."""
     from .demo import SIZES, run_demo
 
-    p = StrictParser(prog="wpl demo", description="The main job on embedded data: outputs under ./demo_out/")
+    p = StrictParser(prog="wpl demo", description="The main job on embedded data: outputs under ./demo_out/",
+                     epilog="example: wpl demo --size tiny")
     p.add_argument("--output_dir", default="demo_out")
     p.add_argument("--size", choices=SIZES, default="full",
                    help="full (about 3 minutes) or tiny (a smoke run in seconds; its numbers mean nothing)")
@@ -126,7 +128,8 @@ def cmd_gif(argv: Sequence[str], prog: str = "wpl gif") -> int:
     """``wpl gif`` / ``python generate_gif.py``: a GIF of a run's derived cells."""
     from .gif import make_gif
 
-    p = StrictParser(prog=prog, description="An animated GIF of the derived cells of a search run")
+    p = StrictParser(prog=prog, description="An animated GIF of the derived cells of a search run",
+                     epilog="example: wpl gif --model_name ptb_rnn-train --log_dir logs")
     p.add_argument("--model_name", required=True, help="the run folder's name under --log_dir, e.g. ptb_rnn-train")
     p.add_argument("--log_dir", default="logs", help="where the run folders are")
     p.add_argument("--output", default=None, help="the .gif to write (default <run folder>/cells.gif)")
@@ -178,7 +181,8 @@ def cmd_draw(argv: Sequence[str]) -> int:
     from .nas.presets import resolve_arch
     from .viz import save_cell_drawing
 
-    p = StrictParser(prog="wpl draw", description="Draw a cell (.png and Graphviz .dot)")
+    p = StrictParser(prog="wpl draw", description="Draw a cell (.png and Graphviz .dot)",
+                     epilog="example: wpl draw --arch enas-ptb --output enas-ptb.png")
     p.add_argument("--arch", required=True, help="a named cell (wpl cells), random:SEED[:SPACE] or a .json")
     p.add_argument("--output", default="", help="the .png to write (default <name>.png here; the .dot goes beside it)")
     args = p.parse_args(argv)
@@ -195,7 +199,8 @@ def cmd_cells(argv: Sequence[str]) -> int:
     from .nas import spaces
     from .nas.presets import presets
 
-    p = StrictParser(prog="wpl cells", description="The named cells --arch accepts (and random:SEED)")
+    p = StrictParser(prog="wpl cells", description="The named cells --arch accepts (and random:SEED)",
+                     epilog="example: wpl cells --json true")
     p.add_argument("--json", type=str2bool, default=False, help="print each cell's canonical JSON too")
     args = p.parse_args(argv)
     for name, pr in presets().items():
@@ -238,7 +243,8 @@ def cmd_plot(argv: Sequence[str]) -> int:
     """``wpl plot``: the paper's ENAS forgetting figure from runs."""
     from .nas.search.report import plot_runs
 
-    p = StrictParser(prog="wpl plot", description="The paper's ENAS figure (mean, best-5 and max forgetting per "
+    p = StrictParser(prog="wpl plot", epilog="example: wpl plot ptb_rnn-train ptb_rnn-wpl --labels plain WPL",
+                     description="The paper's ENAS figure (mean, best-5 and max forgetting per "
                      "epoch, the controller's reward) from search runs, overlaid")
     _run_flags(p)
     p.add_argument("--unit", choices=["metric", "loss"], default="metric",
@@ -289,7 +295,8 @@ def cmd_compare(argv: Sequence[str]) -> int:
     from .fileio import finite, write_json
     from .nas.search.report import compare_markdown, compare_runs
 
-    p = StrictParser(prog="wpl compare", description="A table of search runs: the settings that differ, "
+    p = StrictParser(prog="wpl compare", epilog="example: wpl compare ptb_rnn-train ptb_rnn-wpl --json cmp.json",
+                     description="A table of search runs: the settings that differ, "
                      "forgetting over the WPL epochs, the best derived cell, the final-training score")
     _run_flags(p)
     p.add_argument("--json", default="", help="also write the comparison as JSON here")

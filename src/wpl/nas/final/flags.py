@@ -30,7 +30,8 @@ def recipe_flags() -> dict[str, tuple[str, str]]:
 
 def final_parser(prog: str = "wpl train-final") -> StrictParser:
     """The command's flags; recipe flags default to the cell's space's recipe (see docs/final-training.md)."""
-    p = StrictParser(prog=prog, description="Train a cell from scratch (from a search run, a JSON file, a named "
+    p = StrictParser(prog=prog, epilog="example: wpl train-final --model_name ptb_rnn-train --max_epoch 40",
+                     description="Train a cell from scratch (from a search run, a JSON file, a named "
                      "cell or random:SEED) and score it once on the test split.")
     src = p.add_argument_group("the cell")
     src.add_argument("--model_name", "--load_path", dest="model_name", default="",

@@ -169,7 +169,9 @@ def build_parser(prog: str = "wpl search") -> StrictParser:
     own = "; ".join(f"--network_type={s.kind}: " + ", ".join(f"{k}={v}" for k, v in s.flag_defaults.items())
                     for s in spaces.all_spaces() if s.flag_defaults)
     p = StrictParser(prog=prog, description="ENAS search with Weight Plasticity Loss (the original main.py flags)",
-                     epilog=f"Some spaces change some defaults (an explicit flag always wins): {own}.")
+                     epilog="example: wpl search --network_type=nb201 --dataset=cifar10 --data_dir=DIR "
+                     "--nb201_channels=8 --nb201_cells=1 --max_epoch=2. Some spaces change some defaults (an explicit "
+                     f"flag always wins): {own}.")
     choices = {**CHOICES, **config_choices()}
     for group_name, flags in all_flags().items():
         g = p.add_argument_group(group_name)

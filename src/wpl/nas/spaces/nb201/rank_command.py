@@ -22,7 +22,8 @@ def cmd_rank(argv: Sequence[str]) -> int:
 
     from .ranking import sample_benchmark_cells
 
-    p = StrictParser(prog="wpl rank", description="Ranking fidelity against NAS-Bench-201's ground truth (CIFAR-10): "
+    p = StrictParser(prog="wpl rank", epilog="example: wpl rank --model_name cifar10_nb201 --num_archs 200",
+                     description="Ranking fidelity against NAS-Bench-201's ground truth (CIFAR-10): "
                      "Kendall τ, Spearman ρ, sparse τ, τ in the true top 10%, precision at the top 5%/10%, the "
                      "top-1 pick's true accuracy")
     p.add_argument("--model_name", default="", help="a --network_type=nb201 search run under --log_dir")
