@@ -5,13 +5,18 @@ DIR holds cifar10/ (../shared/data/cifar10/get DIR/cifar10). Writes benchmarks/r
 ``.png`` (τ over the search) and ``_scatter.png`` (each run's forgetting against its τ); ``_quick`` with --quick.
 
 The C = 8, N = 1 supernet trained by nb201's defaults (Nesterov SGD at a constant lr 0.05, weight decay 5e-4,
-a new architecture every batch of 64; spelled out below). Per seed and strategy (ENAS, random) one plain epoch is
-shared by the variants (branching.py); random variants then draw the same architectures (paired). Variants: plain;
-the original's WPL; ``--wpl_recipe=recommended``; and WPL with persistent anchors (every weight's anchor
-snapshotted every 700 batches, a weak Fisher-weighted pull toward it added to the gradient, the Fisher an EMA of
-squared training gradients normalised to mean 1). Each finished supernet ranks the same 200 fixed cells on
-1,000 validation images (``wpl rank``), next to the parameter count on those cells. Resumable: finished runs and
-rankings are kept; finished seeds go to results/reproduce_nb201_seeds/ (commit them: a fresh clone continues).
+a new architecture every batch of 64; spelled out below), 2,500 batches an epoch: one plain epoch per seed and
+strategy (ENAS, random), shared by the variants (branching.py), then 3 epochs per variant — 10,000 batches a
+supernet. To fit 8 CPU-minutes a supernet (``benchmarks/nb201_budget.py`` measures each variant's seconds per
+step), forgetting is measured on every 10th architecture (``--forgetting_every=10``) and the two variants with a
+validation-batch Fisher fold it after every 4th step (``--fisher_every=4``). Random variants draw the same
+architectures (paired). Variants: plain; the original's WPL; ``--wpl_recipe=recommended``; and WPL with
+persistent anchors (every weight's anchor snapshotted every 700 batches, a weak Fisher-weighted pull toward it
+added to the gradient, the Fisher an EMA of squared training gradients normalised to mean 1). Each finished
+supernet ranks the same 200 fixed cells on 1,000 validation images (``wpl rank``), next to the parameter count
+on those cells. The "minutes" column is each run's wall time as it ran (on a shared machine it is longer than
+nb201_budget.py's). Resumable: finished runs and rankings are kept; finished seeds go to
+results/reproduce_nb201_seeds/ (commit them: a fresh clone continues).
 """
 
 from __future__ import annotations
