@@ -122,6 +122,11 @@ T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2
         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
 
 
+def table_head(*columns: str) -> list[str]:
+    """A markdown table's header line and its separator."""
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+
+
 def paired_diff(a: list, b: list) -> dict:
     """``a − b`` paired by position (pairs with a missing value dropped): mean, std, n, the 95% t-interval
     ``[lo, hi]`` of the mean difference (None for fewer than 2 pairs) and the differences."""

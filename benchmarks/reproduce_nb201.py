@@ -40,6 +40,7 @@ from reproduce_common import (  # noqa: E402
     same_setup,
     seeds,
     step,
+    table_head,
     target,
     work_dir,
 )
@@ -177,15 +178,15 @@ def main() -> None:
         t10 = summary[f"{strategy}-{best}"]["tau_top10"]["mean"]
         targets.append(target(f"{strategy}: τ within the true top 10% for the best variant ({best})",
                               None if t10 is None else round(t10, 3), "> 0", None if t10 is None else t10 > 0))
-    lines = ["| run | Kendall τ | parameter count τ | Spearman ρ | τ top-10% | P@5% | top-1 true acc | "
-             "forgetting (nats) | best-5 (nats) | minutes |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = table_head("run", "Kendall τ", "parameter count τ", "Spearman ρ", "τ top-10%", "P@5%", "top-1 true acc",
+                       "forgetting (nats)", "best-5 (nats)", "minutes")
     for k, s in summary.items():
         lines.append(f"| {k} | {fmt(s['kendall_tau'])} | {fmt(s['param_count_tau'])} | {fmt(s['spearman'])} | "
                      f"{fmt(s['tau_top10'])} | {fmt(s['p_at_top5'])} | {fmt(s['top1_true_acc'], 2)} | "
                      f"{fmt(s['loss_forgetting'], 4)} | {fmt(s['loss_forgetting_best5'], 4)} | "
                      f"{fmt(s['seconds'], 1, 1 / 60)} |")
-    lines += ["", "| variant − plain (paired by seed) | Δ Kendall τ [95%] | Δ τ top-10% | Δ P@5% | Δ top-1 true acc |",
-              "|---|---|---|---|---|"]
+    lines += ["", *table_head("variant − plain (paired by seed)", "Δ Kendall τ [95%]", "Δ τ top-10%", "Δ P@5%",
+                              "Δ top-1 true acc")]
     for k, d in diffs.items():
         lines.append(f"| {k} | {fmt_diff(d['kendall_tau'])} | {fmt_diff(d['tau_top10'])} | "
                      f"{fmt_diff(d['p_at_top5'])} | {fmt_diff(d['top1_true_acc'], 2)} |")

@@ -16,7 +16,19 @@ from wpl.plots import pyplot, save_figure
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from reproduce_common import finish, fmt, mean_std, out_path, parser, same_setup, seeds, step, target, work_dir  # noqa: E402
+from reproduce_common import (  # noqa: E402
+    finish,
+    fmt,
+    mean_std,
+    out_path,
+    parser,
+    same_setup,
+    seeds,
+    step,
+    table_head,
+    target,
+    work_dir,
+)
 
 PAPER = {"strict": 0.99, "loose": 0.52}  # forgetting cut, paper [Q]
 ALPHAS = {
@@ -164,8 +176,8 @@ def figure(table: dict, path: Path, n_seeds: int) -> Path:
 
 def markdown(table: dict) -> str:
     """The sweep as a Markdown table (test cut and cost; validation cut)."""
-    lines = ["| penalty | α | strict cut | strict B cost (points) | strict valid cut | loose cut | loose B cost |",
-             "|---|---|---|---|---|---|---|"]
+    lines = table_head("penalty", "α", "strict cut", "strict B cost (points)", "strict valid cut", "loose cut",
+                       "loose B cost")
     for label, r in table["strict"]["variants"].items():
         lo = table["loose"]["variants"][label]
         lines.append(f"| {r['method']} | {r['alpha']:g} | {fmt(r['cut'])} | {fmt(r['cost_points'], 1)} | "

@@ -11,7 +11,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from branching import Branches, branch_means, events, run
-from reproduce_common import finish, fmt, kept, mean_std, out_path, parser, same_setup, seeds, step, target, work_dir
+from reproduce_common import (
+    finish,
+    fmt,
+    kept,
+    mean_std,
+    out_path,
+    parser,
+    same_setup,
+    seeds,
+    step,
+    table_head,
+    target,
+    work_dir,
+)
 from wpl.plots import pyplot, save_figure
 
 
@@ -186,8 +199,8 @@ def main(spec: Spec, doc: str) -> None:
                [ratio(orig), test_of(orig), pt], "reported as its own row", None),
     ]
     digits = 1 if u == "ppl" else 3
-    lines = [f"| variant | forgetting, WPL epochs ({u}) | loss forgetting (nats) | best-5 (nats) | final valid {u} | "
-             f"final test {u} | search min |", "|---|---|---|---|---|---|---|"]
+    lines = table_head("variant", f"forgetting, WPL epochs ({u})", "loss forgetting (nats)", "best-5 (nats)",
+                       f"final valid {u}", f"final test {u}", "search min")
     for name, s in summary.items():
         lines.append(f"| {name} | {fmt(s['forgetting'], digits + 1)} | {fmt(s['loss_forgetting'], 4)} | "
                      f"{fmt(s['loss_forgetting_best5'], 4)} | {fmt(s['final_valid'], digits)} | "
