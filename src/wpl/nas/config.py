@@ -220,6 +220,11 @@ class TaskConfig:
                               f"exceeds the {n_valid} validation batches of batch_size {self.batch_size}")
 
 
+# the image spaces' search-flag defaults: they train with momentum and a linear head, which the RNN's defaults
+# (lr 20, clip 0.25) would not; an evaluation batch of one image (the RNN's) gives their batch norms no statistics
+IMAGE_DEFAULTS = {"shared_lr": 0.1, "shared_grad_clip": 5.0, "test_batch_size": 100}
+
+
 @dataclass(frozen=True)
 class ImageConfig(TaskConfig):
     """What the image spaces share: how their training batches are drawn and augmented."""

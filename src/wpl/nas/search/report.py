@@ -81,13 +81,12 @@ def run_status(path: Path) -> dict:
     from wpl.runlock import is_locked
 
     run = load_run(path)
-    derived = [e for e in _events(path / "metrics.jsonl") if e.get("event") == "derive"]
     s = run.summary or {}
     done = int(s.get("epochs_done", len(run.epochs)))
     total = int(run.config.get("max_epoch", s.get("max_epoch", 0)))
     best = s.get("best_valid")
-    if best is None and derived:
-        best = min(e["valid"] for e in derived if isinstance(e.get("valid"), (int, float)))
+    if best is None:  # no summary yet: the best derived cell of the finished epochs (their epoch events)
+        best = min((e["valid"] for e in run.epochs if isinstance(e.get("valid"), (int, float))), default=None)
     state = "running" if is_locked(path) else "finished" if run.summary and done >= total else "interrupted"
     return {"run": path.name, "space": run.config.get("network_type"), "epochs": f"{done}/{total}",
             "best": best, "metric": run.metric, "state": state}

@@ -10,6 +10,7 @@ import logging
 import re
 
 from wpl.fisher import ESTIMATORS
+from wpl.nas.config import IMAGE_DEFAULTS
 from wpl.nas.space import FinalTraining, Space
 
 from .config import CnnConfig
@@ -17,9 +18,6 @@ from .supernet import MicroArch, micro_graph
 
 log = logging.getLogger("wpl")
 _OP = re.compile(r"cells\.(\d+)\.ops\.(\d+)_(\d+)_(\d+)\.")
-# the image spaces train with momentum and a linear head, which the RNN's defaults (lr 20, clip 0.25) would
-# not; an evaluation batch of one image (the RNN's) gives its batch norms no statistics
-IMAGE_DEFAULTS = {"shared_lr": 0.1, "shared_grad_clip": 5.0, "test_batch_size": 100}
 
 
 def _task(args, data_dir, config, device, dist):

@@ -13,9 +13,9 @@ import re
 
 from wpl.data.nb201 import EDGES, NUM_CELLS, all_archs
 from wpl.fisher import ESTIMATORS
+from wpl.nas.config import IMAGE_DEFAULTS
 from wpl.nas.space import Space
 
-from ..micro_cnn import IMAGE_DEFAULTS
 from .config import Nb201Config
 from .supernet import Nb201Arch, nb201_graph
 

@@ -22,15 +22,20 @@ log = logging.getLogger("wpl")
 _EDGE = re.compile(r"edges\.(\d+)_(\d+)$")
 
 
-def _task(args, data_dir, config, device, dist):
+def _corpus(data_dir, dataset: str):
+    """The corpus of ``dataset`` under ``data_dir`` (None: the embedded PTB slice), its sizes logged."""
     from wpl.data.text import load_corpus
 
-    from .task import RnnTask
-
-    corpus = load_corpus(data_dir, args.dataset)
+    corpus = load_corpus(data_dir, dataset)
     log.info("corpus %s: %d/%d/%d tokens, vocabulary %d", corpus.source, corpus.train.numel(),
              corpus.valid.numel(), corpus.test.numel(), corpus.vocab_size)
-    return RnnTask(corpus, config, device, dist)
+    return corpus
+
+
+def _task(args, data_dir, config, device, dist):
+    from .task import RnnTask
+
+    return RnnTask(_corpus(data_dir, args.dataset), config, device, dist)
 
 
 def check_rnn_cell(cell: str, device) -> None:
@@ -72,14 +77,9 @@ def _random(seed: int, blocks: int | None) -> RnnArch:
 
 
 def _final_build(job, device, dist):
-    from wpl.data.text import load_corpus
-
     from .final import RnnFinal
 
-    corpus = load_corpus(job.data_dir, job.dataset)
-    log.info("corpus %s: %d/%d/%d tokens, vocabulary %d", corpus.source, corpus.train.numel(),
-             corpus.valid.numel(), corpus.test.numel(), corpus.vocab_size)
-    return RnnFinal(job.arch, corpus, job.recipe, device, job.seed, dist)
+    return RnnFinal(job.arch, _corpus(job.data_dir, job.dataset), job.recipe, device, job.seed, dist)
 
 
 def _final() -> FinalTraining:
