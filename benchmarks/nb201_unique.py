@@ -36,16 +36,16 @@ from reproduce_common import (  # noqa: E402
     target,
     work_dir,
 )
-from reproduce_nb201 import FLAGS  # noqa: E402
+from reproduce_nb201 import FLAGS, METRICS, ranked  # noqa: E402
 
 ARMS = {"all": ["--nb201_unique=False"], "unique": ["--nb201_unique=True"]}
 MODES = {"full": {"steps": 2500, "epochs": 4, "cells": 200, "batches": 4},
          "quick": {"steps": 150, "epochs": 2, "cells": 50, "batches": 1}}
-METRICS = ("kendall_tau", "spearman", "tau_top10", "p_at_top5", "p_at_top10", "top1_true_acc")
 
 
 def run_arm(work: Path, flags: list[str], seed: int, arm: str, cfg: dict) -> dict:
-    """One supernet (search, then rank on the non-isomorphic sample): the rank metrics and wall seconds."""
+    """One supernet (search, then rank on the non-isomorphic sample): the rank metrics and the search's
+    seconds per phase."""
     logs = work / f"seed{seed}"
     logs.mkdir(parents=True, exist_ok=True)
     d = logs / f"cifar10_{arm}"
@@ -54,14 +54,8 @@ def run_arm(work: Path, flags: list[str], seed: int, arm: str, cfg: dict) -> dic
              "--use_wpl=False", "--arch_stream=own", f"--random_seed={seed}", f"--log_dir={logs}",
              f"--comment={arm}", f"--max_epoch={cfg['epochs']}", f"--save_epoch={cfg['epochs']}", "--resume=True"],
             logs / f"{arm}.log")
-    if not (d / "rank.json").exists():
-        run([sys.executable, "-m", "wpl", "rank", f"--model_name={d.name}", f"--log_dir={logs}",
-             f"--num_archs={cfg['cells']}", f"--rank_batches={cfg['batches']}", "--rank_batch_size=250",
-             "--nb201_unique=true", "--seed=0"], logs / f"{arm}-rank.log")
-    m = json.loads((d / "rank.json").read_text())
     summary = json.loads((d / "summary.json").read_text())
-    return {**{k: m[k] for k in METRICS},
-            "param_count_tau": m["reference"]["parameter_count"]["same_cells"]["kendall_tau"],
+    return {**ranked(d, cfg["cells"], cfg["batches"], logs / f"{arm}-rank.log", "--nb201_unique=true"),
             "search_seconds": summary.get("seconds")}
 
 

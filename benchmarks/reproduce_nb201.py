@@ -71,6 +71,18 @@ PAIRED = ("kendall_tau", "tau_top10", "p_at_top5", "top1_true_acc")
 FORGETTING = {**FORGETTING, "forgetting_best5": "diff_best_mean", "err1": "err1_mean"}
 
 
+def ranked(d: Path, cells: int, batches: int, log: Path, *extra: str) -> dict:
+    """``wpl rank`` of the run in ``d`` on ``cells`` cells (sample seed 0) and ``batches`` × 250 validation images,
+    once (``rank.json`` is kept): its METRICS and the parameter count's τ on the same cells."""
+    rank = d / "rank.json"
+    if not rank.exists():
+        run([sys.executable, "-m", "wpl", "rank", f"--model_name={d.name}", f"--log_dir={d.parent}",
+             f"--num_archs={cells}", f"--rank_batches={batches}", "--rank_batch_size=250", *extra, "--seed=0"], log)
+    m = json.loads(rank.read_text())
+    return {**{k: m[k] for k in METRICS},
+            "param_count_tau": m["reference"]["parameter_count"]["same_cells"]["kendall_tau"]}
+
+
 def run_seed(studies: dict[str, Branches], seed: int, cells: int, batches: int) -> dict:
     """Every strategy and variant of one seed: search, then rank; the metrics and τ per epoch."""
     out: dict = {}
@@ -81,16 +93,9 @@ def run_seed(studies: dict[str, Branches], seed: int, cells: int, batches: int) 
                 out[f"{strategy}-{name}"] = {"failed": why, "tau_epochs": [], "seconds": study.seconds(seed, name),
                                              **dict.fromkeys((*METRICS, *FORGETTING, "param_count_tau"))}
                 continue
-            rank = d / "rank.json"
-            if not rank.exists():
-                run([sys.executable, "-m", "wpl", "rank", f"--model_name={d.name}", f"--log_dir={d.parent}",
-                     f"--num_archs={cells}", f"--rank_batches={batches}", "--rank_batch_size=250", "--seed=0"],
-                    d.parent / f"{name}-rank.log")
-            m = json.loads(rank.read_text())
             tau = {e["epoch"]: e["kendall_tau"] for e in events(d, "rank")}
-            counted = m["reference"]["parameter_count"]["same_cells"]["kendall_tau"]
-            out[f"{strategy}-{name}"] = {**{k: m[k] for k in METRICS}, **branch_means(d, study.branch, FORGETTING),
-                                         "param_count_tau": counted,
+            out[f"{strategy}-{name}"] = {**ranked(d, cells, batches, d.parent / f"{name}-rank.log"),
+                                         **branch_means(d, study.branch, FORGETTING),
                                          "tau_epochs": [tau[k] for k in sorted(tau)],
                                          "seconds": study.seconds(seed, name)}
         out[f"{strategy}-base_seconds"] = study.seconds(seed, "base")
