@@ -90,6 +90,31 @@ def test_closed_form_grad_equals_autograd():
     assert torch.allclose(net[0].weight.grad, 2 * before)
 
 
+def test_zero_penalty_leaves_an_unused_weight_to_the_optimizer_untouched():
+    """A weight the loss did not use and the penalty does not pull keeps ``.grad`` None, so SGD's momentum
+    and weight decay skip it, exactly as without WPL; a pulled one gets the pull."""
+    net = make_net()
+    wpl = WeightPlasticity(net, alpha=3.0)
+    random_fisher(wpl)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=0.01)
+    net(torch.randn(2, 5)).sum().backward()
+    opt.step()  # every weight now has a momentum buffer
+    wpl.update_anchors()
+    frozen = net[2].weight.detach().clone()
+    net.zero_grad(set_to_none=True)
+    net[0](torch.randn(2, 5)).sum().backward()  # uses the first layer only
+    wpl.add_penalty_grad_()
+    assert net[2].weight.grad is None and net[2].bias.grad is None
+    opt.step()
+    assert torch.equal(net[2].weight, frozen)
+    with torch.no_grad():
+        net[2].weight.add_(0.5)
+    net.zero_grad(set_to_none=True)
+    wpl.add_penalty_grad_()
+    expected = 3.0 * wpl.fisher["2.weight"] * 0.5
+    assert torch.allclose(net[2].weight.grad, expected) and net[2].bias.grad is None
+
+
 def test_unknown_name_is_a_clear_error():
     wpl = WeightPlasticity(make_net())
     with pytest.raises(KeyError, match="does not track 'nope'"):

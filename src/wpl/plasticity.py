@@ -201,7 +201,9 @@ class WeightPlasticity:
 
         The fastest path: one subtraction into a reused buffer and one fused multiply-add.
         Returns the penalty value when ``with_value`` (one extra reduction per tensor, summed on the
-        device: read it once per batch), else ``None``.
+        device: read it once per batch), else ``None``. A weight without a ``.grad`` (unused by this
+        batch's loss) gets one only where its penalty's gradient is non-zero: a zero ``.grad`` would
+        make the optimizer apply its momentum and weight decay to a weight nothing pulled.
         """
         sel = self._names(names)
         scale = 2.0 * self.penalty_scale
@@ -214,6 +216,8 @@ class WeightPlasticity:
                     v = torch.dot((f * d).reshape(-1), d.reshape(-1)) * self._scale[n]
                     value = v if value is None else value + v.to(value.device)
                 if p.grad is None:
+                    if scale * self._scale[n] == 0.0 or not bool((f * d).any()):
+                        continue
                     p.grad = torch.zeros_like(p)
                 p.grad.addcmul_(f, d, value=scale * self._scale[n])
         if with_value:
