@@ -568,3 +568,21 @@ def test_random_search_can_sample_only_non_isomorphic_cells(tmp_path) -> None:
     assert not set(a.string for a in anyone.sample_archs(300)) <= canonical  # without it: any cell
     with pytest.raises(SystemExit):
         parse_search_args([*TINY_NB201, "--search_strategy=enas", "--nb201_unique=True"])
+
+
+def test_a_zero_penalty_trains_the_same_weights_as_plain(tmp_path) -> None:
+    """One batch per cell and anchors moved after every step: the original's penalty is exactly 0, so its
+    supernet must be plain's, bit for bit (a zero ``.grad`` on a dead-path op once let momentum move it)."""
+    from conftest import make_cifar
+    from wpl.nas.search.run import run_search
+
+    data = make_cifar(tmp_path / "data")
+    argv = [*TINY_NB201, f"--data_dir={data}", "--max_epoch=2", "--shared_max_step=12", "--num_batch_per_iter=1",
+            "--search_strategy=random", "--shared_momentum=0.9", "--shared_l2_reg=5e-4", "--random_seed=3"]
+    weights = {}
+    for name, extra in (("plain", "--use_wpl=False"), ("original", "--use_wpl=True")):
+        run_search([*argv, extra, f"--log_dir={tmp_path / name}"])
+        ck = torch.load(tmp_path / name / "cifar10_nb" / "checkpoint.pt", weights_only=False)
+        weights[name] = ck["supernet"]
+    ops = [k for k in weights["plain"] if ".ops." in k]
+    assert ops and all(torch.equal(weights["plain"][k], weights["original"][k]) for k in weights["plain"])
