@@ -93,7 +93,8 @@ def main() -> None:
                         f"{cfg['cells']} non-isomorphic cells ranked on {cfg['batches'] * 250} validation images",
                "arms": ARMS, "summary": summary, "paired_unique_minus_all": diffs, "per_seed": per_seed,
                "targets": targets, "markdown": md}
-    finish(args, "nb201_unique", payload, sum(r["seconds"] for r in per_seed))
+    # the searches' own seconds survive a resume (a seed file's "seconds" counts only its last invocation)
+    finish(args, "nb201_unique", payload, sum(sum(r[a]["search_seconds"].values()) for r in per_seed for a in ARMS))
 
 
 if __name__ == "__main__":

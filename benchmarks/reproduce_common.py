@@ -67,7 +67,8 @@ def kept(args: argparse.Namespace, name: str, setup: dict) -> Path:
 
 
 def step(path: Path, compute: Callable[[], dict]) -> dict:
-    """``compute()``'s result, kept in ``path``: a rerun reads it back instead of computing it again."""
+    """``compute()``'s result, kept in ``path``: a rerun reads it back instead of computing it again. Its
+    ``seconds`` is this call's wall time: a computation that resumed from an earlier call counts only its end."""
     if path.exists():
         return json.loads(path.read_text())
     start = time.time()
@@ -107,7 +108,7 @@ def out_path(args: argparse.Namespace, name: str, ext: str) -> Path:
 
 
 def finish(args: argparse.Namespace, name: str, payload: dict, seconds: float) -> Path:
-    """Write ``reproduce_<name>.json`` (mode, ``seconds`` = compute time summed over resumed steps)."""
+    """Write ``reproduce_<name>.json`` (mode, and ``seconds``: the compute time the caller counted)."""
     payload = {"name": name, "mode": "quick" if args.quick else "full", **payload, "seconds": round(seconds, 1)}
     path = write_json(out_path(args, name, "json"), payload)
     for t in payload.get("targets", []):
