@@ -586,3 +586,51 @@ def test_a_zero_penalty_trains_the_same_weights_as_plain(tmp_path) -> None:
         weights[name] = ck["supernet"]
     ops = [k for k in weights["plain"] if ".ops." in k]
     assert ops and all(torch.equal(weights["plain"][k], weights["original"][k]) for k in weights["plain"])
+
+
+def test_zero_grad_semantics_keep_stepping_a_weight_used_before(tmp_path) -> None:
+    """``--shared_zero_grad=zero`` (PyTorch 0.4.1's): the 3x3 convs one cell used keep moving (momentum, weight
+    decay) while the next cell, all skips, does not use them; with ``none`` they stay where that cell left them."""
+    from conftest import make_cifar
+    from wpl.nas.search.flags import parse_search_args
+    from wpl.nas.search.run import build_search
+
+    data = make_cifar(tmp_path / "data")
+    convs = Nb201Arch.from_string("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|"
+                                  "nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|")
+    skips = Nb201Arch.from_string("|skip_connect~0|+|skip_connect~0|skip_connect~1|+|"
+                                  "skip_connect~0|skip_connect~1|skip_connect~2|")
+    moved = {}
+    for how in ("none", "zero"):
+        torch.manual_seed(0)
+        args = parse_search_args([*TINY_NB201, f"--data_dir={data}", "--use_wpl=False", "--shared_momentum=0.9",
+                                  "--shared_l2_reg=5e-4", f"--shared_zero_grad={how}"])
+        search = build_search(args, run_dir=None, device=torch.device("cpu"))
+        search.shared_batch(convs, [], wpl=False)
+        before = {n: p.detach().clone() for n, p in search.supernet.named_parameters()}
+        search.shared_batch(skips, [], wpl=False)
+        moved[how] = {n for n, p in search.supernet.named_parameters() if not torch.equal(before[n], p)}
+        search.runlog.close()
+    cell_convs = {n for n in moved["zero"] if "nor_conv_3x3" in n}
+    assert len(cell_convs) == 18, "every 3x3 conv of the first cell (6 edges, 3 stages) moves with zero gradients"
+    assert not any("nor_conv" in n for n in moved["none"]), "and none of them without"
+    assert moved["none"] and moved["none"] < moved["zero"]  # stem, reductions and head move either way
+
+
+def test_zero_grad_semantics_resume_exactly(tmp_path, monkeypatch) -> None:
+    """With ``--shared_zero_grad=zero`` which weights hold a gradient is part of the state: a run stopped and
+    resumed ends with the same weights as one that was not."""
+    from conftest import make_cifar, run_interrupted
+    from wpl.nas.search.run import run_search
+
+    data = make_cifar(tmp_path / "data")
+    argv = [*TINY_NB201, f"--data_dir={data}", "--max_epoch=3", "--num_batch_per_iter=1", "--shared_max_step=4",
+            "--search_strategy=random", "--shared_momentum=0.9", "--shared_l2_reg=5e-4", "--shared_zero_grad=zero",
+            "--use_wpl=False"]
+    run_search([*argv, f"--log_dir={tmp_path / 'full'}"])
+    part = [*argv, f"--log_dir={tmp_path / 'part'}"]
+    run_interrupted(part, 2, monkeypatch)
+    run_search([*part, "--resume=True"])
+    full, resumed = (torch.load(tmp_path / d / "cifar10_nb" / "checkpoint.pt", weights_only=False)["supernet"]
+                     for d in ("full", "part"))
+    assert all(torch.equal(full[k], resumed[k]) for k in full)

@@ -69,6 +69,9 @@ class SearchConfig:
     shared_decay_after: float = flag(15.0, "epoch after which the shared lr decays")
     shared_l2_reg: float = flag(1e-7, "shared weight decay")
     shared_grad_clip: float = flag(0.25, "shared grad-norm clip")
+    shared_zero_grad: str = flag("none", "gradients between shared steps: none (a weight the step's architecture "
+        "did not use is not stepped) or zero (PyTorch 0.4.1's, the original's: a weight used once keeps a zero "
+        "gradient, so weight decay and momentum move it at every later step)", choices=["none", "zero"])
     use_wpl: bool = flag(True, "False = plain ENAS, the no-WPL baseline (no penalty, no Fisher)")
     start_using_fisher: int = flag(0, "first epoch with WPL on (penalty, Fisher and anchor updates)")
     shared_valid_fisher: bool = flag(True, "Fisher from a validation batch after each step; False also folds in the "

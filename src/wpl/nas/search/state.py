@@ -7,6 +7,8 @@ import logging
 import time
 from pathlib import Path
 
+import torch
+
 from wpl.checkpoint import rng_state, save_checkpoint, set_rng_state
 from wpl.dist import rank_entry
 from wpl.errors import WplError
@@ -31,6 +33,8 @@ class State:
             "arch_gen": None if self.arch_gen is None else self.arch_gen.get_state(),
             "seconds": self.seconds, "best": self.best, "history": self.history,
             "progress": self.progress, "boundaries": self.boundaries,
+            # which weights hold a .grad: with --shared_zero_grad=zero the optimizer steps exactly those
+            "grad_holders": [n for n, p in self.supernet.named_parameters() if p.grad is not None],
             # data-parallel: each rank's own RNG and data-stream state (its dropout, its carried hidden state)
             "ranks": self.dist.gather({"rng": rng_state(), "task": self.task.state_dict()}) if self.dist.active
             else None,
@@ -86,6 +90,10 @@ class State:
                            f"({first[1].strip() if len(first) > 1 else first[0]}); resume with the run's own sizes "
                            "(drop --resume_with_new_params, or the flags that change them)") from exc
         self.shared_opt.load_state_dict(state["shared_opt"])
+        if self.cfg.shared_zero_grad == "zero":  # the .grad tensors the optimizer steps (zeroed before each use)
+            holders = set(state.get("grad_holders", ()))
+            for name, p in self.supernet.named_parameters():
+                p.grad = torch.zeros_like(p) if name in holders else None
         baseline = state["baseline"]
         self.reinforce.load_state_dict({"optimizer": state["ctrl_opt"],
                                         "baseline": None if baseline is None else baseline.to(self.task.device)})

@@ -45,7 +45,7 @@ class Steps:
         total, ce = self.task.train_loss(arch)
         if not torch.isfinite(total):
             raise FloatingPointError(self._diverged("training loss", total.item(), where))
-        self.shared_opt.zero_grad(set_to_none=True)
+        self.shared_opt.zero_grad(set_to_none=self.cfg.shared_zero_grad == "none")
         total.backward()
         if self.dist.active:  # the global batch's gradient (and its CE, for the logs): one flat all-reduce
             ce = ce.reshape(1).clone()
