@@ -588,6 +588,33 @@ def test_a_zero_penalty_trains_the_same_weights_as_plain(tmp_path) -> None:
     assert ops and all(torch.equal(weights["plain"][k], weights["original"][k]) for k in weights["plain"])
 
 
+def test_the_originals_zero_penalty_under_enas_is_plain_with_its_reward_batches(tmp_path) -> None:
+    """Under ENAS the original's validation Fisher pass (penalty exactly 0) changes only which validation batches the
+    controller's rewards read: plain with ``--valid_skip_every`` at its ``fisher_every`` trains the same supernet and
+    controller bit for bit, and plain without it does not."""
+    from conftest import make_cifar
+    from wpl.nas.search.run import run_search
+
+    data = make_cifar(tmp_path / "data", per_batch=40)
+    argv = [*TINY_NB201, f"--data_dir={data}", "--max_epoch=2", "--shared_max_step=9", "--num_batch_per_iter=1",
+            "--controller_max_step=3", "--valid_size=40", "--shared_momentum=0.9", "--random_seed=5"]
+    states = {}
+    for name, extra in (("plain", ["--use_wpl=False"]), ("skip", ["--use_wpl=False", "--valid_skip_every=4"]),
+                        ("original", ["--use_wpl=True", "--fisher_every=4"])):
+        # the skip starts where the original's WPL does, at --start_using_fisher=1
+        first = [*argv, *extra[:1], "--max_epoch=1", f"--log_dir={tmp_path / name}"]
+        run_search(first)
+        run_search([*argv, *extra, f"--log_dir={tmp_path / name}", "--resume=True", "--resume_with_new_params=True"])
+        ck = torch.load(tmp_path / name / "cifar10_nb" / "checkpoint.pt", weights_only=False)
+        states[name] = (ck["supernet"], ck["controller"])
+
+    def same(a: str, b: str) -> bool:
+        return all(torch.equal(x[k], y[k]) for x, y in zip(states[a], states[b]) for k in x)
+
+    assert same("skip", "original")
+    assert not same("plain", "original")
+
+
 def test_zero_grad_semantics_keep_stepping_a_weight_used_before(tmp_path) -> None:
     """``--shared_zero_grad=zero`` (PyTorch 0.4.1's): the 3x3 convs one cell used keep moving (momentum, weight
     decay) while the next cell, all skips, does not use them; with ``none`` they stay where that cell left them."""

@@ -139,10 +139,11 @@ class Search(Steps, Progress, State):
                 err, loss = self.score(arch, f" at epoch {epoch}, shared step {step} (forgetting telemetry)")
                 self.monitor.before(epoch, step, arch.to_json(), err, loss)
             self._timed("forgetting", t0)
+            t0 = self._clock()
             if active:
-                t0 = self._clock()
                 self.fisher_step(arch)
-                self._timed("shared", t0)
+            self.skip_valid(active)
+            self._timed("shared", t0)
             if (step + 1) % self.cfg.log_step == 0 or step + 1 == steps:
                 self._log_shared(epoch, window, active)
                 window = {"loss": 0.0, "wpl": 0.0, "n": 0}

@@ -90,7 +90,7 @@ class Steps:
         validation stream (with ``"train"`` the Fisher was folded during the step); then move its anchors:
         to its weights (``wpl_anchor="step"``) or part way (``"ema"``); snapshots move in the shared phase."""
         protect = self.task.protected_names(arch)
-        if self.cfg.fisher_source == "valid" and self._fisher_due(self.shared_steps - 1):
+        if self._valid_pass_due():
             batch = self.task.fisher_batch(arch)
             # per-sample estimators map the net over single samples: each normalised with its batch's statistics
             stats = nullcontext() if self.cfg.fisher_estimator == "batch_sq" else batch_statistics(
@@ -107,6 +107,18 @@ class Steps:
             self.wpl.update_anchors(protect)
         elif self.cfg.wpl_anchor == "ema":
             self.wpl.ema_anchors_(self.cfg.wpl_anchor_rate, protect)
+
+    def _valid_pass_due(self) -> bool:
+        """Whether the shared step just taken (with WPL on) is followed by a validation-batch Fisher pass."""
+        return self.cfg.fisher_source == "valid" and self._fisher_due(self.shared_steps - 1)
+
+    def skip_valid(self, wpl: bool) -> None:
+        """``valid_skip_every``: after the shared step just taken, advance the validation stream by one batch
+        when that step is due, unless its validation Fisher pass already did (so with that pass on, nothing
+        more moves: plain with the original's ``fisher_every`` reads the original's reward batches)."""
+        k = self.cfg.valid_skip_every
+        if k and (self.shared_steps - 1) % k == 0 and not (wpl and self._valid_pass_due()):
+            self.task.advance_valid(1)
 
     def _fisher_due(self, step: int) -> bool:
         """Whether shared step ``step`` (counted over the run, from 0) folds the Fisher (``fisher_every``)."""

@@ -1,0 +1,65 @@
+"""NAS-Bench-201, ENAS: why the original's WPL (whose penalty is exactly 0 here) ranks better than plain.
+
+Usage: python benchmarks/nb201_enas_original.py --data_dir DIR [--seeds 0,1,2] [--work_dir W]
+
+reproduce_nb201.py's ENAS runs, rebuilt per seed: the plain first epoch, then 3 epochs per arm, ranked on the
+comparison's 200 cells (sample seed 0, 1,000 validation images). Arms:
+- ``plain``: reproduce_nb201.py's plain arm (its τ is compared with the committed one: the same machine and code
+  give the same number);
+- ``skip4``: plain with ``--valid_skip_every=4`` — the validation stream the controller's rewards read advances one
+  batch after every 4th shared step, as the original's validation Fisher pass (``--fisher_every=4``) moves it. The
+  test ``test_the_originals_zero_penalty_under_enas_is_plain_with_its_reward_batches`` shows it trains the
+  original's supernet and controller bit for bit, so its τ is compared with the committed original's;
+- ``full``: plain with ``--valid_size=4992`` (39 × 128): no reward ever reads a short batch. With 5,000 validation
+  images plain's stream reads images 4,992–4,999 alone (8 images, batch-statistics BN over 8) once per epoch; the
+  original's reads 72 there. Its own plain first epoch (the split differs by 8 images).
+Writes results/nb201_enas_original.json (per seed and arm: τ and the controller's last-epoch entropy and reward).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from branching import Branches, events  # noqa: E402
+from reproduce_common import RESULTS, paired_diff, parser, seeds  # noqa: E402
+from reproduce_nb201 import FLAGS, ranked  # noqa: E402
+
+ARMS = {"plain": ("5000", ["--use_wpl=False"]), "skip4": ("5000", ["--use_wpl=False", "--valid_skip_every=4"]),
+        "full": ("4992", ["--use_wpl=False"])}
+COMMITTED = RESULTS / "reproduce_nb201_seeds"
+
+
+def main() -> None:
+    args = parser(__doc__.splitlines()[0]).parse_args()
+    work = Path(args.work_dir or Path.home() / "runs" / "enas_original")
+    base = [*FLAGS, "--shared_max_step=2500", f"--data_dir={args.data_dir}", "--search_strategy=enas"]
+    studies = {v: Branches([*base, f"--valid_size={v}"], work / f"valid{v}", 1, 3, dataset="cifar10")
+               for v in ("5000", "4992")}
+    out = {}
+    for s in seeds(args, "0,1,2"):
+        committed = json.loads((COMMITTED / f"seed{s}.json").read_text())
+        row = {"committed_plain": committed["enas-plain"]["kendall_tau"],
+               "committed_original": committed["enas-original"]["kendall_tau"]}
+        for arm, (valid, flags) in ARMS.items():
+            d = studies[valid].variant(s, arm, flags)
+            ctrl = [e for e in events(d, "controller") if e["epoch"] == 3]
+            row[arm] = {**ranked(d, 200, 4, d.parent / f"{arm}-rank.log"),
+                        "entropy_last_epoch": sum(e["entropy"] for e in ctrl) / max(len(ctrl), 1),
+                        "reward_last_epoch": sum(e["reward"] for e in ctrl) / max(len(ctrl), 1)}
+        out[s] = row
+        print(s, {k: (v["kendall_tau"] if isinstance(v, dict) else v) for k, v in row.items()}, flush=True)
+    taus = {a: [r[a]["kendall_tau"] for r in out.values()] for a in ARMS}
+    payload = {"command": "python " + " ".join(sys.argv), "per_seed": out,
+               "skip4_minus_plain": paired_diff(taus["skip4"], taus["plain"]),
+               "full_minus_plain": paired_diff(taus["full"], taus["plain"])}
+    path = Path(args.output_dir) / "nb201_enas_original.json"
+    path.write_text(json.dumps(payload, indent=1))
+    print(json.dumps({k: v for k, v in payload.items() if k.endswith("plain")}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
