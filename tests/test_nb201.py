@@ -661,3 +661,20 @@ def test_zero_grad_semantics_resume_exactly(tmp_path, monkeypatch) -> None:
     full, resumed = (torch.load(tmp_path / d / "cifar10_nb" / "checkpoint.pt", weights_only=False)["supernet"]
                      for d in ("full", "part"))
     assert all(torch.equal(full[k], resumed[k]) for k in full)
+
+
+def test_the_fast_average_pool_is_pytorchs_to_rounding() -> None:
+    """``AvgPool3x3`` (separable sums) = ``nn.AvgPool2d(3, 1, 1, count_include_pad=False)``, forward and backward,
+    on every size the supernet meets and a non-square one."""
+    from wpl.nas.spaces.nb201.supernet import AvgPool3x3
+
+    torch.manual_seed(0)
+    ref = torch.nn.AvgPool2d(3, 1, 1, count_include_pad=False)
+    for shape in ((4, 3, 32, 32), (2, 5, 8, 8), (3, 2, 1, 1), (2, 2, 5, 7)):
+        x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+        g = torch.randn(*shape, dtype=torch.float64)
+        ours, theirs = AvgPool3x3()(x), ref(x)
+        assert torch.allclose(ours, theirs, atol=1e-12)
+        (a,) = torch.autograd.grad(ours, x, g)
+        (b,) = torch.autograd.grad(theirs, x, g)
+        assert torch.allclose(a, b, atol=1e-12)

@@ -121,6 +121,11 @@ def write_json(path: str | Path, data: object) -> Path:
     return atomic_write(path, _write)
 
 
+def write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) atomically."""
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
 def remove_stale_temporaries(folder: Path) -> None:
     """Delete ``folder``'s ``.*.tmp`` files: writes a killed process never finished (atomic_write's temporaries)."""
     for stale in Path(folder).glob(".*.tmp"):

@@ -85,9 +85,13 @@ class SearchConfig:
         "anyway (before the optimizer steps on it; no extra pass)", choices=["valid", "train"])
     fisher_every: int = flag(1, "fold the Fisher after every N-th shared step only (a validation Fisher's extra pass "
         "on 1/N of the steps); anchors still move after every step; 1 = every step, as the original")
-    valid_skip_every: int = flag(0, "advance the validation stream (the batches the controller's rewards read) by one "
-        "batch after every N-th shared step, as the original's validation-batch Fisher pass does as a side effect "
-        "(0: never; a step whose validation Fisher pass already advanced it is not counted twice)")
+    valid_skip_every: int = flag(0, "from --start_using_fisher on, advance the validation stream (the batches the "
+        "controller's rewards read) by one batch after every N-th shared step, as the original's validation-batch "
+        "Fisher pass does as a side effect (0: never; a step whose validation Fisher pass already advanced it is not "
+        "counted twice)")
+    weight_ema: float = flag(0.0, "also keep an exponential moving average of the shared weights, θ̄ ← d·θ̄ + (1 − d)·θ "
+        "after every shared step, from the initial weights (0: none); training is unchanged; wpl rank --weights=ema "
+        "and wpl study score it")
     search_strategy: str = flag("enas", "enas (the controller samples architectures) or random (uniform samples, no "
         "controller: random search with weight sharing, Li & Talwalkar 2019)", choices=["enas", "random"])
     arch_stream: str = flag("global", "random strategy: global = architectures drawn from torch's RNG (which WPL, "
@@ -151,6 +155,7 @@ class SearchConfig:
         if not 0 < self.wpl_anchor_rate <= 1:
             raise ConfigError("wpl_anchor_rate", self.wpl_anchor_rate, "must be in (0, 1]")
         at_least(self, 0, "rank_every", "valid_skip_every")
+        in_unit(self, "weight_ema")
         at_least(self, 1, "rank_batches", "rank_batch_size")
         if not 2 <= self.rank_archs <= 15625:
             raise ConfigError("rank_archs", self.rank_archs, "must be in 2..15625 (NAS-Bench-201's cells)")

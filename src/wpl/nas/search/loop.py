@@ -79,6 +79,9 @@ class Search(Steps, Progress, State):
         # --arch_stream=own: uniform architectures from their own generator (same sequence whatever else runs)
         seed = int(self.flags.get("random_seed", getattr(task.config, "random_seed", 0)))
         self.arch_gen = torch.Generator().manual_seed(seed + 7919) if search.arch_stream == "own" else None
+        # --weight_ema: a moving average of the shared weights (name → tensor), scored by wpl rank --weights=ema
+        self.weight_ema = ({n: p.detach().clone() for n, p in self.supernet.named_parameters()}
+                           if search.weight_ema else None)
         self.epoch = 0
         self.shared_steps = self.controller_steps = 0
         self.warmed_up = False
@@ -142,7 +145,7 @@ class Search(Steps, Progress, State):
             t0 = self._clock()
             if active:
                 self.fisher_step(arch)
-            self.skip_valid(active)
+            self.skip_valid(epoch, active)
             self._timed("shared", t0)
             if (step + 1) % self.cfg.log_step == 0 or step + 1 == steps:
                 self._log_shared(epoch, window, active)

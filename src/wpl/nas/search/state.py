@@ -31,6 +31,7 @@ class State:
             "baseline": self.reinforce.baseline, "wpl": self.wpl.state_dict(), "monitor": self.monitor.state_dict(),
             "task": self.task.state_dict(), "rng": rng_state(), "log_sizes": self.runlog.sizes(),
             "arch_gen": None if self.arch_gen is None else self.arch_gen.get_state(),
+            "weight_ema": self.weight_ema,
             "seconds": self.seconds, "best": self.best, "history": self.history,
             "progress": self.progress, "boundaries": self.boundaries,
             # which weights hold a .grad: with --shared_zero_grad=zero the optimizer steps exactly those
@@ -108,6 +109,9 @@ class State:
         if cut_logs:
             self.runlog.truncate(state["log_sizes"])
         set_rng_state(own["rng"])
+        if self.weight_ema is not None and state.get("weight_ema") is not None:  # else: it starts here
+            for name, t in state["weight_ema"].items():
+                self.weight_ema[name].copy_(t)
         if self.arch_gen is not None and state.get("arch_gen") is not None:  # else: a fresh stream from the seed
             self.arch_gen.set_state(state["arch_gen"])
         self.progress, self.boundaries = state.get("progress"), int(state.get("boundaries", 0))

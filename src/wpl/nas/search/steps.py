@@ -82,6 +82,10 @@ class Steps:
                     and (c.fisher_source == "train" or not c.shared_valid_fisher))
             out.append(self.shared_batch(arch, protect, wpl, fold, where))
         self.shared_steps += 1
+        if self.weight_ema is not None:
+            with torch.no_grad():
+                torch._foreach_lerp_(list(self.weight_ema.values()),
+                                     [p.detach() for p in self.supernet.parameters()], 1.0 - self.cfg.weight_ema)
         return out
 
     def fisher_step(self, arch: Arch) -> None:
@@ -112,12 +116,13 @@ class Steps:
         """Whether the shared step just taken (with WPL on) is followed by a validation-batch Fisher pass."""
         return self.cfg.fisher_source == "valid" and self._fisher_due(self.shared_steps - 1)
 
-    def skip_valid(self, wpl: bool) -> None:
+    def skip_valid(self, epoch: int, wpl: bool) -> None:
         """``valid_skip_every``: after the shared step just taken, advance the validation stream by one batch
         when that step is due, unless its validation Fisher pass already did (so with that pass on, nothing
         more moves: plain with the original's ``fisher_every`` reads the original's reward batches)."""
         k = self.cfg.valid_skip_every
-        if k and (self.shared_steps - 1) % k == 0 and not (wpl and self._valid_pass_due()):
+        if (k and epoch >= self.cfg.start_using_fisher and (self.shared_steps - 1) % k == 0
+                and not (wpl and self._valid_pass_due())):
             self.task.advance_valid(1)
 
     def _fisher_due(self, step: int) -> bool:

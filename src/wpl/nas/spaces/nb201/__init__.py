@@ -72,6 +72,12 @@ def _rank(search) -> dict:
     return rank_in_search(search)
 
 
+def _study_command(argv) -> int:
+    from .study.command import cmd_study
+
+    return cmd_study(argv)
+
+
 def _rank_command(argv) -> int:
     from .rank_command import cmd_rank
 
@@ -83,5 +89,7 @@ SPACE = Space(
     graph=nb201_graph, estimators=tuple(ESTIMATORS), random_arch=_random, flag_defaults=NB201_DEFAULTS,
     legacy_flags=LEGACY, check_flags=_check_flags, fisher_group=_group, no_final=_no_final, rank=_rank,
     commands={"rank": (_rank_command, "ranking fidelity of a NAS-Bench-201 run's supernet (or the published "
-                                      "estimates)")},
+                                      "estimates)"),
+              "study": (_study_command, "a paired study of search settings against NAS-Bench-201's truth, its "
+                                        "comparisons declared first (docs/study.md)")},
 )

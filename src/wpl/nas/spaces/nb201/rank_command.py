@@ -36,6 +36,8 @@ def cmd_rank(argv: Sequence[str]) -> int:
     p.add_argument("--nb201_bn_recal", type=int, default=-1,
                    help="score with BN statistics recalibrated over K training batches per cell (0: batch "
                    "statistics; default: the run's --nb201_bn_recal)")
+    p.add_argument("--weights", default="last", choices=["last", "ema"],
+                   help="the run's weights as trained (last) or their moving average (ema: a run with --weight_ema)")
     p.add_argument("--reference", type=str2bool, default=False,
                    help="(without --model_name) score the two published supernets' estimates shipped with wpl")
     p.add_argument("--num_archs", type=int, default=200, help="cells in the seeded uniform sample")
@@ -82,7 +84,7 @@ def _rank_run(args, num: int | None) -> int:
     from wpl.nas.search.flags import parse_search_args
     from wpl.nas.search.run import load_search, setup_logging
 
-    from .ranking import rank_search
+    from .ranking import rank_search, use_weights
 
     if launched():
         raise WplError("wpl rank scores cells as one process; start it without torchrun")
@@ -96,9 +98,10 @@ def _rank_run(args, num: int | None) -> int:
              *([f"--device={args.device}"] if args.device else [])]
     search = load_search(parse_search_args(flags), run, ckpt)
     try:
+        use_weights(search, args.weights, ckpt)
         if args.nb201_bn_recal >= 0 and search.task.kind == SPACE_KIND:
             search.task.bn_recal = args.nb201_bn_recal
-        path = Path(args.output) if args.output else run / "rank.json"
+        path = Path(args.output) if args.output else run / ("rank.json" if args.weights == "last" else "rank_ema.json")
         out = rank_search(search, run, num, args.seed, args.rank_batches, args.rank_batch_size, path,
                           unique=args.nb201_unique)
     finally:

@@ -51,6 +51,21 @@ def score_cells(task, archs: list[Nb201Arch], batches: int, batch_size: int, on_
     return out
 
 
+def use_weights(search, which: str, source: Path) -> None:
+    """Score with the run's trained weights (``"last"``) or their moving average (``"ema"``, kept by a search run
+    with ``--weight_ema``); a run without that average is one line naming the fix."""
+    if which == "last":
+        return
+    if which != "ema":
+        raise WplError(f"--weights={which}: must be last or ema")
+    if search.weight_ema is None:
+        raise WplError(f"{source}: the run kept no weight average; search with --weight_ema=DECAY (e.g. 0.9986) to "
+                       "score one")
+    with torch.no_grad():
+        for name, p in search.supernet.named_parameters():
+            p.copy_(search.weight_ema[name])
+
+
 def rank_in_search(search) -> dict:
     """Ranking fidelity of ``search``'s supernet now: a fixed sample of ``rank_archs`` cells (seeded by the
     task's seed) scored on the first ``rank_batches`` validation batches of ``rank_batch_size``, against the

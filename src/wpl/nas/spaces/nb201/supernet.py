@@ -191,6 +191,29 @@ class ResBlock(nn.Module):
         return self.b(self.a(x)) + self.shortcut(x)
 
 
+class AvgPool3x3(nn.Module):
+    """The 3×3 mean over each pixel's neighbours inside the image (``nn.AvgPool2d(3, 1, 1,
+    count_include_pad=False)``), as two separable sums of shifted slices divided by the neighbour counts: the same
+    values to float rounding, 3–6× faster than PyTorch's CPU pooling kernel forward and backward (the op was a
+    fifth of a C = 8 supernet's step). No parameters or buffers: state dicts are unchanged."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._counts: dict[tuple, Tensor] = {}
+
+    @staticmethod
+    def _sum3(x: Tensor) -> Tensor:
+        p = F.pad(x, (1, 1, 1, 1))
+        h = p[..., :-2] + p[..., 1:-1] + p[..., 2:]
+        return h[..., :-2, :] + h[..., 1:-1, :] + h[..., 2:, :]
+
+    def forward(self, x: Tensor) -> Tensor:  # noqa: D102
+        key = (x.shape[-2], x.shape[-1], x.device, x.dtype)
+        if key not in self._counts:
+            self._counts[key] = self._sum3(torch.ones(1, 1, *key[:2], device=x.device, dtype=x.dtype))
+        return self._sum3(x) / self._counts[key]
+
+
 def make_op(name: str, c: int) -> nn.Module | None:
     """The module of op ``name`` at ``c`` channels (None for ``none``: the edge adds nothing)."""
     if name == "none":
@@ -198,7 +221,7 @@ def make_op(name: str, c: int) -> nn.Module | None:
     if name == "skip_connect":
         return nn.Identity()
     if name == "avg_pool_3x3":
-        return nn.AvgPool2d(3, 1, 1, count_include_pad=False)
+        return AvgPool3x3()
     if name in ("nor_conv_1x1", "nor_conv_3x3"):
         return ReluConvBn(c, c, int(name[-1]))
     raise ValueError(f"unknown op {name!r}; NAS-Bench-201's ops are {', '.join(OPS)}")

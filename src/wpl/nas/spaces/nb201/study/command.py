@@ -1,0 +1,71 @@
+"""``wpl study SPEC.toml``: run (or continue) a paired study of search settings against NAS-Bench-201's truth, one
+supernet at a time, and write its report."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from wpl.errors import WplError
+from wpl.flags import StrictParser, str2bool
+
+
+def cmd_study(argv: Sequence[str]) -> int:
+    """``wpl study``: the runs a spec declares, resumed where they stopped; ``study.json``, ``report.md``, figures."""
+    from wpl.progress import bar
+
+    from .report import write_report
+    from .runs import cells_scored, check_arm_flags, record_path, score, train
+    from .spec import freeze, read_spec
+
+    p = StrictParser(prog="wpl study", epilog="example: wpl study benchmarks/studies/confirmatory.toml --data_dir "
+                     "~/data", description="A paired study of search settings (arms) against NAS-Bench-201's "
+                     "ground truth, with its comparisons declared in the spec before any run: per arm mean ± sd of "
+                     "the ranking metrics, per comparison the paired interval, Holm-adjusted p, the smallest "
+                     "detectable effect and a computed verdict (docs/study.md)")
+    p.add_argument("spec", help="the study's TOML spec")
+    p.add_argument("--data_dir", default="", help="the folder holding cifar10/ (needed while runs remain)")
+    p.add_argument("--out", default="", help="the study's folder: its frozen spec, one record per run (commit "
+                   "them), study.json, report.md, figures (default: beside the spec, named after the study)")
+    p.add_argument("--work_dir", default="", help="the search runs (checkpoints; scratch; default OUT/work)")
+    p.add_argument("--max_runs", type=int, default=0, help="stop after this many runs trained or scored (0: all)")
+    p.add_argument("--report_only", type=str2bool, default=False, help="only recompute the report from the records")
+    args = p.parse_args(argv)
+    spec_path = Path(args.spec)
+    spec = read_spec(spec_path)
+    out = Path(args.out) if args.out else spec_path.parent / spec.name
+    work = Path(args.work_dir) if args.work_dir else out / "work"
+    check_arm_flags(spec, spec_path)
+    freeze(spec, spec_path.read_text(), out)
+    if not args.out and not (out / ".gitignore").exists():
+        (out / ".gitignore").write_text("work/\n")
+    command = (f"wpl study {shlex.quote(str(spec_path))} --data_dir DIR"
+               + (f" --out {shlex.quote(args.out)}" if args.out else ""))
+    todo = [(s, a) for s in spec.seeds for a in spec.arms if not record_path(out, s, a.name).exists()]
+    if todo and not args.report_only:
+        if not args.data_dir:
+            raise WplError(f"--data_dir: {len(todo)} run(s) remain; name the folder holding cifar10/")
+        if not (Path(args.data_dir) / "cifar10").is_dir():
+            raise WplError(f"--data_dir={args.data_dir}: no cifar10/ there (../shared/data/cifar10/get "
+                           f"{args.data_dir}/cifar10 makes it)")
+        total = len(spec.seeds) * len(spec.arms)
+        limit = args.max_runs or len(todo)
+        print(f"study {spec.name}: {total - len(todo)} of {total} runs done; {min(limit, len(todo))} this time; "
+              f"runs in {work}", flush=True)
+        with bar(total=total, initial=total - len(todo), desc="study", unit="run", dynamic_ncols=True) as b:
+            for seed, arm in todo[:limit]:
+                t0 = time.time()
+                b.set_postfix_str(f"seed {seed} {arm.name}: training" if arm.trains else f"seed {seed} {arm.name}")
+                if arm.trains:
+                    train(spec, arm, seed, work, args.data_dir)
+                b.set_postfix_str(f"seed {seed} {arm.name}: scoring {cells_scored(spec)} cells")
+                score(spec, arm, seed, work, out, args.data_dir)
+                b.update(1)
+                b.write(f"seed {seed} {arm.name}: {time.time() - t0:.0f} s")
+    r, md = write_report(spec, out, command)
+    sys.stdout.write(md)
+    print(f"wrote {out / 'study.json'}, {out / 'report.md'}" + (" (interim)" if not r["complete"] else ""))
+    return 0

@@ -1,0 +1,206 @@
+"""A study's results from its records: every run's metrics recomputed from its scores and the cells' truth, per
+arm mean ± sd, each declared comparison with its interval, Holm-adjusted p, detectable effect and verdict, the
+no-training references on the same cells; ``study.json``, ``report.md`` and two figures."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+
+import numpy as np
+
+from wpl.fileio import write_json, write_text
+from wpl.nas.rank import METRIC_COLUMNS, rank_metrics
+from wpl.stats import compare_family, paired
+
+from .runs import read_gz_json, record_path, samples
+from .spec import Spec
+
+NAMES = {"kendall_tau": "Kendall τ", "spearman": "Spearman ρ", "sparse_kendall_tau": "sparse τ",
+         "tau_top10": "τ top-10%", "p_at_top5": "P@5%", "p_at_top10": "P@10%", "top1_true_acc": "top-1 true acc"}
+REFERENCES = ("parameter_count", "flops", "jacob_cov", "one_shot", "few_shot")
+
+
+def _ms(values: list) -> dict:
+    vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    return {"mean": statistics.fmean(vals) if vals else None,
+            "sd": statistics.stdev(vals) if len(vals) > 1 else None, "n": len(vals)}
+
+
+def run_metrics(spec: Spec, out: Path) -> tuple[dict, dict]:
+    """``({(seed, arm): {sample: metrics}}, cells file)`` for every record present."""
+    cells_path = out / "cells.json.gz"
+    if not cells_path.exists():
+        return {}, {}
+    cells = read_gz_json(cells_path)
+    runs = {}
+    for seed in spec.seeds:
+        for arm in spec.arms:
+            p = record_path(out, seed, arm.name)
+            if p.exists():
+                rec = read_gz_json(p)
+                runs[(seed, arm.name)] = {name: rank_metrics(rec["scores"][name], cells[name]["truth"])
+                                          for name in samples(spec)}
+    return runs, cells
+
+
+def analyse(spec: Spec, out: Path) -> dict:
+    """Everything ``study.json`` holds."""
+    runs, cells = run_metrics(spec, out)
+    expected = len(spec.seeds) * len(spec.arms)
+    seeds_done = [s for s in spec.seeds if all((s, a.name) in runs for a in spec.arms)]
+
+    def values(arm: str, metric: str, sample: str = "cells") -> list:
+        return [runs[(s, arm)][sample][metric] for s in seeds_done]
+
+    result: dict = {"name": spec.name, "complete": len(runs) == expected, "runs_done": len(runs),
+                    "runs_expected": expected, "seeds_done": seeds_done, "alpha": spec.alpha, "power": spec.power,
+                    "delta": spec.delta, "primary": spec.primary, "secondary": list(spec.secondary)}
+    if not seeds_done:
+        return result
+    refs = {name: {r: rank_metrics(cells[name]["reference"][r], cells[name]["truth"]) for r in REFERENCES}
+            for name in samples(spec)}
+    result["references"] = refs
+    result["arms"] = {a.name: {name: {m: _ms(values(a.name, m, name)) for m in METRIC_COLUMNS}
+                               for name in samples(spec)} for a in spec.arms}
+    families = {}
+    for metric in (spec.primary, *spec.secondary):
+        rows = [(c.name, values(c.a, metric), values(c.b, metric)) for c in spec.comparisons]
+        fam = compare_family(rows, spec.alpha, spec.power, spec.delta if metric == spec.primary else None)
+        for c, row in zip(spec.comparisons, fam, strict=True):
+            row.update(a=c.a, b=c.b, note=c.note)
+        families[metric] = fam
+    result["comparisons"] = families
+    base = refs["cells"]["parameter_count"][spec.primary]
+    result["vs_parameter_count"] = {
+        a.name: {**paired(values(a.name, spec.primary), [base] * len(seeds_done)), "parameter_count": base}
+        for a in spec.arms}
+    for v in result["vs_parameter_count"].values():
+        v["above"] = v["lo"] is not None and v["lo"] > 0
+    result["runs"] = [{"seed": s, "arm": a, **{name: m for name, m in per.items()}} for (s, a), per in runs.items()]
+    return result
+
+
+def _f(x, digits: int = 3, sign: bool = False) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:{'+' if sign else ''}.{digits}f}"
+
+
+def _pm(ms: dict, digits: int = 3) -> str:
+    return "n/a" if ms["mean"] is None else f"{ms['mean']:.{digits}f} ± {_f(ms['sd'], digits)}"
+
+
+def markdown(spec: Spec, r: dict, command: str) -> str:
+    """``report.md``: what was run, the tables, the verdicts (all from ``r``)."""
+    c = spec.cells
+    lines = [f"# Study {spec.name}", "", spec.description.strip(), "",
+             f"Command: `{command}`", "",
+             f"Cells: {c.num} {'non-isomorphic ' if c.unique else ''}NAS-Bench-201 cells, sample seed {c.seed}, each "
+             f"scored on {c.images} validation images (batches of {c.batch_size}). Seeds: {len(spec.seeds)} "
+             f"({spec.seeds[0]}…{spec.seeds[-1]}). Primary endpoint: {NAMES[spec.primary]}; α = {spec.alpha}, "
+             f"Holm over the {len(spec.comparisons)} declared comparisons; power {spec.power:.0%}, effect of interest "
+             f"{spec.delta}.", ""]
+    if not r["complete"]:
+        lines += [f"**Interim: {r['runs_done']} of {r['runs_expected']} runs, {len(r['seeds_done'])} complete "
+                  "seed(s); the verdicts below are not final.**", ""]
+    if not r.get("seeds_done"):
+        return "\n".join(lines + ["No seed is complete yet."]) + "\n"
+    n = len(r["seeds_done"])
+    lines += [f"## Arms ({n} seeds)", "", "| arm | " + " | ".join(NAMES[m] for m in METRIC_COLUMNS) + " |",
+              "|---" * (len(METRIC_COLUMNS) + 1) + "|"]
+    for a in spec.arms:
+        s = r["arms"][a.name]["cells"]
+        lines.append(f"| {a.name} | " + " | ".join(_pm(s[m], 2 if m == "top1_true_acc" else 3)
+                                                  for m in METRIC_COLUMNS) + " |")
+    lines += ["", "No training, the same cells:", "", "| reference | " + " | ".join(NAMES[m] for m in METRIC_COLUMNS)
+              + " |", "|---" * (len(METRIC_COLUMNS) + 1) + "|"]
+    for ref, m in r["references"]["cells"].items():
+        lines.append(f"| {ref.replace('_', ' ')} | " + " | ".join(_f(m[k], 2 if k == "top1_true_acc" else 3)
+                                                                   for k in METRIC_COLUMNS) + " |")
+    for metric, fam in r["comparisons"].items():
+        head = "primary" if metric == spec.primary else "secondary"
+        lines += ["", f"## Comparisons: {NAMES[metric]} ({head}; Holm over this family)", "",
+                  "| comparison | Δ mean [95%] | sd | up/down | p | Holm p | detectable (80%) | "
+                  + ("power at ±" + str(spec.delta) + " | " if metric == spec.primary else "") + "verdict |",
+                  "|---" * (8 if metric == spec.primary else 7) + "|"]
+        for c in fam:
+            pw = f"{_f(c.get('power_at_delta'), 2)} | " if metric == spec.primary else ""
+            lines.append(f"| {c['name']}: {c['a']} − {c['b']} | {_f(c['mean'], 3, True)} [{_f(c['lo'], 3, True)}, "
+                         f"{_f(c['hi'], 3, True)}] | {_f(c['sd'])} | {c['up']}/{c['down']} | {_f(c['p'])} | "
+                         f"{_f(c['p_holm'])} | {_f(c['detectable'])} | {pw}{c['verdict_text']} |")
+    base = r["references"]["cells"]["parameter_count"][spec.primary]
+    lines += ["", f"## Against counting parameters ({NAMES[spec.primary]} {_f(base)} on the same cells)", "",
+              "| arm | arm − parameter count [95%] | above it? |", "|---|---|---|"]
+    for name, v in r["vs_parameter_count"].items():
+        lines.append(f"| {name} | {_f(v['mean'], 3, True)} [{_f(v['lo'], 3, True)}, {_f(v['hi'], 3, True)}] | "
+                     f"{'yes' if v['above'] else 'no'} |")
+    if spec.continuity:
+        k = spec.continuity
+        lines += ["", f"## Continuity: {k.num} cells, sample seed {k.seed} (reported, not tested)", "",
+                  "| arm | Kendall τ | top-1 true acc |", "|---|---|---|"]
+        for a in spec.arms:
+            s = r["arms"][a.name]["continuity"]
+            lines.append(f"| {a.name} | {_pm(s['kendall_tau'])} | {_pm(s['top1_true_acc'], 2)} |")
+        ref = r["references"]["continuity"]["parameter_count"]
+        lines.append(f"| parameter count | {_f(ref['kendall_tau'])} | {_f(ref['top1_true_acc'], 2)} |")
+    lines += ["", "Every number here is recomputed from `runs/seed*/ARM.json.gz` (each cell's score) and "
+              "`cells.json.gz` (the cells, their truth, the no-training scores) by `wpl study SPEC --report_only`."]
+    return "\n".join(lines) + "\n"
+
+
+def figures(spec: Spec, r: dict, out: Path) -> list[Path]:
+    """``arms.png`` (each seed's primary endpoint per arm, seeds joined, parameter count dashed) and
+    ``comparisons.png`` (each primary comparison's paired interval, ±delta shaded)."""
+    from wpl.plots import pyplot, save_figure
+
+    if not r.get("seeds_done"):
+        return []
+    plt = pyplot()
+    seeds = r["seeds_done"]
+    per = {(x["seed"], x["arm"]): x["cells"][spec.primary] for x in r["runs"]}
+    arms = [a.name for a in spec.arms]
+    fig, ax = plt.subplots(figsize=(1.4 + 1.3 * len(arms), 4))
+    for s in seeds:
+        ax.plot(range(len(arms)), [per[(s, a)] for a in arms], color="0.75", lw=0.7, zorder=1)
+    for i, a in enumerate(arms):
+        v = np.array([per[(s, a)] for s in seeds], dtype=float)
+        ax.scatter(np.full(len(v), i), v, s=14, zorder=2)
+        ok = v[~np.isnan(v)]
+        if len(ok):
+            ax.errorbar(i + 0.15, ok.mean(), yerr=ok.std(ddof=1) if len(ok) > 1 else 0, fmt="o", color="k",
+                        capsize=3, zorder=3)
+    base = r["references"]["cells"]["parameter_count"][spec.primary]
+    ax.axhline(base, color="tab:red", ls="--", lw=1, label=f"parameter count {base:.3f}")
+    ax.set_xticks(range(len(arms)), arms, rotation=20, fontsize=8)
+    ax.set_ylabel(NAMES[spec.primary])
+    ax.set_title(f"{spec.name}: {len(seeds)} seeds, {spec.cells.num} cells", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    paths = [save_figure(fig, out / "arms.png")]
+    fam = r["comparisons"][spec.primary]
+    fig, ax = plt.subplots(figsize=(6.5, 0.9 + 0.6 * len(fam)))
+    ax.axvspan(-spec.delta, spec.delta, color="0.9", label=f"±{spec.delta}")
+    ax.axvline(0, color="k", lw=0.8)
+    for i, c in enumerate(fam):
+        if c["lo"] is not None:
+            ax.errorbar(c["mean"], i, xerr=[[c["mean"] - c["lo"]], [c["hi"] - c["mean"]]], fmt="o", capsize=3,
+                        color="tab:green" if c["verdict"] == "higher" else "tab:red" if c["verdict"] == "lower"
+                        else "tab:blue")
+    ax.set_yticks(range(len(fam)), [f"{c['name']}: {c['a']} − {c['b']}" for c in fam], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"Δ {NAMES[spec.primary]}, paired by seed (95% interval; Holm verdict colours)")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3, axis="x")
+    paths.append(save_figure(fig, out / "comparisons.png"))
+    return paths
+
+
+def write_report(spec: Spec, out: Path, command: str) -> tuple[dict, str]:
+    """Write ``study.json``, ``report.md`` and the figures; the result and the markdown."""
+    r = analyse(spec, out)
+    r["command"] = command
+    md = markdown(spec, r, command)
+    r["figures"] = [p.name for p in figures(spec, r, out)]
+    write_json(out / "study.json", r)
+    write_text(out / "report.md", md)
+    return r, md

@@ -1,0 +1,166 @@
+"""A study's runs: each seed's trained arms (``wpl search`` in a child process, resumable), each arm's supernet
+scored on the study's cells (in this process), one compressed record per seed and arm, and the cells' file (the
+sample, the truth and the no-training scores on it). A record that exists is done: a rerun skips it, so a study
+stopped anywhere continues where it was."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from wpl.errors import WplError
+from wpl.fileio import atomic_write, finite
+
+from .spec import Arm, Cells, Spec
+
+# every run's flags the study sets (besides the seed, folder and name)
+STUDY_FLAGS = ("--network_type=nb201", "--dataset=cifar10", "--resume=True", "--use_tensorboard=False",
+               "--log_level=WARNING")
+
+
+def write_gz_json(path: Path, data: object) -> Path:
+    """``data`` as gzip-compressed JSON (non-finite floats as null), written atomically."""
+    blob = gzip.compress(json.dumps(finite(data), allow_nan=False).encode(), mtime=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def _write(tmp: str) -> None:
+        Path(tmp).write_bytes(blob)
+
+    return atomic_write(path, _write, len(blob))
+
+
+def read_gz_json(path: Path) -> dict:
+    """What :func:`write_gz_json` wrote."""
+    return json.loads(gzip.decompress(path.read_bytes()))
+
+
+def run_dir(work: Path, seed: int, arm: str) -> Path:
+    """The search run of ``arm`` at ``seed``."""
+    return work / f"seed{seed}" / f"cifar10_{arm}"
+
+
+def record_path(out: Path, seed: int, arm: str) -> Path:
+    """The record of ``arm`` at ``seed`` (its scores on the study's cells)."""
+    return out / "runs" / f"seed{seed}" / f"{arm}.json.gz"
+
+
+def search_command(spec: Spec, arm: Arm, seed: int, work: Path, data_dir: str) -> list[str]:
+    """The ``wpl search`` command of one trained arm at one seed."""
+    own = ["--arch_stream=own"] if arm.strategy == "random" else []  # the random arms of a seed train one stream
+    return [sys.executable, "-m", "wpl", "search", *STUDY_FLAGS, *spec.flags, *arm.flags,
+            f"--search_strategy={arm.strategy}", *own, f"--random_seed={seed}", f"--log_dir={work / f'seed{seed}'}",
+            f"--comment={arm.name}", f"--data_dir={data_dir}"]
+
+
+def check_arm_flags(spec: Spec, where: Path) -> None:
+    """Every trained arm's search flags parse (before any run): a refused one is one line naming the arm."""
+    from wpl.nas.search.flags import parse_search_args
+
+    for arm in spec.arms:
+        if arm.trains:
+            try:
+                parse_search_args(search_command(spec, arm, spec.seeds[0], Path("work"), "data")[4:])
+            except SystemExit as exc:
+                raise WplError(f"{where} [arms.{arm.name}]: its flags are refused (the line above says why)") from exc
+
+
+def train(spec: Spec, arm: Arm, seed: int, work: Path, data_dir: str) -> Path:
+    """Train (or finish training) ``arm`` at ``seed``; its run folder. A failed run is one line naming its log."""
+    d = run_dir(work, seed, arm.name)
+    if (d / "summary.json").exists():
+        return d
+    d.parent.mkdir(parents=True, exist_ok=True)
+    log = d.parent / f"{arm.name}.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with log.open("a") as fh:
+        rc = subprocess.run(search_command(spec, arm, seed, work, data_dir), stdout=fh, stderr=subprocess.STDOUT,
+                            env=env).returncode
+    if rc != 0:
+        tail = [ln for ln in log.read_text(errors="replace").replace("\r", "\n").splitlines() if ln.strip()][-1:]
+        raise WplError(f"the search of arm {arm.name}, seed {seed} exited with {rc} ({tail[0].strip() if tail else ''}"
+                       f"); its log is {log}; fix the cause and rerun the study (it resumes)")
+    return d
+
+
+def cell_sample(cells: Cells) -> tuple[np.ndarray, list[str]]:
+    """The sample's canonical indices and cell strings."""
+    from wpl.data.nb201 import all_archs
+
+    from ..ranking import sample_benchmark_cells
+
+    idx = sample_benchmark_cells(cells.num, cells.seed, cells.unique)
+    return idx, [all_archs()[i] for i in idx]
+
+
+def load_run(d: Path, data_dir: str):
+    """The search in run folder ``d`` as its last checkpoint left it (for scoring)."""
+    from wpl.nas.search.flags import parse_search_args
+    from wpl.nas.search.run import load_search, setup_logging
+
+    setup_logging("WARNING")
+    flags = [f"--load_path={d}", "--mode=test", "--log_level=WARNING", f"--data_dir={data_dir}"]
+    return load_search(parse_search_args(flags), d, d / "checkpoint.pt")
+
+
+def sample_file(search, cells: Cells) -> dict:
+    """One sample of the cells' file: indices, strings, truth, and the scores that need no training on them."""
+    from wpl.data.nb201 import ground_truth
+
+    from ..ranking import jacob_cov_scores, mac_counts, parameter_counts
+    from ..supernet import Nb201Arch
+
+    idx, strings = cell_sample(cells)
+    archs = [Nb201Arch.from_string(s) for s in strings]
+    g = ground_truth()
+    task = search.task
+    return {**{k: getattr(cells, k) for k in ("seed", "num", "unique", "images", "batch_size")},
+            "index": idx.tolist(), "arch": strings, "truth": g.test_acc[idx].tolist(),
+            "reference": {"parameter_count": parameter_counts(task.supernet, archs),
+                          "flops": mac_counts(task.supernet, archs, task.data.shape),
+                          "jacob_cov": jacob_cov_scores(task, archs),
+                          "one_shot": g.one_shot[idx].tolist(), "few_shot": g.few_shot[idx].tolist()}}
+
+
+def samples(spec: Spec) -> dict[str, Cells]:
+    """The study's cell samples by name: ``cells`` (the endpoints') and, if declared, ``continuity``."""
+    return {"cells": spec.cells, **({"continuity": spec.continuity} if spec.continuity else {})}
+
+
+def score(spec: Spec, arm: Arm, seed: int, work: Path, out: Path, data_dir: str, on_cell=None) -> dict:
+    """Score ``arm``'s supernet at ``seed`` on every sample; write its record (and, the first time, the cells'
+    file); the record."""
+    from ..ranking import score_cells, use_weights
+    from ..supernet import Nb201Arch
+
+    d = run_dir(work, seed, arm.source)
+    t0 = time.time()
+    search = load_run(d, data_dir)
+    try:
+        use_weights(search, arm.weights, d / "checkpoint.pt")
+        cells_file = out / "cells.json.gz"
+        if not cells_file.exists():
+            write_gz_json(cells_file, {name: sample_file(search, c) for name, c in samples(spec).items()})
+        scores = {}
+        for name, c in samples(spec).items():
+            archs = [Nb201Arch.from_string(s) for s in cell_sample(c)[1]]
+            scores[name] = score_cells(search.task, archs, c.batches, c.batch_size, on_cell)
+    finally:
+        search.runlog.close()
+    summary = json.loads((d / "summary.json").read_text())
+    rec = {"seed": seed, "arm": arm.name, "run": f"seed{seed}/{d.name}", "weights": arm.weights,
+           "train_seconds": round(sum(summary.get("seconds", {}).values()), 1),
+           "score_seconds": round(time.time() - t0, 1), "scores": scores}
+    write_gz_json(record_path(out, seed, arm.name), rec)
+    return rec
+
+
+def cells_scored(spec: Spec) -> int:
+    """Cells scored per record (every sample)."""
+    return sum(c.num for c in samples(spec).values())

@@ -1,0 +1,203 @@
+"""``wpl study``: its statistics against values computed by hand (and SciPy, once, written down here), its spec
+checks, and a toy study end to end: the report's numbers recomputed from the records, a changed spec refused, a
+study continued after a stop giving the same records."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+
+from wpl.errors import WplError
+from wpl.stats import compare_family, detectable, holm, paired, power_two_sided, t_ppf, t_sf
+
+
+def test_t_quantiles_tails_and_the_noncentral_t_match_tabled_values() -> None:
+    assert t_ppf(0.975, 4) == pytest.approx(2.7764451051977934, abs=1e-9)
+    assert t_ppf(0.975, 19) == pytest.approx(2.0930240544083087, abs=1e-9)
+    assert t_ppf(0.025, 4) == pytest.approx(-2.7764451051977934, abs=1e-9)
+    assert t_ppf(0.975, 1) == pytest.approx(12.706204736174694, rel=1e-4)  # Cauchy: the heaviest tail
+    assert 2 * t_sf(2.5, 7) == pytest.approx(0.04099221858575289, abs=1e-9)
+    assert t_sf(2.0, 5, nc=1.5) == pytest.approx(0.36855075274432825, abs=1e-9)
+    assert t_sf(-1.0, 3, nc=0.5) == pytest.approx(0.9078787901856405, abs=1e-9)
+
+
+def test_power_and_the_smallest_detectable_effect() -> None:
+    # n = 20 pairs of sd 0.05 at the strictest Holm level of 4 tests: 0.04 is detected with 78% power...
+    assert power_two_sided(0.04, 0.05, 20, 0.0125) == pytest.approx(0.7829434001580278, abs=1e-6)
+    # ...so 80% needs 0.0407; five pairs at 0.05 need 0.084 (issue #34's "≈ 0.09")
+    assert detectable(0.05, 20, 0.0125) == pytest.approx(0.040729570819489115, abs=1e-7)
+    assert detectable(0.05, 5, 0.05) == pytest.approx(0.0840998482977778, abs=1e-7)
+    assert power_two_sided(detectable(0.05, 8, 0.05), 0.05, 8, 0.05) == pytest.approx(0.8, abs=1e-6)
+    assert math.isnan(detectable(0.05, 1, 0.05))
+
+
+def test_holm_by_hand() -> None:
+    # sorted 0.01, 0.03, 0.04 → ×3, ×2, ×1 = 0.03, 0.06, 0.04 → monotone: 0.03, 0.06, 0.06
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5, 0.001]) == pytest.approx([0.5, 0.002])
+    assert holm([0.04, 0.03, 0.5]) == pytest.approx([0.09, 0.09, 0.5])  # 0.04 × 2 = 0.08 lifted to 0.09
+    out = holm([0.02, float("nan")])
+    assert out[0] == pytest.approx(0.02) and math.isnan(out[1])
+    assert holm([0.02, float("nan")], m=2)[0] == pytest.approx(0.04)  # a declared family counts every test
+
+
+def test_paired_interval_by_hand() -> None:
+    d = [0.03, 0.05, -0.01, 0.04, 0.02]  # mean 0.026, sd 0.0230217, se 0.0102956, t(4) 2.5253
+    c = paired(d, [0.0] * 5)
+    assert c["mean"] == pytest.approx(0.026)
+    assert c["sd"] == pytest.approx(0.02302172886644268)
+    assert c["t"] == pytest.approx(2.5253432421288866)
+    assert c["p"] == pytest.approx(0.06498591034212063, abs=1e-9)
+    assert (c["lo"], c["hi"]) == pytest.approx((-0.0025852519098702245, 0.05458525190987023))
+    assert (c["up"], c["down"]) == (4, 1)
+    assert paired([1.0, None, 3.0], [0.5, 2.0, float("nan")])["n"] == 1  # missing pairs dropped
+
+
+def test_verdicts_are_computed_from_the_numbers() -> None:
+    strong = [0.05 + 0.01 * (i % 3) for i in range(12)]
+    rows = [("up", strong, [0.0] * 12), ("noise", [0.01, -0.02, 0.03, -0.01, 0.0, 0.02] * 2, [0.0] * 12),
+            ("tight", [0.001, -0.001] * 6, [0.0] * 12), ("same", [0.3] * 12, [0.3] * 12)]
+    fam = {c["name"]: c for c in compare_family(rows, 0.05, 0.8, 0.04)}
+    assert fam["up"]["verdict"] == "higher" and fam["up"]["p_holm"] < 0.05
+    assert fam["tight"]["verdict"] == "equivalent"  # interval inside ±0.04
+    assert fam["same"]["verdict"] == "identical"
+    assert fam["noise"]["verdict"] in ("unresolved", "equivalent")
+    assert fam["up"]["detectable"] == pytest.approx(detectable(fam["up"]["sd"], 12, 0.05 / 4), rel=1e-9)
+    down = compare_family([("d", [0.0] * 6, [0.1, 0.11, 0.12, 0.1, 0.11, 0.12])], 0.05)[0]
+    assert down["verdict"] == "lower"
+    # p 0.021 alone, 0.063 after Holm over three: nominal only
+    nominal = compare_family([("a", [0.02, 0.03, 0.01, 0.04, 0.02, 0.03, -0.01, 0.0], [0.0] * 8),
+                              ("b", [0.0] * 8, [0.0] * 8), ("c", [0.1, -0.1] * 4, [0.0] * 8)], 0.05)
+    assert nominal[0]["p"] == pytest.approx(0.020937570206924622, abs=1e-9)
+    assert nominal[0]["p_holm"] == pytest.approx(3 * nominal[0]["p"]) and nominal[0]["verdict"] == "nominal"
+
+
+TOY = """
+name = "toy"
+description = "a toy study"
+flags = ["--nb201_channels=2", "--nb201_cells=1", "--batch_size=4", "--test_batch_size=8", "--shared_max_step=3",
+         "--num_batch_per_iter=1", "--derive_num_sample=2", "--forgetting_batches=1", "--valid_size=16",
+         "--save_epoch=1", "--controller_hid=8", "--num_gpu=0", "--max_epoch=1"]
+seeds = "3-4"
+[cells]
+seed = 11
+num = 10
+images = 8
+batch_size = 4
+[continuity]
+seed = 0
+num = 5
+unique = false
+images = 8
+batch_size = 8
+[arms.plain]
+strategy = "random"
+flags = ["--use_wpl=False", "--weight_ema=0.5"]
+[arms.ema]
+score = "plain"
+weights = "ema"
+[arms.lr]
+strategy = "random"
+flags = ["--use_wpl=False", "--shared_lr=0.2"]
+[[comparisons]]
+name = "H1"
+a = "lr"
+b = "plain"
+[[comparisons]]
+name = "H2"
+a = "ema"
+b = "plain"
+[endpoints]
+secondary = ["top1_true_acc"]
+"""
+
+
+@pytest.mark.parametrize("old, new", [
+    ('name = "toy"', 'name = "a b"'), ('seeds = "3-4"', 'seeds = [3]'), ('a = "lr"', 'a = "nope"'),
+    ('"--max_epoch=1"]', '"--max_epoch=1", "--random_seed=2"]'), ('score = "plain"', 'score = "ema"'),
+    ('secondary = ["top1_true_acc"]', 'secondary = ["accuracy"]'), ("num = 10", "num = 7000")],
+    ids=["name", "one seed", "unknown arm", "study's own flag", "score an untrained arm", "endpoint", "cells"])
+def test_a_bad_spec_is_one_line_naming_the_file_and_key(old, new) -> None:
+    from wpl.nas.spaces.nb201.study.spec import parse_spec
+
+    parse_spec(TOY, "toy.toml")  # the toy spec itself is fine
+    with pytest.raises(WplError) as exc:
+        parse_spec(TOY.replace(old, new, 1), "toy.toml")
+    assert str(exc.value).startswith("toy.toml") and "\n" not in str(exc.value)
+
+
+def test_an_arm_whose_flags_the_search_refuses_stops_the_study_before_any_run(tmp_path, capsys) -> None:
+    (tmp_path / "toy.toml").write_text(TOY.replace('"--shared_lr=0.2"', '"--shared_lr=0.2", "--no_such_flag=1"'))
+    with pytest.raises(WplError, match=r"\[arms.lr\]: its flags are refused"):
+        _study(tmp_path)
+    assert "no_such_flag" in capsys.readouterr().err
+    assert not (tmp_path / "toy").exists()
+
+
+def _study(tmp_path: Path, *extra: str) -> int:
+    from wpl.nas.spaces.nb201.study.command import cmd_study
+
+    return cmd_study([str(tmp_path / "toy.toml"), f"--data_dir={tmp_path / 'data'}", *extra])
+
+
+def test_a_toy_study_end_to_end(tmp_path, capsys) -> None:
+    from conftest import make_cifar
+    from wpl.data.nb201 import ground_truth
+    from wpl.nas.rank import kendall_tau
+    from wpl.nas.spaces.nb201.study.runs import read_gz_json
+
+    make_cifar(tmp_path / "data", per_batch=40)
+    (tmp_path / "toy.toml").write_text(TOY)
+    assert _study(tmp_path, "--max_runs=2") == 0  # a stop after two runs: an interim report
+    out = tmp_path / "toy"
+    assert "Interim: 2 of 6 runs" in (out / "report.md").read_text()
+    assert not json.loads((out / "study.json").read_text())["complete"]
+    assert _study(tmp_path) == 0
+    r = json.loads((out / "study.json").read_text())
+    assert r["complete"] and r["seeds_done"] == [3, 4]
+    assert (out / "arms.png").stat().st_size > 0 and (out / "comparisons.png").stat().st_size > 0
+    assert (out / ".gitignore").read_text() == "work/\n"
+    # every τ recomputed from the committed records: each cell's score against the benchmark's truth
+    cells = read_gz_json(out / "cells.json.gz")
+    truth = ground_truth().test_acc[cells["cells"]["index"]]
+    assert cells["cells"]["truth"] == pytest.approx(truth.tolist())
+    for row in r["runs"]:
+        rec = read_gz_json(out / "runs" / f"seed{row['seed']}" / f"{row['arm']}.json.gz")
+        tau = kendall_tau(rec["scores"]["cells"], truth)
+        assert (math.isnan(tau) and row["cells"]["kendall_tau"] is None) or row["cells"]["kendall_tau"] == tau
+    # the EMA arm scores the run's weight average, not its trained weights
+    import torch
+
+    from wpl.nas.spaces.nb201.ranking import use_weights
+    from wpl.nas.spaces.nb201.study.runs import load_run
+
+    run = out / "work" / "seed3" / "cifar10_plain"
+    search = load_run(run, str(tmp_path / "data"))
+    saved = torch.load(run / "checkpoint.pt", weights_only=False)["weight_ema"]
+    trained = {n: p.detach().clone() for n, p in search.supernet.named_parameters()}
+    use_weights(search, "ema", run / "checkpoint.pt")
+    search.runlog.close()
+    now = dict(search.supernet.named_parameters())
+    assert all(torch.equal(now[n], saved[n]) for n in saved)
+    assert any(not torch.equal(trained[n], saved[n]) for n in saved)
+    h1 = r["comparisons"]["kendall_tau"][0]
+    taus = {(x["seed"], x["arm"]): x["cells"]["kendall_tau"] for x in r["runs"]}
+    assert h1["name"] == "H1" and h1["diffs"] == pytest.approx(
+        [taus[(s, "lr")] - taus[(s, "plain")] for s in (3, 4) if None not in (taus[(s, "lr")], taus[(s, "plain")])])
+    # a changed spec is refused in one line, and nothing is run
+    (tmp_path / "toy.toml").write_text(TOY.replace('seeds = "3-4"', 'seeds = "3-5"'))
+    with pytest.raises(WplError, match="another spec \\(changed: seeds"):
+        _study(tmp_path)
+    (tmp_path / "toy.toml").write_text(TOY)
+    # a run lost (its folder and record) is trained again to the same scores, bit for bit
+    before = (out / "runs" / "seed4" / "lr.json.gz").read_bytes()
+    shutil.rmtree(out / "work" / "seed4" / "cifar10_lr")
+    (out / "runs" / "seed4" / "lr.json.gz").unlink()
+    assert _study(tmp_path) == 0
+    after = read_gz_json(out / "runs" / "seed4" / "lr.json.gz")
+    assert after["scores"] == json.loads(__import__("gzip").decompress(before))["scores"]
+    assert json.loads((out / "study.json").read_text())["comparisons"] == r["comparisons"]
