@@ -51,8 +51,9 @@ def test_outside_the_spaces_no_code_names_a_space() -> None:
     assert not found, found
 
 
-def test_every_number_of_the_benchmarks_summary_comes_from_its_result_file() -> None:
-    """BENCHMARKS.md's summary table quotes only numbers its committed result JSON holds."""
+def test_every_number_and_verdict_of_the_benchmarks_summary_comes_from_its_result_file(tmp_path) -> None:
+    """BENCHMARKS.md's summary table quotes each number from its key in the committed result JSON, and each
+    "met?" word is what the file computes: a changed number or a typed verdict is caught."""
     import importlib.util
     from pathlib import Path
 
@@ -64,3 +65,12 @@ def test_every_number_of_the_benchmarks_summary_comes_from_its_result_file() -> 
     assert mod.numbers("98.2% at α = 3000, −0.18") == [("98.2%", 98.2, 1, True), ("3000", 3000.0, 0, False),
                                                        ("−0.18", -0.18, 2, False)]
     assert mod.found(98.2, 1, True, [0.98213]) and not mod.found(98.3, 1, True, [0.98213])
+    assert mod.numbers("99.1% from α = 10⁴; P@5% +0.2, best-5 −0.004, top-1") == [
+        ("99.1%", 99.1, 1, True), ("10⁴", 10000.0, 0, False), ("+0.2", 0.2, 1, False), ("−0.004", -0.004, 3, False)]
+    text = (root / "BENCHMARKS.md").read_text()
+    for old, new in (("| yes | `reproduce_cnn.json`", "| no | `reproduce_cnn.json`"),
+                     ("random WPL after Holm: nominal", "random WPL after Holm: higher"),
+                     ("plain τ 0.565", "plain τ 0.566")):
+        assert old in text
+        (tmp_path / "B.md").write_text(text.replace(old, new, 1))
+        assert len(mod.check(tmp_path / "B.md")) == 1, new

@@ -9,7 +9,10 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import tomllib
+try:  # Python ≥ 3.11
+    import tomllib
+except ModuleNotFoundError:  # 3.10: the same parser, as a package
+    import tomli as tomllib
 
 from wpl.errors import WplError
 from wpl.nas.rank import METRIC_COLUMNS
