@@ -144,6 +144,29 @@ def _folder_missing_cifar(tmp: Path) -> list[str]:
 
 
 ok_cell = {"type": "rnn", "activations": ["tanh", "relu", "sigmoid"], "parents": [0, 1]}  # node k's parent < k
+STUDY = """name = "s"
+seeds = [1, 2]
+flags = ["--max_epoch=1"]
+[cells]
+seed = 5
+num = 10
+[arms.a]
+strategy = "random"
+[arms.b]
+strategy = "random"
+flags = ["--shared_lr=0.1"]
+[[comparisons]]
+name = "H1"
+a = "b"
+b = "a"
+"""
+
+
+def _study(tmp: Path, text: str, *extra: str) -> list[str]:
+    (tmp / "spec.toml").write_text(text)
+    return ["study", str(tmp / "spec.toml"), *extra]
+
+
 CASES: dict[str, tuple[Case, list[str]]] = {
     # data: text
     "ptb split missing": (lambda t: _search(_corpus(t, valid=None), t), ["valid.txt: missing"]),
@@ -193,6 +216,13 @@ CASES: dict[str, tuple[Case, list[str]]] = {
     "checkpoint from a newer wpl": (_newer_checkpoint, ["checkpoint.pt", "newer wpl: upgrade"]),
     "checkpoint of another size": (_other_size, ["checkpoint.pt", "run's own sizes"]),
     "ranking a run of another space": (_other_space, ["--network_type=rnn run", "needs a --network_type=nb201"]),
+    # studies
+    "study spec missing": (lambda t: ["study", str(t / "nothing.toml")], ["nothing.toml", "no such spec file"]),
+    "study comparing an unknown arm": (lambda t: _study(t, STUDY.replace('a = "b"', 'a = "c"')),
+                                       ["spec.toml [[comparisons]] #1 (H1)", "no arm 'c'"]),
+    "study arm setting the seed": (lambda t: _study(t, STUDY.replace('"--max_epoch=1"', '"--random_seed=3"')),
+                                   ["spec.toml flags", "--random_seed is set by the study"]),
+    "study without its data": (lambda t: _study(t, STUDY), ["--data_dir", "4 run(s) remain"]),
 }
 
 

@@ -34,23 +34,26 @@ def cmd_study(argv: Sequence[str]) -> int:
     p.add_argument("--max_runs", type=int, default=0, help="stop after this many runs trained or scored (0: all)")
     p.add_argument("--report_only", type=str2bool, default=False, help="only recompute the report from the records")
     args = p.parse_args(argv)
+    if args.max_runs < 0:
+        raise WplError(f"--max_runs={args.max_runs}: must be >= 0 (0: every remaining run)")
     spec_path = Path(args.spec)
     spec = read_spec(spec_path)
     out = Path(args.out) if args.out else spec_path.parent / spec.name
     work = Path(args.work_dir) if args.work_dir else out / "work"
     check_arm_flags(spec, spec_path)
-    freeze(spec, spec_path.read_text(), out)
-    if not args.out and not (out / ".gitignore").exists():
-        (out / ".gitignore").write_text("work/\n")
     command = (f"wpl study {shlex.quote(str(spec_path))} --data_dir DIR"
                + (f" --out {shlex.quote(args.out)}" if args.out else ""))
     todo = [(s, a) for s in spec.seeds for a in spec.arms if not record_path(out, s, a.name).exists()]
-    if todo and not args.report_only:
+    if todo and not args.report_only:  # what remains needs the data
         if not args.data_dir:
             raise WplError(f"--data_dir: {len(todo)} run(s) remain; name the folder holding cifar10/")
         if not (Path(args.data_dir) / "cifar10").is_dir():
             raise WplError(f"--data_dir={args.data_dir}: no cifar10/ there (../shared/data/cifar10/get "
                            f"{args.data_dir}/cifar10 makes it)")
+    freeze(spec, spec_path.read_text(), out)  # before any run; a changed spec is refused here
+    if not args.out and not (out / ".gitignore").exists():
+        (out / ".gitignore").write_text("work/\n")
+    if todo and not args.report_only:
         total = len(spec.seeds) * len(spec.arms)
         limit = args.max_runs or len(todo)
         print(f"study {spec.name}: {total - len(todo)} of {total} runs done; {min(limit, len(todo))} this time; "
