@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from wpl.fileio import write_json
+from wpl.fileio import kept_or_changed, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -44,14 +44,7 @@ def work_dir(args: argparse.Namespace, name: str) -> Path:
 def same_setup(work: Path, setup: dict) -> None:
     """Resuming only continues the same comparison: ``setup`` (flags, variants, grids) is kept in the work
     folder on first use, and a later run with another setup is refused instead of mixing results."""
-    path = work / "setup.json"
-    setup = json.loads(json.dumps(setup))  # plain data, as it reads back
-    if not path.exists():
-        write_json(path, setup)
-        return
-    saved = json.loads(path.read_text())
-    if saved != setup:
-        changed = sorted(k for k in set(saved) | set(setup) if saved.get(k) != setup.get(k))
+    if changed := kept_or_changed(work / "setup.json", setup):
         raise SystemExit(f"{work} holds results of another setup (changed: {', '.join(changed)}); delete that "
                          "folder to start over, or pass another --work_dir")
 

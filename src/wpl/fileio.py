@@ -121,6 +121,18 @@ def write_json(path: str | Path, data: object) -> Path:
     return atomic_write(path, _write)
 
 
+def kept_or_changed(path: str | Path, data: dict) -> list[str]:
+    """On first use keep ``data`` (plain JSON) at ``path`` and return []; later, the top-level keys whose saved
+    value differs from ``data``'s (what a resumed job compares its setup with)."""
+    path = Path(path)
+    data = json.loads(json.dumps(data))  # as it reads back
+    if not path.exists():
+        write_json(path, data)
+        return []
+    saved = json.loads(path.read_text())
+    return sorted(k for k in set(saved) | set(data) if saved.get(k) != data.get(k))
+
+
 def write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` (UTF-8) atomically."""
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

@@ -249,17 +249,11 @@ def read_spec(path: Path) -> Spec:
 def freeze(spec: Spec, text: str, folder: Path) -> None:
     """On first use keep the spec in ``folder`` (``spec.toml`` as written, ``spec.json`` as read); later, refuse
     a spec that reads differently, in one line naming what changed."""
-    from wpl.fileio import write_json, write_text
+    from wpl.fileio import kept_or_changed, write_text
 
-    frozen = folder / "spec.json"
-    now = spec.to_json()
-    if not frozen.exists():
+    if not (folder / "spec.json").exists():
         folder.mkdir(parents=True, exist_ok=True)
         write_text(folder / "spec.toml", text)
-        write_json(frozen, now)
-        return
-    saved = json.loads(frozen.read_text())
-    if saved != now:
-        changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+    if changed := kept_or_changed(folder / "spec.json", spec.to_json()):
         raise WplError(f"{folder}: the study was started with another spec (changed: {', '.join(changed)}; frozen "
                        f"copy {folder / 'spec.toml'}); restore it, or start a new study with another --out")
