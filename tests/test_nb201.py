@@ -678,3 +678,49 @@ def test_the_fast_average_pool_is_pytorchs_to_rounding() -> None:
         (a,) = torch.autograd.grad(ours, x, g)
         (b,) = torch.autograd.grad(theirs, x, g)
         assert torch.allclose(a, b, atol=1e-12)
+
+
+def test_a_weight_average_leaves_training_alone_is_the_average_resumes_and_ranks(tmp_path, capsys) -> None:
+    """``--weight_ema=d``: the trained weights are bit for bit those of a run without it; the average is
+    θ̄ ← d·θ̄ + (1 − d)·θ after every shared step from the initial weights (checked by hand over the run's
+    steps); a run stopped and resumed keeps it exactly; ``wpl rank --weights=ema`` scores it (rank_ema.json),
+    and on a run without one it is one line naming the flag."""
+    from conftest import make_cifar
+    from wpl.cli import main
+    from wpl.nas.search.flags import parse_search_args
+    from wpl.nas.search.run import build_search, run_search
+
+    data = make_cifar(tmp_path / "data")
+    argv = [*TINY_NB201, f"--data_dir={data}", "--max_epoch=2", "--use_wpl=False", "--random_seed=4"]
+    states = {}
+    for name, extra in (("plain", []), ("ema", ["--weight_ema=0.5"])):
+        run_search([*argv, *extra, f"--log_dir={tmp_path / name}"])
+        states[name] = torch.load(tmp_path / name / "cifar10_nb" / "checkpoint.pt", weights_only=False)
+    plain, ema = states["plain"], states["ema"]
+    assert all(torch.equal(plain["supernet"][k], ema["supernet"][k]) for k in plain["supernet"])
+    assert plain["weight_ema"] is None and set(ema["weight_ema"]) == set(dict(
+        build_search(parse_search_args([*argv, f"--log_dir={tmp_path}"]), None, torch.device("cpu"))
+        .supernet.named_parameters()))
+    # by hand: the same search, stepped one shared step at a time, the average folded after each
+    torch.manual_seed(0)
+    search = build_search(parse_search_args([*argv, "--weight_ema=0.75", f"--log_dir={tmp_path}"]), None,
+                          torch.device("cpu"))
+    avg = {n: p.detach().clone() for n, p in search.supernet.named_parameters()}
+    for arch in search.sample_archs(3):
+        search.shared_step(arch, wpl=False)
+        for n, p in search.supernet.named_parameters():
+            avg[n] = 0.75 * avg[n] + 0.25 * p.detach()
+    assert all(torch.allclose(search.weight_ema[n], avg[n], atol=1e-7) for n in avg)
+    search.runlog.close()
+    # stopped after the first epoch and resumed: the same average
+    run_search([*argv, "--weight_ema=0.5", "--max_epoch=1", f"--log_dir={tmp_path / 'stop'}"])
+    run_search([*argv, "--weight_ema=0.5", f"--log_dir={tmp_path / 'stop'}", "--resume=True"])
+    resumed = torch.load(tmp_path / "stop" / "cifar10_nb" / "checkpoint.pt", weights_only=False)["weight_ema"]
+    assert all(torch.equal(resumed[k], ema["weight_ema"][k]) for k in resumed)
+    assert main(["rank", "--model_name=cifar10_nb", f"--log_dir={tmp_path / 'ema'}", "--num_archs=6",
+                 "--rank_batches=1", "--weights=ema"]) == 0
+    assert (tmp_path / "ema" / "cifar10_nb" / "rank_ema.json").is_file()
+    capsys.readouterr()
+    assert main(["rank", "--model_name=cifar10_nb", f"--log_dir={tmp_path / 'plain'}", "--num_archs=6",
+                 "--weights=ema"]) != 0
+    assert "search with --weight_ema=DECAY" in capsys.readouterr().err
