@@ -138,6 +138,27 @@ def test_an_arm_whose_flags_the_search_refuses_stops_the_study_before_any_run(tm
     assert not (tmp_path / "toy").exists()
 
 
+def test_a_run_that_diverges_is_recorded_and_left_out_of_its_pairs(tmp_path) -> None:
+    from conftest import make_cifar
+    from wpl.nas.spaces.nb201.study.runs import read_gz_json
+
+    make_cifar(tmp_path / "data", per_batch=40)
+    spec = (TOY.replace('seeds = "3-4"', 'seeds = [3, 4]')
+            .replace('"--shared_lr=0.2"', '"--shared_lr=1e30", "--shared_grad_clip=1e30", "--shared_max_step=3"'))
+    (tmp_path / "toy.toml").write_text(spec)
+    assert _study(tmp_path) == 0  # the study goes on past the diverged runs
+    out = tmp_path / "toy"
+    rec = read_gz_json(out / "runs" / "seed3" / "lr.json.gz")
+    assert "non-finite" in rec["failed"] and rec["scores"]["cells"] is None
+    r = json.loads((out / "study.json").read_text())
+    assert r["complete"] and {(f["seed"], f["arm"]) for f in r["failed"]} == {(3, "lr"), (4, "lr")}
+    h1, h2 = r["comparisons"]["kendall_tau"]
+    assert h1["n"] == 0 and h1["verdict"] == "undefined"
+    assert h2["name"] == "H2" and h2["n"] == sum(x["cells"]["kendall_tau"] is not None for x in r["runs"]
+                                                 if x["arm"] == "ema")  # ema − plain: every defined pair
+    assert "diverged" in (out / "report.md").read_text()
+
+
 def _study(tmp_path: Path, *extra: str) -> int:
     from wpl.nas.spaces.nb201.study.command import cmd_study
 

@@ -18,7 +18,7 @@ def cmd_study(argv: Sequence[str]) -> int:
     from wpl.progress import bar
 
     from .report import write_report
-    from .runs import cells_scored, check_arm_flags, record_path, score, train
+    from .runs import Diverged, cells_scored, check_arm_flags, failed_record, failed_source, record_path, score, train
     from .spec import freeze, read_spec
 
     p = StrictParser(prog="wpl study", epilog="example: wpl study benchmarks/studies/confirmatory.toml --data_dir "
@@ -62,10 +62,16 @@ def cmd_study(argv: Sequence[str]) -> int:
             for seed, arm in todo[:limit]:
                 t0 = time.time()
                 b.set_postfix_str(f"seed {seed} {arm.name}: training" if arm.trains else f"seed {seed} {arm.name}")
-                if arm.trains:
-                    train(spec, arm, seed, work, args.data_dir)
-                b.set_postfix_str(f"seed {seed} {arm.name}: scoring {cells_scored(spec)} cells")
-                score(spec, arm, seed, work, out, args.data_dir)
+                try:
+                    if arm.trains:
+                        train(spec, arm, seed, work, args.data_dir)
+                    elif (why := failed_source(out, seed, arm)) is not None:
+                        raise Diverged(why)
+                    b.set_postfix_str(f"seed {seed} {arm.name}: scoring {cells_scored(spec)} cells")
+                    score(spec, arm, seed, work, out, args.data_dir)
+                except Diverged as exc:  # a result of the arm: recorded, its pairs left out of the statistics
+                    failed_record(spec, arm, seed, out, str(exc))
+                    b.write(f"seed {seed} {arm.name}: diverged ({exc})")
                 b.update(1)
                 b.write(f"seed {seed} {arm.name}: {time.time() - t0:.0f} s")
     r, md = write_report(spec, out, command)

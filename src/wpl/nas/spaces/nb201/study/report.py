@@ -40,8 +40,11 @@ def run_metrics(spec: Spec, out: Path) -> tuple[dict, dict]:
             p = record_path(out, seed, arm.name)
             if p.exists():
                 rec = read_gz_json(p)
-                runs[(seed, arm.name)] = {name: rank_metrics(rec["scores"][name], cells[name]["truth"])
+                runs[(seed, arm.name)] = {name: (dict.fromkeys(METRIC_COLUMNS) if rec.get("failed") else
+                                                 rank_metrics(rec["scores"][name], cells[name]["truth"]))
                                           for name in samples(spec)}
+                if rec.get("failed"):
+                    runs[(seed, arm.name)]["failed"] = rec["failed"]
     return runs, cells
 
 
@@ -78,7 +81,8 @@ def analyse(spec: Spec, out: Path) -> dict:
         for a in spec.arms}
     for v in result["vs_parameter_count"].values():
         v["above"] = v["lo"] is not None and v["lo"] > 0
-    result["runs"] = [{"seed": s, "arm": a, **{name: m for name, m in per.items()}} for (s, a), per in runs.items()]
+    result["runs"] = [{"seed": s, "arm": a, **per} for (s, a), per in runs.items()]
+    result["failed"] = [{"seed": s, "arm": a, "why": per["failed"]} for (s, a), per in runs.items() if "failed" in per]
     return result
 
 
@@ -105,6 +109,9 @@ def markdown(spec: Spec, r: dict, command: str) -> str:
                   "seed(s); the verdicts below are not final.**", ""]
     if not r.get("seeds_done"):
         return "\n".join(lines + ["No seed is complete yet."]) + "\n"
+    if r.get("failed"):
+        lines += ["Runs that diverged (their pairs are left out of the comparisons they enter): "
+                  + "; ".join(f"seed {f['seed']} {f['arm']}: {f['why']}" for f in r["failed"]), ""]
     n = len(r["seeds_done"])
     lines += [f"## Arms ({n} seeds)", "", "| arm | " + " | ".join(NAMES[m] for m in METRIC_COLUMNS) + " |",
               "|---" * (len(METRIC_COLUMNS) + 1) + "|"]
@@ -161,9 +168,10 @@ def figures(spec: Spec, r: dict, out: Path) -> list[Path]:
     arms = [a.name for a in spec.arms]
     fig, ax = plt.subplots(figsize=(1.4 + 1.3 * len(arms), 4))
     for s in seeds:
-        ax.plot(range(len(arms)), [per[(s, a)] for a in arms], color="0.75", lw=0.7, zorder=1)
+        ax.plot(range(len(arms)), [np.nan if per[(s, a)] is None else per[(s, a)] for a in arms], color="0.75",
+                lw=0.7, zorder=1)
     for i, a in enumerate(arms):
-        v = np.array([per[(s, a)] for s in seeds], dtype=float)
+        v = np.array([np.nan if per[(s, a)] is None else per[(s, a)] for s in seeds], dtype=float)
         ax.scatter(np.full(len(v), i), v, s=14, zorder=2)
         ok = v[~np.isnan(v)]
         if len(ok):

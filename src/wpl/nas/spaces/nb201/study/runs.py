@@ -71,8 +71,13 @@ def check_arm_flags(spec: Spec, where: Path) -> None:
                 raise WplError(f"{where} [arms.{arm.name}]: its flags are refused (the line above says why)") from exc
 
 
+class Diverged(Exception):
+    """A search that stopped on a non-finite loss: a result of its arm (recorded), not a fault of the study."""
+
+
 def train(spec: Spec, arm: Arm, seed: int, work: Path, data_dir: str) -> Path:
-    """Train (or finish training) ``arm`` at ``seed``; its run folder. A failed run is one line naming its log."""
+    """Train (or finish training) ``arm`` at ``seed``; its run folder. A run that diverged raises
+    :class:`Diverged`; any other failure is one line naming its log."""
     d = run_dir(work, seed, arm.name)
     if (d / "summary.json").exists():
         return d
@@ -84,9 +89,25 @@ def train(spec: Spec, arm: Arm, seed: int, work: Path, data_dir: str) -> Path:
                             env=env).returncode
     if rc != 0:
         tail = [ln for ln in log.read_text(errors="replace").replace("\r", "\n").splitlines() if ln.strip()][-1:]
+        if rc == 1 and tail and "error: non-finite" in tail[0]:
+            raise Diverged(tail[0].split("error: ", 1)[1].strip())
         raise WplError(f"the search of arm {arm.name}, seed {seed} exited with {rc} ({tail[0].strip() if tail else ''}"
                        f"); its log is {log}; fix the cause and rerun the study (it resumes)")
     return d
+
+
+def failed_record(spec: Spec, arm: Arm, seed: int, out: Path, why: str) -> dict:
+    """The record of a run that diverged (or scores a supernet that did): no scores, the reason."""
+    rec = {"seed": seed, "arm": arm.name, "run": f"seed{seed}/cifar10_{arm.source}", "weights": arm.weights,
+           "failed": why, "scores": {name: None for name in samples(spec)}}
+    write_gz_json(record_path(out, seed, arm.name), rec)
+    return rec
+
+
+def failed_source(out: Path, seed: int, arm: Arm) -> str | None:
+    """Why the supernet a scoring arm reads diverged at ``seed`` (None when it did not)."""
+    p = record_path(out, seed, arm.source)
+    return read_gz_json(p).get("failed") if p.exists() else None
 
 
 def cell_sample(cells: Cells) -> tuple[np.ndarray, list[str]]:
