@@ -206,6 +206,8 @@ def test_a_toy_study_end_to_end(tmp_path, capsys) -> None:
     assert all(torch.equal(now[n], saved[n]) for n in saved)
     assert any(not torch.equal(trained[n], saved[n]) for n in saved)
     h1 = r["comparisons"]["kendall_tau"][0]
+    assert {"cells_se", "lo_cells", "hi_cells"} <= h1.keys()
+    assert all("above_with_cells" in v for v in r["vs_parameter_count"].values())
     taus = {(x["seed"], x["arm"]): x["cells"]["kendall_tau"] for x in r["runs"]}
     assert h1["name"] == "H1" and h1["diffs"] == pytest.approx(
         [taus[(s, "lr")] - taus[(s, "plain")] for s in (3, 4) if None not in (taus[(s, "lr")], taus[(s, "plain")])])
@@ -222,3 +224,24 @@ def test_a_toy_study_end_to_end(tmp_path, capsys) -> None:
     after = read_gz_json(out / "runs" / "seed4" / "lr.json.gz")
     assert after["scores"] == json.loads(__import__("gzip").decompress(before))["scores"]
     assert json.loads((out / "study.json").read_text())["comparisons"] == r["comparisons"]
+
+
+def test_the_cells_sampling_variance_of_tau_matches_resampling() -> None:
+    """Kendall τ's components average to τ (no ties), and 4·var(h)/n is the variance of τ over samples of cells:
+    checked against 300 samples of 200 cells drawn from a population of 20,000."""
+    import numpy as np
+
+    from wpl.nas.rank import kendall_components, kendall_tau
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=20000)
+    y = 0.6 * x + rng.normal(size=20000)
+    idx = rng.choice(20000, 200, replace=False)
+    assert kendall_components(x[idx], y[idx]).mean() == pytest.approx(kendall_tau(x[idx], y[idx]))
+    taus, predicted = [], []
+    for _ in range(300):
+        idx = rng.choice(20000, 200, replace=False)
+        taus.append(kendall_tau(x[idx], y[idx]))
+        h = kendall_components(x[idx], y[idx])
+        predicted.append(4 * h.var(ddof=1) / len(h))
+    assert np.std(taus, ddof=1) == pytest.approx(np.sqrt(np.mean(predicted)), rel=0.15)

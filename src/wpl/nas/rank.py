@@ -64,6 +64,15 @@ def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
     return (n0 - n1 - n2 + n3 - 2 * discordant) / denom
 
 
+def kendall_components(x: Sequence[float], y: Sequence[float]) -> np.ndarray:
+    """Each item's share of Kendall's τ: ``h_i`` = the mean over ``j ≠ i`` of ``sign(x_i − x_j)·sign(y_i − y_j)``.
+    Their mean is τ-a (τ-b without ties); ``4·var(h)/n`` is the U-statistic's variance of τ over the sample of
+    items (Hoeffding), the part of a τ's uncertainty that comes from which items were drawn."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    s = np.sign(x[:, None] - x[None, :]) * np.sign(y[:, None] - y[None, :])
+    return s.sum(1) / max(len(x) - 1, 1)
+
+
 def _average_ranks(v: np.ndarray) -> np.ndarray:
     order = np.argsort(v, kind="mergesort")
     ranks = np.empty(len(v))

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from wpl.fileio import write_json, write_text
-from wpl.nas.rank import METRIC_COLUMNS, rank_metrics
-from wpl.stats import compare_family, paired
+from wpl.nas.rank import METRIC_COLUMNS, kendall_components, rank_metrics
+from wpl.stats import compare_family, paired, t_ppf
 
 from .runs import read_gz_json, record_path, samples
 from .spec import Spec
@@ -26,6 +26,19 @@ def _ms(values: list) -> dict:
     vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
     return {"mean": statistics.fmean(vals) if vals else None,
             "sd": statistics.stdev(vals) if len(vals) > 1 else None, "n": len(vals)}
+
+
+def with_cells_variance(c: dict, d: np.ndarray | None) -> dict:
+    """``c`` (a paired comparison over seeds on fixed cells) with ``cells_se`` — the standard error its mean
+    difference owes to which cells were drawn, from ``d`` (per cell, the seeds' mean difference of their τ
+    components; :func:`~wpl.nas.rank.kendall_components`) — and the interval over seeds and cells, ``lo_cells``
+    / ``hi_cells``: mean ± t·sqrt(sd²/n + cells_se²)."""
+    c = {**c, "cells_se": None, "lo_cells": None, "hi_cells": None}
+    if d is None or c["lo"] is None or len(d) < 2:
+        return c
+    se_cells = math.sqrt(4.0 * float(np.var(d, ddof=1)) / len(d))
+    half = t_ppf(0.975, c["n"] - 1) * math.sqrt(c["sd"] ** 2 / c["n"] + se_cells ** 2)
+    return {**c, "cells_se": se_cells, "lo_cells": c["mean"] - half, "hi_cells": c["mean"] + half}
 
 
 def run_metrics(spec: Spec, out: Path) -> tuple[dict, dict]:
@@ -45,6 +58,9 @@ def run_metrics(spec: Spec, out: Path) -> tuple[dict, dict]:
                                           for name in samples(spec)}
                 if rec.get("failed"):
                     runs[(seed, arm.name)]["failed"] = rec["failed"]
+                elif spec.primary == "kendall_tau":  # each cell's share of τ: the cells' sampling variance
+                    runs[(seed, arm.name)]["h"] = kendall_components(rec["scores"]["cells"],
+                                                                     cells["cells"]["truth"])
     return runs, cells
 
 
@@ -67,21 +83,34 @@ def analyse(spec: Spec, out: Path) -> dict:
     result["references"] = refs
     result["arms"] = {a.name: {name: {m: _ms(values(a.name, m, name)) for m in METRIC_COLUMNS}
                                for name in samples(spec)} for a in spec.arms}
+    def components(a: str, b: str | np.ndarray) -> np.ndarray | None:
+        """Per cell, the seeds' mean of arm a's τ components minus b's (an arm, or fixed components)."""
+        pairs = [(runs[(s, a)].get("h"), runs[(s, b)].get("h") if isinstance(b, str) else b) for s in seeds_done]
+        pairs = [(x, y) for x, y in pairs if x is not None and y is not None]
+        return np.mean([x - y for x, y in pairs], axis=0) if pairs else None
+
     families = {}
     for metric in (spec.primary, *spec.secondary):
         rows = [(c.name, values(c.a, metric), values(c.b, metric)) for c in spec.comparisons]
         fam = compare_family(rows, spec.alpha, spec.power, spec.delta if metric == spec.primary else None)
-        for c, row in zip(spec.comparisons, fam, strict=True):
+        for k, (c, row) in enumerate(zip(spec.comparisons, fam, strict=True)):
             row.update(a=c.a, b=c.b, note=c.note)
+            if metric == "kendall_tau" == spec.primary:
+                fam[k] = with_cells_variance(row, components(c.a, c.b))
         families[metric] = fam
     result["comparisons"] = families
     base = refs["cells"]["parameter_count"][spec.primary]
+    counted = (kendall_components(cells["cells"]["reference"]["parameter_count"], cells["cells"]["truth"])
+               if spec.primary == "kendall_tau" else None)
     result["vs_parameter_count"] = {
-        a.name: {**paired(values(a.name, spec.primary), [base] * len(seeds_done)), "parameter_count": base}
+        a.name: with_cells_variance({**paired(values(a.name, spec.primary), [base] * len(seeds_done)),
+                                     "parameter_count": base}, None if counted is None else components(a.name, counted))
         for a in spec.arms}
     for v in result["vs_parameter_count"].values():
         v["above"] = v["lo"] is not None and v["lo"] > 0
-    result["runs"] = [{"seed": s, "arm": a, **per} for (s, a), per in runs.items()]
+        v["above_with_cells"] = v["lo_cells"] is not None and v["lo_cells"] > 0
+    result["runs"] = [{"seed": s, "arm": a, **{k: v for k, v in per.items() if k != "h"}}
+                      for (s, a), per in runs.items()]
     result["failed"] = [{"seed": s, "arm": a, "why": per["failed"]} for (s, a), per in runs.items() if "failed" in per]
     return result
 
@@ -126,21 +155,30 @@ def markdown(spec: Spec, r: dict, command: str) -> str:
                                                                    for k in METRIC_COLUMNS) + " |")
     for metric, fam in r["comparisons"].items():
         head = "primary" if metric == spec.primary else "secondary"
+        cells_col = "lo_cells" in fam[0]
         lines += ["", f"## Comparisons: {NAMES[metric]} ({head}; Holm over this family)", "",
-                  "| comparison | Δ mean [95%] | sd | up/down | p | Holm p | detectable (80%) | "
+                  "| comparison | Δ mean [95%, seeds] | " + ("[95%, seeds + cells] | " if cells_col else "")
+                  + "sd | up/down | p | Holm p | detectable (80%) | "
                   + ("power at ±" + str(spec.delta) + " | " if metric == spec.primary else "") + "verdict |",
-                  "|---" * (8 if metric == spec.primary else 7) + "|"]
+                  "|---" * (8 + cells_col + (metric == spec.primary)) + "|"]
         for c in fam:
             pw = f"{_f(c.get('power_at_delta'), 2)} | " if metric == spec.primary else ""
+            both = f"[{_f(c['lo_cells'], 3, True)}, {_f(c['hi_cells'], 3, True)}] | " if cells_col else ""
             lines.append(f"| {c['name']}: {c['a']} − {c['b']} | {_f(c['mean'], 3, True)} [{_f(c['lo'], 3, True)}, "
-                         f"{_f(c['hi'], 3, True)}] | {_f(c['sd'])} | {c['up']}/{c['down']} | {_f(c['p'])} | "
+                         f"{_f(c['hi'], 3, True)}] | {both}{_f(c['sd'])} | {c['up']}/{c['down']} | {_f(c['p'])} | "
                          f"{_f(c['p_holm'])} | {_f(c['detectable'])} | {pw}{c['verdict_text']} |")
+        if cells_col:
+            lines += ["", "The test and its verdict are over seeds, on these cells; \"seeds + cells\" adds the "
+                      "variance τ owes to which cells were drawn (Kendall τ's U-statistic variance), for reading "
+                      "the result as one about the benchmark's cells at large."]
     base = r["references"]["cells"]["parameter_count"][spec.primary]
     lines += ["", f"## Against counting parameters ({NAMES[spec.primary]} {_f(base)} on the same cells)", "",
-              "| arm | arm − parameter count [95%] | above it? |", "|---|---|---|"]
+              "| arm | arm − parameter count [95%, seeds] | above it? | [95%, seeds + cells] | above it? |",
+              "|---|---|---|---|---|"]
     for name, v in r["vs_parameter_count"].items():
         lines.append(f"| {name} | {_f(v['mean'], 3, True)} [{_f(v['lo'], 3, True)}, {_f(v['hi'], 3, True)}] | "
-                     f"{'yes' if v['above'] else 'no'} |")
+                     f"{'yes' if v['above'] else 'no'} | [{_f(v['lo_cells'], 3, True)}, {_f(v['hi_cells'], 3, True)}]"
+                     f" | {'yes' if v['above_with_cells'] else 'no'} |")
     if spec.continuity:
         k = spec.continuity
         lines += ["", f"## Continuity: {k.num} cells, sample seed {k.seed} (reported, not tested)", "",
