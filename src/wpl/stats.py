@@ -55,14 +55,18 @@ def t_ppf(q: float, df: float) -> float:
     return (lo + hi) / 2
 
 
+def _rejects(c: float, df: float, nc: float) -> float:
+    """``P(|T| > c)`` for the noncentral t: the two-sided test's power at noncentrality ``nc``."""
+    return t_sf(c, df, nc) + 1.0 - t_sf(-c, df, nc)
+
+
 def power_two_sided(effect: float, sd: float, n: int, alpha: float) -> float:
     """Power of a two-sided one-sample (paired) t-test at level ``alpha`` with ``n`` pairs whose differences have
     standard deviation ``sd``, when the true mean difference is ``effect``."""
     if n < 2 or not sd > 0:
         return float("nan")
-    df, nc = n - 1, effect * math.sqrt(n) / sd
-    c = t_ppf(1.0 - alpha / 2, df)
-    return t_sf(c, df, nc) + 1.0 - t_sf(-c, df, nc)
+    df = n - 1
+    return _rejects(t_ppf(1.0 - alpha / 2, df), df, effect * math.sqrt(n) / sd)
 
 
 def detectable(sd: float, n: int, alpha: float, power: float = 0.8) -> float:
@@ -73,11 +77,11 @@ def detectable(sd: float, n: int, alpha: float, power: float = 0.8) -> float:
     df = n - 1
     c = t_ppf(1.0 - alpha / 2, df)
     lo, hi = 0.0, 1.0
-    while t_sf(c, df, hi) + 1.0 - t_sf(-c, df, hi) < power:
+    while _rejects(c, df, hi) < power:
         hi *= 2.0
     for _ in range(50):
         mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if t_sf(c, df, mid) + 1.0 - t_sf(-c, df, mid) < power else (lo, mid)
+        lo, hi = (mid, hi) if _rejects(c, df, mid) < power else (lo, mid)
     return (lo + hi) / 2 * sd / math.sqrt(n)
 
 

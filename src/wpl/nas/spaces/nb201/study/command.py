@@ -44,7 +44,8 @@ def cmd_study(argv: Sequence[str]) -> int:
     command = (f"wpl study {shlex.quote(str(spec_path))} --data_dir DIR"
                + (f" --out {shlex.quote(args.out)}" if args.out else ""))
     todo = [(s, a) for s in spec.seeds for a in spec.arms if not record_path(out, s, a.name).exists()]
-    if todo and not args.report_only:  # what remains needs the data
+    runs_now = bool(todo) and not args.report_only
+    if runs_now:  # what remains needs the data
         if not args.data_dir:
             raise WplError(f"--data_dir: {len(todo)} run(s) remain; name the folder holding cifar10/")
         if not (Path(args.data_dir) / "cifar10").is_dir():
@@ -53,7 +54,7 @@ def cmd_study(argv: Sequence[str]) -> int:
     freeze(spec, spec_path.read_text(), out)  # before any run; a changed spec is refused here
     if not args.out and not (out / ".gitignore").exists():
         (out / ".gitignore").write_text("work/\n")
-    if todo and not args.report_only:
+    if runs_now:
         total = len(spec.seeds) * len(spec.arms)
         limit = args.max_runs or len(todo)
         print(f"study {spec.name}: {total - len(todo)} of {total} runs done; {min(limit, len(todo))} this time; "

@@ -83,6 +83,7 @@ def analyse(spec: Spec, out: Path) -> dict:
     result["references"] = refs
     result["arms"] = {a.name: {name: {m: _ms(values(a.name, m, name)) for m in METRIC_COLUMNS}
                                for name in samples(spec)} for a in spec.arms}
+
     def components(a: str, b: str | np.ndarray) -> np.ndarray | None:
         """Per cell, the seeds' mean of arm a's τ components minus b's (an arm, or fixed components)."""
         pairs = [(runs[(s, a)].get("h"), runs[(s, b)].get("h") if isinstance(b, str) else b) for s in seeds_done]

@@ -98,7 +98,7 @@ def train(spec: Spec, arm: Arm, seed: int, work: Path, data_dir: str) -> Path:
 
 def failed_record(spec: Spec, arm: Arm, seed: int, out: Path, why: str) -> dict:
     """The record of a run that diverged (or scores a supernet that did): no scores, the reason."""
-    rec = {"seed": seed, "arm": arm.name, "run": f"seed{seed}/cifar10_{arm.source}", "weights": arm.weights,
+    rec = {"seed": seed, "arm": arm.name, "run": run_dir(Path(), seed, arm.source).as_posix(), "weights": arm.weights,
            "failed": why, "scores": {name: None for name in samples(spec)}}
     write_gz_json(record_path(out, seed, arm.name), rec)
     return rec
@@ -175,7 +175,7 @@ def score(spec: Spec, arm: Arm, seed: int, work: Path, out: Path, data_dir: str,
     finally:
         search.runlog.close()
     summary = json.loads((d / "summary.json").read_text())
-    rec = {"seed": seed, "arm": arm.name, "run": f"seed{seed}/{d.name}", "weights": arm.weights,
+    rec = {"seed": seed, "arm": arm.name, "run": run_dir(Path(), seed, arm.source).as_posix(), "weights": arm.weights,
            "train_seconds": round(sum(summary.get("seconds", {}).values()), 1),
            "score_seconds": round(time.time() - t0, 1), "scores": scores}
     write_gz_json(record_path(out, seed, arm.name), rec)
