@@ -1,12 +1,39 @@
-"""Shared fixtures: tiny MNIST-format data written on the fly."""
+"""Shared fixtures: tiny data written on the fly; the device the ``gpu`` tests take (``WPL_TEST_DEVICE``)."""
 
 import gzip
 import json
+import os
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+# The device of the tests marked ``gpu`` (tests/test_device.py): cpu here and in CI; on a GPU machine
+# ``WPL_TEST_DEVICE=cuda pytest -m gpu`` runs the same tests there.
+TEST_DEVICE = os.environ.get("WPL_TEST_DEVICE", "cpu") or "cpu"
+
+
+def pytest_configure(config) -> None:
+    """Refuse a ``WPL_TEST_DEVICE`` this machine cannot run, in one line, before any test starts."""
+    import torch
+
+    try:
+        dev = torch.device(TEST_DEVICE)
+    except RuntimeError:
+        raise pytest.UsageError(f"WPL_TEST_DEVICE={TEST_DEVICE!r} is not a device name; use cpu or cuda") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise pytest.UsageError(f"WPL_TEST_DEVICE={TEST_DEVICE}: CUDA is not available here; unset it to test on cpu")
+    if dev.type not in ("cpu", "cuda"):
+        raise pytest.UsageError(f"WPL_TEST_DEVICE={TEST_DEVICE}: only cpu and cuda are supported")
+
+
+@pytest.fixture
+def device():
+    """The device under test (``WPL_TEST_DEVICE``, default cpu)."""
+    import torch
+
+    return torch.device(TEST_DEVICE)
 
 
 def write_idx(path: Path, array: np.ndarray, kind: str) -> None:

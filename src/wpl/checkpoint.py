@@ -51,8 +51,10 @@ def set_rng_state(state: dict) -> None:
     kind, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((kind, np.asarray(keys, dtype=np.int64).astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
-    if state.get("cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    saved = state.get("cuda") or []
+    if saved and torch.cuda.is_available():  # a run saved on more GPUs than this machine has: the ones it has
+        for i, s in enumerate(saved[:torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(s, i)
 
 
 def digest(state: object) -> str:

@@ -209,20 +209,36 @@ class WeightPlasticity:
         scale = 2.0 * self.penalty_scale
         value = None
         with torch.no_grad():
+            diffs = {}
             for n in sel:
-                p, f, d = self.params[n], self.fisher[n], self._workspace(n)
-                torch.sub(p, self.anchor[n], out=d)
+                d = diffs[n] = self._workspace(n)
+                torch.sub(self.params[n], self.anchor[n], out=d)
                 if with_value:
+                    f = self.fisher[n]
                     v = torch.dot((f * d).reshape(-1), d.reshape(-1)) * self._scale[n]
                     value = v if value is None else value + v.to(value.device)
-                if p.grad is None:
-                    if scale * self._scale[n] == 0.0 or not bool((f * d).any()):
-                        continue
-                    p.grad = torch.zeros_like(p)
-                p.grad.addcmul_(f, d, value=scale * self._scale[n])
+            for n in self._pulled_without_grad(sel, diffs, scale):
+                self.params[n].grad = torch.zeros_like(self.params[n])
+            for n in sel:
+                p = self.params[n]
+                if p.grad is not None:
+                    p.grad.addcmul_(self.fisher[n], diffs[n], value=scale * self._scale[n])
         if with_value:
-            return (self.penalty_scale * value) if value is not None else torch.zeros(())
+            if value is None:
+                any_p = next(iter(self.params.values()))
+                return torch.zeros((), device=any_p.device, dtype=any_p.dtype)
+            return self.penalty_scale * value
         return None
+
+    def _pulled_without_grad(self, sel: list[str], diffs: Mapping[str, Tensor], scale: float) -> list[str]:
+        """The weights in ``sel`` without a ``.grad`` whose penalty gradient is non-zero: one device read for
+        all of them, none when every weight has a gradient (a search step's case)."""
+        maybe = [n for n in sel if self.params[n].grad is None and scale * self._scale[n] != 0.0]
+        if not maybe:
+            return []
+        pulled = torch.stack([(self.fisher[n] * diffs[n]).any().to(self.fisher[maybe[0]].device)
+                              for n in maybe]).tolist()
+        return [n for n, yes in zip(maybe, pulled, strict=True) if yes]
 
     def proximal_(self, lr: float, names: Iterable[str] | None = None) -> None:
         """The implicit WPL step, after the optimizer's: ``θ ← (θ + c·θ̂) / (1 + c)`` with ``c = lr·α·F``.

@@ -43,6 +43,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def set_deterministic(on: bool) -> None:
+    """``on``: deterministic CUDA kernels (cuBLAS's fixed workspace, no cuDNN autotuning), so a GPU run repeats
+    bit for bit; an op without a deterministic kernel warns instead of failing. The CPU is deterministic anyway."""
+    if not on:
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts: before the first matmul
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
 @contextmanager
 def model_mode(model: object, mode: Mode):
     """Put ``model`` in eval/train mode for the block and restore its previous mode after (``keep``: no change)."""

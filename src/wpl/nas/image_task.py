@@ -121,16 +121,19 @@ class ImageTask:
         data-parallel: global batches of ``world × bs``, each rank scoring its part, the sums all-reduced."""
         bs *= self.dist.world
         with model_mode(self.supernet, "eval"):
-            loss_sum, correct, count, i, k = 0.0, 0, 0, start, 0
+            # the sums stay on the device: one read after the last batch, not two per batch
+            sums, count, i, k = torch.zeros(2, dtype=torch.float64, device=self.device), 0, start, 0
             while i < len(x_all) and (n_batches is None or k < n_batches):
                 x = normalise(self.dist.part(x_all[i:i + bs]), self.data.mean, self.data.std)
                 y = self.dist.part(y_all[i:i + bs])
                 logits = self.supernet(x, arch)
-                loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-                correct += int((logits.argmax(1) == y).sum())
+                sums[0] += F.cross_entropy(logits, y, reduction="sum").double()
+                sums[1] += (logits.argmax(1) == y).sum()
                 count += len(y)
                 i += bs
                 k += 1
+        loss_sum, correct = sums.tolist()
+        correct = int(correct)
         if self.dist.active:
             loss_sum, correct, count = self.dist.sum_floats(loss_sum, correct, count)
         loss = loss_sum / count

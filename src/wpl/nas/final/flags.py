@@ -52,6 +52,8 @@ def final_parser(prog: str = "wpl train-final") -> StrictParser:
     run.add_argument("--seed", "--random_seed", dest="seed", type=int, default=0)
     run.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
     run.add_argument("--num_threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    run.add_argument("--deterministic", type=str2bool, default=False,
+                     help="deterministic CUDA kernels (slower): a GPU run repeats and resumes to the same numbers")
     run.add_argument("--resume", type=str2bool, default=False, help="continue this final training")
     run.add_argument("--use_tensorboard", type=str2bool, default=True)
     run.add_argument("--log_level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -105,7 +107,8 @@ def build_job(args) -> FinalJob:
         raise WplError(space.no_final(arch))
     job = FinalJob(arch=arch, out_dir=out, source=source, dataset=dataset,
                    data_dir=None if data_dir == "embedded" else data_dir, max_epoch=args.max_epoch,
-                   patience=args.patience, seed=args.seed, device=args.device, resume=args.resume,
+                   patience=args.patience, seed=args.seed, device=args.device, deterministic=args.deterministic,
+                   resume=args.resume,
                    use_tensorboard=args.use_tensorboard, valid_size=valid_size, split_seed=split_seed)
     if args.max_epoch < 1:
         raise ConfigError("max_epoch", args.max_epoch, "must be >= 1")

@@ -25,7 +25,7 @@ from wpl.dist import SINGLE, Dist, joined, rank_entry
 from wpl.errors import WplError
 from wpl.fileio import ensure_writable_dir, finite, remove_stale_temporaries, write_json
 from wpl.runlock import run_lock
-from wpl.runtime import resolve_device, seed_everything
+from wpl.runtime import resolve_device, seed_everything, set_deterministic
 from wpl.signals import Stopped, stop_on_signals
 
 from .. import spaces
@@ -50,6 +50,7 @@ class FinalJob:
     patience: int = 0  # stop after this many epochs without a better validation score (0: never)
     seed: int = 0
     device: str = "auto"
+    deterministic: bool = False  # deterministic CUDA kernels (the CPU always is)
     resume: bool = False
     use_tensorboard: bool = True
     valid_size: int = 5000
@@ -141,6 +142,7 @@ def train_final(job: FinalJob) -> dict:
     """Train, checkpoint every epoch, stop early when asked, test the best weights once; the summary.
     Under torchrun, data-parallel: rank 0 holds the folder and writes it; the other ranks return ``{}``."""
     device = resolve_device(job.device)
+    set_deterministic(job.deterministic)
     stop = stop_on_signals(_StopNow(job.out_dir / "checkpoint.pt"))
     with joined(device) as dist:
         if not dist.main:

@@ -98,6 +98,8 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
         ("device", str, "auto", "auto, cpu, cuda or cuda:N (overrides --num_gpu)"),
         ("num_threads", int, 0, "CPU threads of torch's intra-op pool (0 = torch's default: all cores); give "
          "each of several searches on one machine its share"),
+        ("deterministic", bool, False, "deterministic CUDA kernels (slower), so a GPU run repeats and resumes "
+         "to the same numbers; the CPU always does"),
     ],
 }
 # --wpl_recipe=recommended: the mechanism study's best (BENCHMARKS.md); α is 1/shared_lr, so a weight of

@@ -153,7 +153,8 @@ def plot_runs(runs: list[RunData], labels: list[str], output: Path, unit: str = 
 
 # settings that never say anything about the method (where and how long, logging)
 _IGNORED = {"log_dir", "data_dir", "model_name", "comment", "load_path", "resume", "resume_with_new_params", "mode",
-            "log_level", "log_step", "use_tensorboard", "num_gpu", "device", "num_threads", "rnn_cell", "max_save_num"}
+            "log_level", "log_step", "use_tensorboard", "num_gpu", "device", "num_threads", "rnn_cell", "max_save_num",
+            "deterministic"}
 
 
 def _mean(values: list[float]) -> float | None:

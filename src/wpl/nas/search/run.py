@@ -17,7 +17,7 @@ from wpl.dist import SINGLE, Dist, joined
 from wpl.errors import ConfigError, WplError
 from wpl.fileio import ensure_writable_dir, remove_stale_temporaries, write_json
 from wpl.runlock import run_lock
-from wpl.runtime import resolve_device, seed_everything
+from wpl.runtime import resolve_device, seed_everything, set_deterministic
 from wpl.signals import stop_on_signals
 
 from .. import spaces
@@ -30,7 +30,7 @@ COMMAND_FLAGS = ("resume", "resume_with_new_params", "load_path", "mode", "expli
 # Flags that say how long or where to run, not what is learned: on resume, the ones given on the
 # command line win (so --max_epoch=N extends a run) and the others keep their saved values.
 RUN_FLAGS = ("max_epoch", "save_epoch", "max_save_num", "log_step", "log_level", "use_tensorboard", "device",
-             "num_gpu", "num_threads", "data_dir", "log_dir", "rnn_cell")
+             "num_gpu", "num_threads", "data_dir", "log_dir", "rnn_cell", "deterministic")
 
 
 def setup_logging(level: str) -> None:
@@ -137,6 +137,7 @@ def _run_search(argv: Sequence[str], prog: str) -> dict:
         raise WplError(f"{run_dir} already holds a run; pass --resume=True to continue it, or choose another "
                        "--comment / --log_dir")
     device = pick_device(args)
+    set_deterministic(args.deterministic)
     if args.num_threads > 0:
         torch.set_num_threads(args.num_threads)
     if (check := spaces.get(args.network_type).check_run) is not None:

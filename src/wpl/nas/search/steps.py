@@ -50,23 +50,27 @@ class Steps:
         if self.dist.active:  # the global batch's gradient (and its CE, for the logs): one flat all-reduce
             ce = ce.reshape(1).clone()
             self.dist.mean_grads_(self.supernet.parameters(), [ce])
-        value = 0.0
+        value = None  # the WPL value, read from the device once with the CE below
         if fold_fisher:
             self.wpl.update_fisher(protect)
         how = self.cfg.wpl_update
         if wpl and how == "gradient":
-            value = float(self.wpl.add_penalty_grad_(protect, with_value=True))
+            value = self.wpl.add_penalty_grad_(protect, with_value=True)
         grads = [p for p in self.supernet.parameters() if p.grad is not None]
         torch.nn.utils.clip_grad_norm_(grads, self.cfg.shared_grad_clip)
         if wpl and how == "after_clip":
-            value = float(self.wpl.add_penalty_grad_(protect, with_value=True))
+            value = self.wpl.add_penalty_grad_(protect, with_value=True)
         if wpl and how == "proximal":
             with torch.no_grad():
-                value = float(self.wpl.penalty(protect))
+                value = self.wpl.penalty(protect)
         self.shared_opt.step()
         if wpl and how == "proximal":
             self.wpl.proximal_(self.shared_opt.param_groups[0]["lr"], protect)
-        return ce.item(), value
+        if value is None:
+            return ce.item(), 0.0
+        read = torch.stack([ce.detach().reshape(()).double(), value.detach().reshape(()).to(ce.device).double()])
+        ce_value, wpl_value = read.tolist()
+        return ce_value, wpl_value
 
     def shared_step(self, arch: Arch, wpl: bool, where: str = "") -> list[tuple[float, float]]:
         """Train ``arch`` on ``num_batch_per_iter`` consecutive batches (the supernet in train mode);

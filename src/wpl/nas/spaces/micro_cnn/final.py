@@ -191,7 +191,8 @@ class CnnFinal:
         m.drop_path = cfg.drop_path * self.epoch / self.max_epoch
         order = torch.randperm(len(self.train_x), generator=self.gen)
         bs = cfg.batch_size * d.world
-        total, correct, count = 0.0, 0, 0
+        # the sums stay on the device (one read at the end of the epoch, not two per batch)
+        total, correct, count = torch.zeros((), dtype=torch.float64, device=self.device), 0, 0
         n_batches = max(len(order) // bs, 1)
         for k in range(n_batches):
             idx = order[k * bs:(k + 1) * bs].to(self.device)
@@ -209,13 +210,15 @@ class CnnFinal:
             d.mean_grads_(m.parameters())
             torch.nn.utils.clip_grad_norm_(m.parameters(), cfg.grad_clip)
             self.opt.step()
-            total += loss.item() * len(y)
-            correct += int((logits.argmax(1) == y).sum())
+            total += loss.detach().double() * len(y)
+            correct += (logits.argmax(1) == y).sum()
             count += len(y)
             if on_batch is not None:
                 on_batch((k + 1) / n_batches)
         self.sched.step()
         self.epoch += 1
+        total, correct = torch.stack([total, torch.as_tensor(correct, device=self.device).double()]).tolist()
+        correct = int(correct)
         if d.active:
             total, correct, count = d.sum_floats(total, correct, count)
         return {"train_loss": total / count, "train_error": 1 - correct / count, "lr": self.opt.param_groups[0]["lr"]}

@@ -142,11 +142,12 @@ def _backward(plan: _Plan, grad_raw: Tensor, hs: Tensor, bufs, w_h0: Tensor, wei
     inv_leaves = 1.0 / len(plan.leaves)
     leaf_set = set(plan.leaves)
     tmp = grad_raw.new_empty(N, H)
+    clipped = (scale < 1.0).reshape(T, N).any(1).tolist()  # one device read for all steps, not one per step
     for t in range(T - 1, -1, -1):
         dh = carry.add_(grad_raw[t])
         s = scale[t]
         # clipped rows: h = out·s with s = c/|out|; d out = s·dh − s·(dh·h)/|h|²·h (h = the clipped output)
-        if bool((s < 1.0).any()):
+        if clipped[t]:
             h = hs[t + 1]
             dot = (dh * h).sum(1, keepdim=True)
             coef = torch.where(s < 1.0, dot / (h * h).sum(1, keepdim=True).clamp_min(_EPS), 0.0)

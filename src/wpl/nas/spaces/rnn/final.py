@@ -94,7 +94,7 @@ class RnnFinal:
         cfg, data, d = self.cfg, self.train_data, self.dist
         self.model.train()
         hidden = self.model.init_hidden(cfg.batch_size)
-        total, count, i = 0.0, 0, 0
+        total, count, i = torch.zeros((), dtype=torch.float64, device=self.device), 0, 0  # read once, at the end
         while i < data.size(0) - 2:
             seq = self._seq_len()
             for g in self.opt.param_groups:  # the rate per token stays the same for shorter windows
@@ -109,13 +109,14 @@ class RnnFinal:
             d.mean_grads_(self.model.parameters())
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
             self.opt.step()
-            total += ce.item() * y.numel()
+            total += ce.detach().double() * y.numel()
             count += y.numel()
             i += seq
             if on_batch is not None:
                 on_batch(i / data.size(0))
         for g in self.opt.param_groups:
             g["lr"] = cfg.lr
+        total = total.item()
         if d.active:
             total, count = d.sum_floats(total, count)
         return {"train_loss": total / count, "train_ppl": perplexity(total / count)}

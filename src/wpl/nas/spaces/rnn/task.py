@@ -124,15 +124,15 @@ class RnnTask:
         """Token-weighted mean CE over ``n_batches`` batches from ``start`` (all when None), eval mode."""
         with model_mode(self.supernet, "eval"):
             hidden = self.supernet.init_hidden(data.size(1))
-            total, count, i, k = 0.0, 0, start, 0
+            total, count, i, k = torch.zeros((), dtype=torch.float64, device=self.device), 0, start, 0
             while i < data.size(0) - 1 and (n_batches is None or k < n_batches):
                 x, y = get_batch(data, i, self.bptt)
                 ce, hidden, _ = self._forward_loss(arch, x, y, hidden)
-                total += ce.item() * y.numel()
+                total += ce.detach().double() * y.numel()
                 count += y.numel()
                 i += self.bptt
                 k += 1
-        total, count = self.dist.sum_floats(total, count)  # every rank's columns: the global mean
+        total, count = self.dist.sum_floats(total.item(), count)  # one device read; all ranks: the global mean
         loss = total / count
         if not math.isfinite(loss):
             return math.inf
