@@ -3,10 +3,13 @@ step, the controller step (``Search.shared_batch``, ``fisher_step``, ``controlle
 
 - RNN space (real PTB): the step time as a multiple of the bare matrix products one shared batch
   must do (the floor);
-- CNN space (real CIFAR-10): images/s and the data path's (indexing + augmentation) share.
+- CNN space (real CIFAR-10): images/s and the data path's (indexing + augmentation) share;
+- NAS-Bench-201 space (real CIFAR-10, the benchmark's own size C = 16, N = 5 unless --flags say otherwise):
+  images/s.
 
 Usage: python benchmarks/search_step.py --space rnn --data_dir ../shared/data [--steps 20] [--hid 200] [--archs 4]
        python benchmarks/search_step.py --space cnn --data_dir ~/data   (holding cifar10/)
+       python benchmarks/search_step.py --space nb201 --data_dir ~/data --device cuda --threads 16 --json out.json
 Variants are interleaved in one run, their order rotated each round (these machines are noisy, and
 whatever runs first after another variant pays its cache misses); medians are reported, and the
 run ends with one JSON line (space, shared_over_floor or images_per_s, wpl_overhead, wpl_options,
@@ -118,14 +121,22 @@ def wpl_options(med: dict[str, float], npb: int) -> dict[str, float]:
             "train": ((npb - 1) * med["wpl"] + med["wpl_fold"] + med["anchors"]) / plain}
 
 
+JSON_OUT: str = ""  # --json: also append the line to this file
+
+
 def json_line(space: str, med: dict[str, float], npb: int, **extra: float) -> str:
-    """The benchmark's one machine-readable line."""
+    """The benchmark's one machine-readable line (appended to ``--json``'s file too)."""
     opts = wpl_options(med, npb)
-    return json.dumps({"space": space, **extra, "wpl_overhead": round(opts["valid"], 4),
+    line = json.dumps({"space": space, "device": str(DEVICE), "threads": torch.get_num_threads(), **extra,
+                       "wpl_overhead": round(opts["valid"], 4),
                        "controller_steps_per_s": round(1 / med["controller"], 3),
                        "wpl_options": {k: round(v, 4) for k, v in opts.items()},
                        "plain_batch_ms": round(med["plain"] * 1e3, 1),
                        "plain_batch_iqr_ms": round(med["plain_iqr"] * 1e3, 1)})
+    if JSON_OUT:
+        with open(JSON_OUT, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+    return line
 
 
 def _common_rows(med: dict[str, float], npb: int, unit: str, per_batch: int) -> None:
@@ -154,7 +165,7 @@ def bench_rnn(data_dir: str, steps: int, hid: int, num_blocks: int, flags: list[
 
     med, args, _ = measure(argv, steps, floor, num_archs)
     print(f"PTB, embed = hid = {hid}, B = {num_blocks}, batch {args.batch_size}, BPTT {args.shared_rnn_max_length}, "
-          f"2 threads, medians of {steps}, {num_archs} sampled architectures in turn")
+          f"{torch.get_num_threads()} threads on {DEVICE}, medians of {steps}, {num_archs} architectures in turn")
     _common_rows(med, args.num_batch_per_iter, "batches", 1)
     print(f"| matmul floor of one shared batch | {med['floor'] * 1e3:.0f} ms |")
     print(f"| shared batch / floor | ×{med['plain'] / med['floor']:.2f} |")
@@ -169,16 +180,30 @@ def bench_cnn(data_dir: str, steps: int, flags: list[str], num_archs: int) -> No
             f"--num_gpu={int(DEVICE.type == 'cuda')}", *flags]
     med, args, _ = measure(argv, steps, lambda task: {"data": task._next_train}, num_archs)
     print(f"CIFAR-10, micro cells B = 5, final filters 32, 1 normal cell per stage, batch {args.batch_size}, "
-          f"2 threads, medians of {steps}, {num_archs} sampled architectures in turn")
+          f"{torch.get_num_threads()} threads on {DEVICE}, medians of {steps}, {num_archs} architectures in turn")
     _common_rows(med, args.num_batch_per_iter, "images", args.batch_size)
     print(f"| data path of one training batch (index + augment) | {med['data'] * 1e3:.1f} ms "
           f"({med['data'] / med['plain'] * 100:.1f}% of a plain shared batch) |")
     print(json_line("cnn", med, args.num_batch_per_iter, images_per_s=round(args.batch_size / med["plain"], 1)))
 
 
+def bench_nb201(data_dir: str, steps: int, flags: list[str], num_archs: int) -> None:
+    """NAS-Bench-201 space on CIFAR-10 at the benchmark's size, with the comparison's training recipe."""
+    argv = ["--network_type=nb201", "--dataset=cifar10", f"--data_dir={data_dir}", "--nb201_channels=16",
+            "--nb201_cells=5", "--nb201_outer_affine=False", "--augment_scope=batch", "--train_sampling=replace",
+            "--batch_size=64", "--num_batch_per_iter=1", "--shared_momentum=0.9", "--shared_lr=0.05",
+            "--nb_batch_reward_controller=2", "--policy_batch_size=1", "--valid_size=1000", "--log_level=WARNING",
+            f"--num_gpu={int(DEVICE.type == 'cuda')}", *flags]
+    med, args, _ = measure(argv, steps, lambda task: {"data": task._next_train}, num_archs)
+    print(f"NAS-Bench-201, C = {args.nb201_channels}, N = {args.nb201_cells}, batch {args.batch_size}, "
+          f"{torch.get_num_threads()} threads on {DEVICE}, medians of {steps}, {num_archs} sampled cells in turn")
+    _common_rows(med, args.num_batch_per_iter, "images", args.batch_size)
+    print(json_line("nb201", med, args.num_batch_per_iter, images_per_s=round(args.batch_size / med["plain"], 1)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--space", choices=["rnn", "cnn"], default="rnn")
+    ap.add_argument("--space", choices=["rnn", "cnn", "nb201"], default="rnn")
     ap.add_argument("--data_dir", required=True, help="holds ptb/ (rnn) or cifar10/ (cnn)")
     ap.add_argument("--steps", type=int, default=20, help="timed rounds (every variant once per round)")
     ap.add_argument("--hid", type=int, default=200, help="rnn: embedding and hidden size")
@@ -188,14 +213,18 @@ def main() -> None:
     ap.add_argument("--archs", type=int, default=4, help="sampled architectures, used in turn round by round")
     ap.add_argument("--flags", default="", help="search flags appended to the configuration, e.g. "
                     "'--cnn_sep_conv=depthwise'")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (2: this project's machines)")
+    ap.add_argument("--json", default="", help="also append the machine-readable line to this file")
     a = ap.parse_args()
-    global DEVICE
-    DEVICE = torch.device(a.device)
-    torch.set_num_threads(2)
+    global DEVICE, JSON_OUT
+    DEVICE, JSON_OUT = torch.device(a.device), a.json
+    torch.set_num_threads(a.threads)
     if a.space == "rnn":
         bench_rnn(a.data_dir, a.steps, a.hid, a.num_blocks, a.flags.split(), a.archs)
-    else:
+    elif a.space == "cnn":
         bench_cnn(a.data_dir, a.steps, a.flags.split(), a.archs)
+    else:
+        bench_nb201(a.data_dir, a.steps, a.flags.split(), a.archs)
 
 
 if __name__ == "__main__":
