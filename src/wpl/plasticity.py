@@ -409,11 +409,20 @@ class WeightPlasticity:
             "config": self.config(),
         }
 
-    def load_state_dict(self, state: Mapping) -> None:
-        """Restore what :meth:`state_dict` saved; names and shapes must match the tracked parameters."""
+    def load_state_dict(self, state: Mapping, check_config: bool = True) -> None:
+        """Restore what :meth:`state_dict` saved; names and shapes must match the tracked parameters, and (unless
+        ``check_config=False``) the saved options this regularizer's: a difference is one line naming it."""
         for key in ("fisher", "anchor", "alpha", "epoch"):
             if key not in state:
                 raise ValueError(f"WeightPlasticity state is missing {key!r}; was it saved by state_dict()?")
+        saved = state.get("config") or {}
+        mine = self.config()
+        differ = sorted(k for k in saved if k in mine and saved[k] != mine[k])
+        if check_config and differ:
+            k = differ[0]
+            raise ValueError(f"the saved WeightPlasticity has {k}={saved[k]!r}, this one {mine[k]!r}"
+                             + (f" (and {len(differ) - 1} more option(s) differ)" if len(differ) > 1 else "")
+                             + "; build it with the saved options to resume, or pass check_config=False")
         for part in ("fisher", "anchor"):
             saved = state[part]
             missing = sorted(set(self.params) - set(saved))

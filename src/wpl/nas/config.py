@@ -163,6 +163,16 @@ class SearchConfig:
             raise ConfigError("fisher_estimator", self.fisher_estimator, "fisher_source=train folds the training "
                               "batch's own gradient, which is batch_sq; use fisher_source=valid for the others")
 
+    def policy(self):
+        """The library's :class:`~wpl.policy.PolicyConfig` these flags describe (``after_clip`` is the gradient
+        update applied after the clip; ``--wpl_anchor=step`` is the policy's ``model``: after each architecture)."""
+        from wpl.policy import PolicyConfig
+
+        return PolicyConfig(update="proximal" if self.wpl_update == "proximal" else "gradient",
+                            anchor={"step": "model"}.get(self.wpl_anchor, self.wpl_anchor),
+                            anchor_every=self.wpl_anchor_every, anchor_rate=self.wpl_anchor_rate,
+                            estimator=self.fisher_estimator, source=self.fisher_source, every=self.fisher_every)
+
     def shared_lr_at(self, epoch: int) -> float:
         """The shared learning rate of ``epoch``: constant, then ×decay per epoch after ``shared_decay_after``."""
         return self.shared_lr * self.shared_decay ** max(epoch - self.shared_decay_after, 0)

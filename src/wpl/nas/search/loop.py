@@ -26,6 +26,7 @@ from wpl.errors import ConfigError
 from wpl.fileio import finite, write_json
 from wpl.forgetting import ForgettingMonitor
 from wpl.plasticity import WeightPlasticity, WplConfig
+from wpl.policy import WplPolicy
 from wpl.progress import bar as progress_bar
 from wpl.runlog import NullRunLog, RunLog
 from wpl.runtime import clock
@@ -74,6 +75,7 @@ class Search(Steps, Progress, State):
         self.policy_batch_size = controller.policy_batch_size
         params = dict(self.supernet.named_parameters())
         self.wpl = WeightPlasticity.from_config([(n, params[n]) for n in task.all_protected_names()], wpl)
+        self.policy = WplPolicy(self.wpl, policy=search.policy())  # how WPL acts: the library's policy object
         self.monitor = ForgettingMonitor(top_k=search.forgetting_top_k)
         self.fisher_groups = fisher_groups(task)  # where WPL holds: the "fisher" events group F by these
         # --arch_stream=own: uniform architectures from their own generator (same sequence whatever else runs)
@@ -302,7 +304,7 @@ class Search(Steps, Progress, State):
             g["lr"] = lr
         active = c.wpl_active(epoch)
         if active:
-            self.wpl.set_epoch(epoch)
+            self.policy.set_epoch(epoch)
         telemetry = epoch >= c.start_evaluate_diff
         done = self._begin(epoch)  # a resumed epoch skips the phases it has done
         if "shared" not in done:

@@ -68,7 +68,7 @@ class State:
         """The regularizer's state; one that tracks other weights (another ``wpl_scope``) is only accepted
         while WPL has never run (all its Fisher is zero): then WPL starts fresh here, with a warning."""
         try:
-            self.wpl.load_state_dict(saved)
+            self.wpl.load_state_dict(saved, check_config=False)  # the run's flags were merged and checked
         except ValueError as exc:
             if any(bool(t.any()) for t in saved.get("fisher", {}).values()):
                 raise WplError(f"{source}: its WPL state does not fit this configuration ({exc}); resume with the "

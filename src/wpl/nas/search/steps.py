@@ -52,20 +52,17 @@ class Steps:
             self.dist.mean_grads_(self.supernet.parameters(), [ce])
         value = None  # the WPL value, read from the device once with the CE below
         if fold_fisher:
-            self.wpl.update_fisher(protect)
-        how = self.cfg.wpl_update
-        if wpl and how == "gradient":
-            value = self.wpl.add_penalty_grad_(protect, with_value=True)
+            self.policy.fold_gradient(protect)
+        before_clip = self.cfg.wpl_update == "gradient"  # after_clip and proximal act on the clipped gradient
+        if wpl and before_clip:
+            value = self.policy.push(protect, with_value=True)
         grads = [p for p in self.supernet.parameters() if p.grad is not None]
         torch.nn.utils.clip_grad_norm_(grads, self.cfg.shared_grad_clip)
-        if wpl and how == "after_clip":
-            value = self.wpl.add_penalty_grad_(protect, with_value=True)
-        if wpl and how == "proximal":
-            with torch.no_grad():
-                value = self.wpl.penalty(protect)
+        if wpl and not before_clip:
+            value = self.policy.push(protect, with_value=True)
         self.shared_opt.step()
-        if wpl and how == "proximal":
-            self.wpl.proximal_(self.shared_opt.param_groups[0]["lr"], protect)
+        if wpl:
+            self.policy.pull(self.shared_opt.param_groups[0]["lr"], protect)
         if value is None:
             return ce.item(), 0.0
         read = torch.stack([ce.detach().reshape(()).double(), value.detach().reshape(()).to(ce.device).double()])
@@ -104,17 +101,13 @@ class Steps:
             stats = nullcontext() if self.cfg.fisher_estimator == "batch_sq" else batch_statistics(
                 self.supernet, lambda: batch.model(torch.cat([x for x, _ in batch.batches])))
             with model_mode(self.supernet, self.cfg.fisher_mode), stats:
-                self.wpl.estimate_fisher(batch.model, batch.batches, names=protect,
-                                         estimator=self.cfg.fisher_estimator, loss_fn=batch.loss_fn, mode="keep",
-                                         reduce=self.dist.mean_ if self.dist.active else None)
+                self.policy.estimate(batch.model, batch.batches, names=protect, loss_fn=batch.loss_fn, mode="keep",
+                                     reduce=self.dist.mean_ if self.dist.active else None)
             self.task.advance_valid(len(batch.batches))
         fisher = [self.wpl.fisher[n] for n in protect if n in self.wpl.fisher]
         if fisher and not bool(torch.isfinite(torch.stack([f.sum() for f in fisher])).all()):
             raise FloatingPointError(self._diverged("Fisher", float("nan"), f" at shared step {self.shared_steps}"))
-        if self.cfg.wpl_anchor == "step":
-            self.wpl.update_anchors(protect)
-        elif self.cfg.wpl_anchor == "ema":
-            self.wpl.ema_anchors_(self.cfg.wpl_anchor_rate, protect)
+        self.policy.move_anchors(protect)
 
     def _valid_pass_due(self) -> bool:
         """Whether the shared step just taken (with WPL on) is followed by a validation-batch Fisher pass."""
@@ -136,10 +129,7 @@ class Steps:
     def snapshot_anchors(self, epoch: int, step: int) -> None:
         """``wpl_anchor="snapshot"``: θ̂ ← θ for every protected weight when WPL starts and every
         ``wpl_anchor_every`` shared steps (a rule of the step counters, so a resumed run agrees)."""
-        c = self.cfg
-        if c.wpl_anchor == "snapshot" and ((epoch == c.start_using_fisher and step == 0)
-                                           or self.shared_steps % c.wpl_anchor_every == 0):
-            self.wpl.update_anchors()
+        self.policy.snapshot_due(self.shared_steps, starting=epoch == self.cfg.start_using_fisher and step == 0)
 
     def controller_step(self) -> dict[str, float]:
         """Sample ``policy_batch_size`` architectures, reward each on the validation batches at the
