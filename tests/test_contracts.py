@@ -11,6 +11,7 @@ from conftest import make_text
 from wpl import ConfigError, WeightPlasticity, WplConfig
 from wpl.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from wpl.errors import WplError
+from wpl.nas import spaces
 from wpl.nas.config import ControllerConfig, SearchConfig
 from wpl.nas.search.controller import Controller, Reinforce, discounted
 from wpl.nas.spaces.rnn.config import RnnConfig
@@ -121,7 +122,7 @@ def test_tasks_implement_the_protocol(tmp_path: Path) -> None:
     cnn = CnnTask(data, CnnConfig(num_blocks=2, cnn_final_filter_size=8, cnn_num_modules=2, cnn_num_repeat_normal=1,
                                   batch_size=4, test_batch_size=4, forgetting_batches=1), torch.device("cpu"))
     for task, metric in ((rnn, "ppl"), (cnn, "error")):
-        assert isinstance(task, Task) and task.metric == metric
+        assert isinstance(task, Task) and spaces.get(task.kind).metric == metric
         arch = task.decode([0] * len(task.decisions))
         assert task.arch_from_json(arch.to_json()) == arch and task.encode(arch) == [0] * len(task.decisions)
         pos = task.valid_pos

@@ -1,21 +1,16 @@
-"""The package layout's promises: old module paths still import (for one release), with a warning."""
+"""The package layout's promises: the search and final-training packages, and no space named outside its own
+package."""
 
 import importlib
-import sys
 
 import pytest
 
 
-@pytest.mark.parametrize("old, new, name", [
-    ("wpl.nas.rnn_task", "wpl.nas.spaces.rnn.task", "RnnTask"),
-    ("wpl.nas.search_flags", "wpl.nas.search.flags", "parse_search_args"),
-    ("wpl.nas.cells", "wpl.nas.presets", "resolve_arch"),
-])
-def test_an_old_module_path_gives_the_moved_module_with_a_warning(old, new, name) -> None:
-    sys.modules.pop(old, None)
-    with pytest.warns(DeprecationWarning, match=f"{old} moved to {new}"):
-        mod = importlib.import_module(old)
-    assert mod is importlib.import_module(new) and hasattr(mod, name)
+@pytest.mark.parametrize("gone", ["wpl.nas.rnn_task", "wpl.nas.search_flags", "wpl.nas.cells"])
+def test_the_pre_release_module_paths_are_gone(gone) -> None:
+    """No release shipped the old layout, so its paths are not kept (one place per module)."""
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module(gone)
 
 
 def test_the_search_and_final_packages_keep_their_old_names() -> None:
@@ -27,7 +22,7 @@ def test_the_search_and_final_packages_keep_their_old_names() -> None:
 
 
 def test_outside_the_spaces_no_code_names_a_space() -> None:
-    """Every switch on a space goes through the registry: outside ``nas/spaces/`` (and the old-path shims), no
+    """Every switch on a space goes through the registry: outside ``nas/spaces/``, no
     string literal is a space's name and nothing imports a space's package."""
     import ast
     from pathlib import Path
@@ -40,7 +35,7 @@ def test_outside_the_spaces_no_code_names_a_space() -> None:
     found = []
     for path in sorted(root.rglob("*.py")):
         rel = path.relative_to(root).as_posix()
-        if rel.startswith(("nas/spaces/", "data/")) or rel == "nas/_moved.py":
+        if rel.startswith(("nas/spaces/", "data/")):
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Constant) and node.value in kinds:

@@ -28,6 +28,19 @@ def test_a_new_space_searches_derives_resumes_draws_and_compares(toy, tmp_path: 
     assert_drawn(tmp_path / "cell.png")
     assert main(["compare", "--model_name=synthetic_full", "--compare=synthetic_part", f"--log_dir={logs}"]) == 0
     assert "synthetic_full" in capsys.readouterr().out
+    # the rest of the verbs, with no edit outside the space's package and its registry line
+    tested = run_search([*TOY, f"--log_dir={logs}", "--comment=full", "--mode=test", "--arch=random:0"])
+    assert tested["metric"] == "error" and 0.0 <= tested["test"] <= 1.0
+    assert main(["runs", f"--log_dir={logs}"]) == 0
+    listed = capsys.readouterr().out
+    assert "synthetic_full" in listed and "toy_mlp" in listed
+    assert main(["plot", "synthetic_full", f"--log_dir={logs}", "--fisher=true",
+                 f"--output={tmp_path / 'fisher.png'}"]) == 0
+    assert_drawn(tmp_path / "fisher.png")
+    capsys.readouterr()
+    assert main(["train-final", "--model_name=synthetic_full", f"--log_dir={logs}"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no from-scratch training" in err[0]
 
 
 def test_an_nb201_architecture_is_drawn(tmp_path: Path) -> None:
@@ -80,3 +93,11 @@ def test_every_flag_default_is_its_config_field_default() -> None:
             for f in dataclasses.fields(cfg):
                 want = space.flag_defaults.get(FLAG_OF.get(f.name, f.name), getattr(plain, f.name))
                 assert getattr(cfg, f.name) == want, (space.kind, type(cfg).__name__, f.name)
+
+
+def test_each_space_reads_its_own_dataset_unless_told() -> None:
+    from wpl.nas.search.flags import parse_search_args
+
+    for kind in ("rnn", "micro_cnn", "nb201"):
+        assert parse_search_args([f"--network_type={kind}"]).dataset == spaces.get(kind).dataset
+    assert parse_search_args(["--network_type=micro_cnn", "--dataset=mnist"]).dataset == "mnist"

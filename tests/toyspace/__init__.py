@@ -1,7 +1,8 @@
 """A test-only search space: a two-layer MLP whose layers each pick one of two ops, on synthetic data.
 
 It is what adding a space takes — this package plus one registry line (``spaces.register``) — and the
-tests run the whole tool on it: search, derive, resume, ``wpl draw`` and ``wpl compare``.
+tests run the whole tool on it: search, resume, derive, ``--mode=test --arch``, ``wpl draw``, ``compare``,
+``runs``, ``plot --fisher`` and ``train-final`` (one line: the space has no from-scratch training).
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ class ToyNet(nn.Module):
 class ToyTask:
     """Synthetic 3-class data; the metric is the error rate."""
 
-    kind, metric, fisher_estimators = "toy_mlp", "error", ("batch_sq",)
+    kind = "toy_mlp"
     decisions, reset_at = [len(OPS)] * LAYERS, ()
 
     def __init__(self, config: ToyConfig, device: torch.device) -> None:
@@ -104,9 +105,6 @@ class ToyTask:
 
     def all_protected_names(self) -> list[str]:  # noqa: D102
         return [n for n, _ in self.supernet.named_parameters()]
-
-    def graph(self, arch: ToyArch):  # noqa: D102
-        return graph(arch)
 
     def train_loss(self, arch: ToyArch) -> tuple[Tensor, Tensor]:  # noqa: D102
         x, y = self.split["train"]
@@ -151,8 +149,15 @@ class ToyTask:
         self.valid_pos = int(state["valid_pos"])
 
 
+def random_arch(seed: int, blocks: int | None = None) -> ToyArch:
+    """A uniformly sampled cell (``random:SEED``); ``blocks`` does not apply (two layers)."""
+    picks = torch.randint(0, len(OPS), (LAYERS,), generator=torch.Generator().manual_seed(seed))
+    return ToyArch(tuple(OPS[i] for i in picks.tolist()))
+
+
 SPACE = Space(
     kind="toy_mlp", metric="error", dataset="synthetic", arch=ToyArch, config=ToyConfig,
     build_task=lambda args, data_dir, config, device, dist: ToyTask(config, device), graph=graph,
-    estimators=("batch_sq",), flag_defaults={"shared_lr": 0.1, "shared_grad_clip": 5.0, "test_batch_size": 20},
+    estimators=("batch_sq",), random_arch=random_arch,
+    flag_defaults={"shared_lr": 0.1, "shared_grad_clip": 5.0, "test_batch_size": 20},
 )

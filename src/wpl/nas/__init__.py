@@ -1,6 +1,3 @@
 """Neural architecture search with WPL: the search spaces (``spaces/``), the search loop (``search/``) and
 training a found cell from scratch (``final/``)."""
 
-from ._moved import install
-
-install()

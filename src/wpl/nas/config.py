@@ -21,13 +21,6 @@ WPL_UPDATES = ("gradient", "after_clip", "proximal")
 WPL_ANCHORS = ("step", "snapshot", "ema")
 
 
-def __getattr__(name: str):
-    """The space configs that lived here before (one release; see :mod:`wpl.nas._moved`)."""
-    from ._moved import moved_name
-
-    return moved_name(__name__, name)
-
-
 def flag(default, help: str, choices: Sequence | None = None):
     """A config field that is also a search flag (``--NAME``): its default, its help line, its allowed values.
     A space's config fields made with it are that space's flags (:func:`wpl.nas.search.flags.space_flags`)."""

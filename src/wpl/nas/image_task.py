@@ -51,7 +51,6 @@ class ArchNet(nn.Module):
 class ImageTask:
     """Search on images; a space subclasses it with ``_build_space`` and its architecture methods."""
 
-    metric = "error"
 
     def __init__(self, data: ImageSplits, config: ImageConfig, device: torch.device, dist: Dist = SINGLE) -> None:
         cfg = self.config = config

@@ -140,13 +140,6 @@ def sample_cells(num: int | None, seed: int, total: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(total, size=num, replace=False))
 
 
-def __getattr__(name: str):
-    """``sample_benchmark_cells`` lived here before (one release; see :mod:`wpl.nas._moved`)."""
-    from ._moved import moved_name
-
-    return moved_name(__name__, name)
-
-
 METRIC_COLUMNS = ("kendall_tau", "spearman", "sparse_kendall_tau", "tau_top10", "p_at_top5", "p_at_top10",
                   "top1_true_acc")
 

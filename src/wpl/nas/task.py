@@ -29,8 +29,6 @@ from typing import NamedTuple, Protocol, runtime_checkable
 import torch
 from torch import Tensor, nn
 
-from ..viz import Graph
-
 METRICS = ("ppl", "error")  # the unit of a task's scores: perplexity, or error rate (1 − accuracy)
 
 
@@ -63,8 +61,8 @@ class FisherBatch(NamedTuple):
 
     ``loss_fn(model(x), y)`` is the loss whose gradient is squared, for each ``(x, y)`` in
     ``batches``. Per-sample estimators (``empirical``, ``true``) also need ``model`` to be an
-    ``nn.Module`` returning class logits ``[N, C]``; a task that cannot offer that lists only
-    ``batch_sq`` in its ``fisher_estimators``.
+    ``nn.Module`` returning class logits ``[N, C]``; a space that cannot offer that lists only
+    ``batch_sq`` in its ``estimators``.
     """
 
     model: Callable[[Tensor], Tensor]
@@ -76,9 +74,8 @@ class FisherBatch(NamedTuple):
 class Task(Protocol):
     """A search space with its data, as the search loop uses it."""
 
-    kind: str  # the --network_type it serves, e.g. "rnn"
-    metric: str  # "ppl" or "error": the unit of score(), evaluate() and every logged error
-    fisher_estimators: tuple[str, ...]  # the Fisher estimators meaningful here
+    kind: str  # the --network_type it serves: its Space (the registry's) declares the metric — the unit of
+    # score(), evaluate() and every logged error — the Fisher estimators meaningful here, and the drawing
     supernet: nn.Module  # the shared weights; its parameters are what the shared optimizer trains
     device: torch.device
     decisions: list[int]  # the controller's decisions: the number of choices of each
@@ -98,9 +95,6 @@ class Task(Protocol):
 
     def all_protected_names(self) -> list[str]:
         """Every parameter name ``protected_names`` can return (what the regularizer tracks)."""
-
-    def graph(self, arch: Arch) -> Graph:
-        """The drawing of ``arch``: nodes ``{id: (label, colour)}`` and edges."""
 
     def train_loss(self, arch: Arch) -> tuple[Tensor, Tensor]:
         """On the next training batch (mode as set by the loop: train): (loss to backpropagate, its

@@ -72,7 +72,8 @@ FLAGS: dict[str, list[tuple[str, object, object, str]]] = {
         ("network_type", str, spaces.kinds()[0], "the search space: one of the registered spaces (wpl.nas.spaces; the "
          "first, the original's, is the default)"),
         ("cnn_hid", int, 64, "accepted for compatibility (unused in the original)"),
-        ("dataset", str, "ptb", "folder under --data_dir (text: train/valid/test.txt)"),
+        ("dataset", str, "ptb", "folder under --data_dir (text: train/valid/test.txt); default: the space's own "
+         "(rnn: ptb, micro_cnn and nb201: cifar10)"),
     ],
     "Learning": [
         ("mode", str, "train", "train (search), derive (derive from a saved run), test (test numbers of a run: "
@@ -209,7 +210,10 @@ def parse_search_args(argv: Sequence[str], prog: str = "wpl search") -> argparse
     p = build_parser(prog)
     args = p.parse_args(list(argv))
     args.explicit = sorted(_explicit_flags(p, argv))
-    for name, value in spaces.get(args.network_type).flag_defaults.items():
+    space = spaces.get(args.network_type)
+    if "dataset" not in args.explicit:  # each space's own: a CNN search without --dataset reads cifar10/, not ptb/
+        args.dataset = space.dataset
+    for name, value in space.flag_defaults.items():
         if name not in args.explicit:
             setattr(args, name, value)
     apply_recipe(args, _last_positions(p, argv))

@@ -55,9 +55,10 @@ class Search(Steps, Progress, State):
 
     def __init__(self, task: Task, search: SearchConfig, wpl: WplConfig, controller: ControllerConfig,
                  run_dir: Path | None, flags: dict | None = None, runlog: RunLog | None = None) -> None:
-        if search.fisher_estimator not in task.fisher_estimators:
+        estimators = spaces.get(task.kind).estimators
+        if search.fisher_estimator not in estimators:
             raise ConfigError("fisher_estimator", search.fisher_estimator, f"is not available for the {task.kind} "
-                              f"space (it has {', '.join(task.fisher_estimators)})")
+                              f"space (it has {', '.join(estimators)})")
         self.cfg, self.task, self.dir, self.flags = search, task, run_dir, dict(flags or {})
         self.space = spaces.get(task.kind)
         self.dist: Dist = getattr(task, "dist", SINGLE)  # data parallelism: the task's ranks
@@ -110,7 +111,7 @@ class Search(Steps, Progress, State):
     @property
     def metric(self) -> str:
         """The task's error unit: ``ppl`` or ``error``."""
-        return self.task.metric
+        return self.space.metric
 
     def _clock(self) -> float:
         return clock(self.task.device)
@@ -242,7 +243,7 @@ class Search(Steps, Progress, State):
             stem = nets / (name or f"epoch_{epoch:03d}")
             write_json(stem.with_suffix(".json"), {"epoch": epoch, "arch": arch.to_dict(), "metric": self.metric,
                                                    "slice": err, "slice_loss": loss, "candidates": len(archs)})
-            _, png = save_cell_drawing(*self.task.graph(arch), stem, title=f"epoch {epoch}: {self.metric} "
+            _, png = save_cell_drawing(*self.space.graph(arch), stem, title=f"epoch {epoch}: {self.metric} "
                                        f"{err:.4g} on the validation slice")
             self.runlog.image("derive/best", png, self.global_step)
         self._timed("derive", t0)

@@ -6,11 +6,9 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from wpl.fisher import ESTIMATORS
 from wpl.nas.image_task import ImageTask
-from wpl.viz import Graph
 
-from .supernet import MicroArch, SharedCNN, decode_micro, encode_micro, micro_decisions, micro_graph
+from .supernet import MicroArch, SharedCNN, decode_micro, encode_micro, micro_decisions
 
 
 class CnnTask(ImageTask):
@@ -18,7 +16,6 @@ class CnnTask(ImageTask):
 
     kind = "micro_cnn"
     arch_type = MicroArch
-    fisher_estimators = ESTIMATORS
 
     def _build_space(self, channels: int, classes: int) -> nn.Module:
         """The micro-CNN supernet; its decisions (normal cell, then reduction cell)."""
@@ -39,6 +36,3 @@ class CnnTask(ImageTask):
         """Architecture → controller actions."""
         return encode_micro(arch, self.normal_ops, self.reduce_ops)
 
-    def graph(self, arch: MicroArch) -> Graph:
-        """Nodes and edges of the drawing."""
-        return micro_graph(arch)

@@ -17,11 +17,9 @@ from torch import Tensor, nn
 
 from wpl.data.augment import normalise
 from wpl.data.nb201 import OPS, all_archs, unique_cells
-from wpl.fisher import ESTIMATORS
 from wpl.nas.image_task import ImageTask
-from wpl.viz import Graph
 
-from .supernet import Nb201Arch, SharedNB201, decode_nb201, encode_nb201, nb201_decisions, nb201_graph, recalibrated
+from .supernet import Nb201Arch, SharedNB201, decode_nb201, encode_nb201, nb201_decisions, recalibrated
 
 
 class Nb201Task(ImageTask):
@@ -29,7 +27,6 @@ class Nb201Task(ImageTask):
 
     kind = "nb201"
     arch_type = Nb201Arch
-    fisher_estimators = ESTIMATORS
 
     def _build_space(self, channels: int, classes: int) -> nn.Module:
         cfg = self.config
@@ -61,9 +58,6 @@ class Nb201Task(ImageTask):
         picks = self.cell_pool[torch.randint(0, len(self.cell_pool), (n,), generator=generator).numpy()]
         return [self.actions_of_index(int(k)) for k in picks]
 
-    def graph(self, arch: Nb201Arch) -> Graph:
-        """Nodes and edges of the drawing."""
-        return nb201_graph(arch)
 
     def _stats(self, x_all: Tensor, y_all: Tensor, arch: Nb201Arch, start: int, n_batches: int | None,
                bs: int) -> tuple[float, float]:

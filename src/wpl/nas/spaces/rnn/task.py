@@ -19,10 +19,9 @@ from wpl.dist import SINGLE, Dist
 from wpl.nas.metrics import perplexity
 from wpl.nas.task import FisherBatch
 from wpl.runtime import model_mode
-from wpl.viz import Graph
 
 from .config import RnnConfig
-from .supernet import RnnArch, SharedRNN, check_activation, decode_rnn, encode_rnn, rnn_decisions, rnn_graph
+from .supernet import RnnArch, SharedRNN, check_activation, decode_rnn, encode_rnn, rnn_decisions
 
 
 def shard_columns(tokens: Tensor, batch_size: int, dist: Dist = SINGLE) -> Tensor:
@@ -36,8 +35,6 @@ class RnnTask:
     """ENAS RNN search on ``corpus``; the metric is perplexity, rewards are ``c/ppl`` (or ``c/ppl²``)."""
 
     kind = "rnn"
-    metric = "ppl"
-    fisher_estimators = ("batch_sq",)  # a language-model batch has no per-sample class logits
 
     def __init__(self, corpus: Corpus, config: RnnConfig, device: torch.device, dist: Dist = SINGLE) -> None:
         cfg = self.config = config
@@ -85,9 +82,6 @@ class RnnTask:
             return [n for n, _ in self.supernet.named_parameters()]
         return self.supernet.edge_names()
 
-    def graph(self, arch: RnnArch) -> Graph:
-        """Nodes and edges of the drawing."""
-        return rnn_graph(arch)
 
     # ---- data ----------------------------------------------------------------------------------
     def _shard(self, tokens: Tensor, batch_size: int) -> Tensor:
