@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .errors import ConfigError, WplError
 from .flags import StrictParser, str2bool
+from .rundir import RunDir
 
 
 def _common(p: StrictParser) -> None:
@@ -138,8 +139,8 @@ def cmd_gif(argv: Sequence[str], prog: str = "wpl gif") -> int:
     p.add_argument("--frame_ms", type=int, default=500, help="display time of a frame, in milliseconds")
     args = p.parse_args(argv)
     run_dir = Path(args.log_dir) / args.model_name
-    out = make_gif(run_dir, args.output or run_dir / "cells.gif", args.max_frame, args.title or args.model_name,
-                   args.frame_ms)
+    out = make_gif(run_dir, args.output or RunDir(run_dir).figure("cells.gif"), args.max_frame,
+                   args.title or args.model_name, args.frame_ms)
     print(f"wrote {out}")
     return 0
 
@@ -258,7 +259,7 @@ def cmd_plot(argv: Sequence[str]) -> int:
     runs, labels = _runs_and_labels(args)
     if args.fisher:
         return _plot_fisher(runs, labels, args.output)
-    out = plot_runs(runs, labels, Path(args.output) if args.output else runs[0].path / "forgetting.png",
+    out = plot_runs(runs, labels, Path(args.output) if args.output else RunDir(runs[0].path).figure("forgetting.png"),
                     args.unit, args.final)
     for run, label in zip(runs, labels, strict=True):
         fg = [e["diff_best_mean"] for e in run.forgetting if e["epoch"] >= run.wpl_from]
@@ -278,7 +279,7 @@ def _plot_fisher(runs: list, labels: list[str], output: str) -> int:
         if not run.fisher:
             raise WplError(f"{run.path}: no Fisher mass logged (WPL was on in no finished epoch, or the run predates "
                            "the 'fisher' events); run a search with --use_wpl=True")
-        out = plot_fisher(run.fisher, Path(output) if output else run.path / "fisher.png",
+        out = plot_fisher(run.fisher, Path(output) if output else RunDir(run.path).figure("fisher.png"),
                           f"{label}: share of the Fisher mass per epoch")
         mass = {g: v or 0.0 for g, v in run.fisher[-1]["mass"].items()}  # None: a non-finite sum
         top = max(mass.items(), key=lambda kv: kv[1])

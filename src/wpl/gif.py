@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .errors import WplError
 from .fileio import atomic_write, ensure_writable_dir
+from .rundir import RunDir
 
 
 def pick_frames(paths: list[Path], max_frame: int) -> list[Path]:
@@ -34,7 +35,7 @@ def make_gif(run_dir: str | Path, output: str | Path, max_frame: int = 50, title
     run_dir, output = Path(run_dir), Path(output)
     if output.suffix.lower() != ".gif":
         raise WplError(f"--output={output}: the file name must end in .gif")
-    nets = run_dir / "networks"
+    nets = RunDir(run_dir).networks
     if not nets.is_dir():
         raise WplError(f"{run_dir}: no networks/ folder; is it a search run folder (logs/<model_name>)?")
     paths = sorted(nets.glob("epoch_*.png"))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .fileio import append_text
 from .forgetting import CSV_HEADER, ForgettingRecord
+from .rundir import RunDir
 
 
 def _clean(v):
@@ -27,13 +28,13 @@ class RunLog:
 
     def __init__(self, run_dir: Path, tensorboard: bool, purge_step: int | None = None) -> None:
         self.dir = run_dir
-        self.metrics = run_dir / "metrics.jsonl"
-        self.forgetting = run_dir / "forgetting.csv"
+        self.metrics = RunDir(run_dir).metrics
+        self.forgetting = RunDir(run_dir).forgetting
         self.tb = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.tb = SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=purge_step)
+            self.tb = SummaryWriter(log_dir=str(RunDir(run_dir).tensorboard), purge_step=purge_step)
 
     def sizes(self) -> dict[str, int]:
         """Current byte sizes of the plain logs (saved in checkpoints)."""

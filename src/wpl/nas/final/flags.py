@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 
 from wpl.errors import ConfigError, WplError
 from wpl.flags import StrictParser, str2bool
+from wpl.rundir import RunDir
 
 from .. import spaces
 from ..presets import resolve_arch
@@ -90,10 +90,10 @@ def build_job(args) -> FinalJob:
     if args.model_name:
         run = run_folder(log_dir, args.model_name)
         arch = arch_of_run(run, args.arch_from)
-        cfg = json.loads((run / "config.json").read_text())
+        cfg = RunDir(run).read_config()
         dataset = args.dataset or cfg.get("dataset") or spaces.of_arch(arch).dataset
         data_dir = args.data_dir or cfg.get("data_dir", "embedded")
-        out, source = run / "final", f"run {run.name} ({args.arch_from} derived cell)"
+        out, source = RunDir(run).final.path, f"run {run.name} ({args.arch_from} derived cell)"
         valid_size = args.valid_size or int(cfg.get("valid_size", 5000))
         split_seed = int(cfg.get("random_seed", args.seed))  # the search's held-out images stay held out
     else:

@@ -24,6 +24,7 @@ from wpl.checkpoint import load_checkpoint, load_resumable, rng_state, save_chec
 from wpl.dist import SINGLE, Dist, joined, rank_entry
 from wpl.errors import WplError
 from wpl.fileio import ensure_writable_dir, finite, remove_stale_temporaries, write_json
+from wpl.rundir import FINAL_OUTPUTS, RunDir
 from wpl.runlock import run_lock
 from wpl.runtime import resolve_device, seed_everything, set_deterministic
 from wpl.signals import Stopped, stop_on_signals
@@ -88,14 +89,13 @@ def list_runs(log_dir: Path) -> list[str]:
     """Run folders under ``log_dir`` (those holding a search's config.json)."""
     if not log_dir.is_dir():
         return []
-    return sorted(p.name for p in log_dir.iterdir()
-                  if (p / "config.json").is_file() and ((p / "networks").is_dir() or (p / "checkpoint.pt").is_file()))
+    return sorted(p.name for p in log_dir.iterdir() if RunDir(p).is_search())
 
 
 def run_folder(log_dir: Path, name: str) -> Path:
     """``log_dir/name`` if it is a search run; else a WplError listing the runs there."""
     run = Path(name) if Path(name).is_absolute() else log_dir / name
-    if not (run / "config.json").is_file():
+    if not RunDir(run).config.is_file():
         runs = list_runs(log_dir)
         listing = ", ".join(runs[:20]) + (" …" if len(runs) > 20 else "") if runs else "none"
         raise WplError(f"--model_name={name}: no search run at {run}; runs under {log_dir}: {listing}")
@@ -105,13 +105,14 @@ def run_folder(log_dir: Path, name: str) -> Path:
 def arch_of_run(run: Path, which: str = "best") -> Arch:
     """The run's ``best`` derived cell (best whole-validation score), its ``derived`` cell (``--mode=derive``)
     or the one derived after epoch N (``epoch_NNN``)."""
+    rd = RunDir(run)
     if which == "best":
-        summary = run / "summary.json"
+        summary = rd.summary
         if summary.is_file():
             best = json.loads(summary.read_text()).get("best_arch")
             if best:
                 return arch_from_dict(json.loads(best) if isinstance(best, str) else best, str(summary))
-        ckpt = run / "checkpoint.pt"
+        ckpt = rd.checkpoint
         if ckpt.is_file():
             best = load_checkpoint(ckpt).get("best")
             if best:
@@ -119,9 +120,9 @@ def arch_of_run(run: Path, which: str = "best") -> Arch:
         raise WplError(f"{run}: the run has no derived cell yet (derive runs every --save_epoch); let the search "
                        "reach its first derive, run --mode=derive, or pass --arch_from epoch_NNN")
     if which == "derived" or which.startswith("epoch_"):
-        path = run / "networks" / f"{which}.json"
+        path = rd.network(which)
         if not path.is_file():
-            have = sorted(p.stem for p in (run / "networks").glob("*.json")) if (run / "networks").is_dir() else []
+            have = sorted(p.stem for p in rd.networks.glob("*.json")) if rd.networks.is_dir() else []
             raise WplError(f"--arch_from={which}: {path} does not exist; this run has {', '.join(have) or 'none'}"
                            + ("" if which != "derived" else " (run --mode=derive to write derived.json)"))
         d = json.loads(path.read_text())
@@ -143,7 +144,7 @@ def train_final(job: FinalJob) -> dict:
     Under torchrun, data-parallel: rank 0 holds the folder and writes it; the other ranks return ``{}``."""
     device = resolve_device(job.device)
     set_deterministic(job.deterministic)
-    stop = stop_on_signals(_StopNow(job.out_dir / "checkpoint.pt"))
+    stop = stop_on_signals(_StopNow(RunDir(job.out_dir).checkpoint))
     with joined(device) as dist:
         if not dist.main:
             log.setLevel(logging.WARNING)  # one rank reports
@@ -171,8 +172,9 @@ class _StopNow:
 def _train_final(job: FinalJob, device: torch.device, dist: Dist = SINGLE) -> dict:
     """:func:`train_final` in its folder, held by this process (rank 0 of ``dist``)."""
     out = job.out_dir
-    ckpt = out / "checkpoint.pt"
-    if (out / "summary.json").is_file() and not job.resume:
+    run = RunDir(out)
+    ckpt = run.checkpoint
+    if run.summary.is_file() and not job.resume:
         raise WplError(f"{out} already holds a finished final training; pass --resume=True to extend it (with a "
                        "larger --max_epoch) or choose another --name")
     if ckpt.is_file() and not job.resume:
@@ -202,10 +204,9 @@ def _train_final(job: FinalJob, device: torch.device, dist: Dist = SINGLE) -> di
         set_rng_state(rank_rng)
         log.info("resuming %s at epoch %d (to --max_epoch=%d)", out, epoch, job.max_epoch)
     elif dist.main:
-        for stale in ("summary.json", "metrics.jsonl", "best.pt"):
-            (out / stale).unlink(missing_ok=True)
+        run.remove_stale(FINAL_OUTPUTS)
     if dist.main:
-        write_json(out / "config.json", job.config())
+        write_json(run.config, job.config())
     validate = job.training.validates(job.recipe)
     log.info("final training of %s (%s) in %s on %s: %d parameters, %s", job.arch.to_json(), job.source, out,
              device, trainer.params, "validation picks the best epoch" if validate else
@@ -228,7 +229,7 @@ def _train_final(job: FinalJob, device: torch.device, dist: Dist = SINGLE) -> di
             if improved:
                 best, best_epoch, bad = score, epoch, 0
                 if dist.main:
-                    save_checkpoint(out / "best.pt", {"weights": trainer.weights(), "epoch": epoch})
+                    save_checkpoint(run.best_weights, {"weights": trainer.weights(), "epoch": epoch})
             else:
                 bad += 1
             rec = {"epoch": epoch, **train, "valid": val[m] if validate else None,
@@ -275,7 +276,7 @@ def _finish(job: FinalJob, trainer, out: Path, runlog, epochs_done: int, best_ep
     m = trainer.metric
     if best_epoch is None:
         raise WplError(f"{out}: no epoch was trained (--max_epoch={job.max_epoch})")
-    trainer.load_weights(load_checkpoint(out / "best.pt")["weights"])
+    trainer.load_weights(load_checkpoint(RunDir(out).best_weights)["weights"])
     t0 = time.perf_counter()
     test = trainer.evaluate("test")
     valid = trainer.evaluate("valid") if validate else None
@@ -287,6 +288,6 @@ def _finish(job: FinalJob, trainer, out: Path, runlog, epochs_done: int, best_ep
         "arch": job.arch.to_dict(), "source": job.source, "network_type": job.space, "dataset": job.dataset,
         "seconds": round(seconds, 1), "epochs": history,
     }
-    write_json(out / "summary.json", finite(summary))
+    write_json(RunDir(out).summary, finite(summary))
     runlog.event("done", metric=m, best_valid=summary["best_valid"], test=test[m], params=trainer.params)
     return summary

@@ -28,6 +28,7 @@ from wpl.forgetting import ForgettingMonitor
 from wpl.plasticity import WeightPlasticity, WplConfig
 from wpl.policy import WplPolicy
 from wpl.progress import bar as progress_bar
+from wpl.rundir import RunDir
 from wpl.runlog import NullRunLog, RunLog
 from wpl.runtime import clock
 from wpl.viz import save_cell_drawing
@@ -238,9 +239,8 @@ class Search(Steps, Progress, State):
         (loss, err), best_js = scored[0]
         arch = archs[best_js]
         if self.writes:
-            nets = self.dir / "networks"
-            nets.mkdir(exist_ok=True)
-            stem = nets / (name or f"epoch_{epoch:03d}")
+            stem = RunDir(self.dir).network(name or f"epoch_{epoch:03d}").with_suffix("")
+            stem.parent.mkdir(exist_ok=True)
             write_json(stem.with_suffix(".json"), {"epoch": epoch, "arch": arch.to_dict(), "metric": self.metric,
                                                    "slice": err, "slice_loss": loss, "candidates": len(archs)})
             _, png = save_cell_drawing(*self.space.graph(arch), stem, title=f"epoch {epoch}: {self.metric} "
@@ -364,7 +364,7 @@ class Search(Steps, Progress, State):
             "epochs": self.history,
         }
         if self.writes:
-            write_json(self.dir / "summary.json", finite(summary))
+            write_json(RunDir(self.dir).summary, finite(summary))
         self.runlog.event("done", metric=m, best_valid=best_valid, test=test_value)
         self.runlog.flush()
         return summary

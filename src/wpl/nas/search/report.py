@@ -17,6 +17,7 @@ from pathlib import Path
 
 from wpl.errors import WplError
 from wpl.plots import pyplot, save_figure
+from wpl.rundir import RunDir
 
 
 @dataclass
@@ -61,17 +62,15 @@ def _events(path: Path) -> list[dict]:
 
 def load_run(path: Path) -> RunData:
     """A search run's logs; WplError when ``path`` is not a run folder."""
-    if not (path / "config.json").is_file() or not (path / "metrics.jsonl").is_file():
+    run = RunDir(path)
+    if not run.config.is_file() or not run.metrics.is_file():
         raise WplError(f"{path}: not a search run (it needs config.json and metrics.jsonl); name a folder under "
                        "--log_dir that `wpl search` wrote")
-    events = _events(path / "metrics.jsonl")
-    summary = json.loads((path / "summary.json").read_text()) if (path / "summary.json").is_file() else None
-    final_dir = path / "final"
-    final = json.loads((final_dir / "summary.json").read_text()) if (final_dir / "summary.json").is_file() else None
-    return RunData(path, json.loads((path / "config.json").read_text()),
+    events = _events(run.metrics)
+    return RunData(path, run.read_config(),
                    [e for e in events if e.get("event") == "epoch"],
-                   [e for e in events if e.get("event") == "forgetting"], summary, final,
-                   [e for e in _events(final_dir / "metrics.jsonl") if e.get("event") == "final_epoch"],
+                   [e for e in events if e.get("event") == "forgetting"], run.read_summary(), run.final.read_summary(),
+                   [e for e in _events(run.final.metrics) if e.get("event") == "final_epoch"],
                    [e for e in events if e.get("event") == "fisher"])
 
 

@@ -16,6 +16,7 @@ import torch
 from wpl.dist import SINGLE, Dist, joined
 from wpl.errors import ConfigError, WplError
 from wpl.fileio import ensure_writable_dir, remove_stale_temporaries, write_json
+from wpl.rundir import SEARCH_OUTPUTS, RunDir
 from wpl.runlock import run_lock
 from wpl.runtime import resolve_device, seed_everything, set_deterministic
 from wpl.signals import stop_on_signals
@@ -119,7 +120,7 @@ def _run_search(argv: Sequence[str], prog: str) -> dict:
     for w in caught:
         log.warning("%s", w.message)
     run_dir = run_dir_for(args)
-    ckpt = run_dir / "checkpoint.pt"
+    ckpt = RunDir(run_dir).checkpoint
     resume = args.resume or bool(args.load_path)
     if args.mode != "train":
         return inspect_run(args, run_dir, ckpt)
@@ -183,14 +184,13 @@ def _search_in(args: Namespace, run_dir: Path, device, state: dict | None, sourc
     if state is None and not dist.main:
         seed_everything(dist.seed(args.random_seed))  # the same weights, each rank its own dropout
     if state is None and dist.main:
-        for stale in ("summary.json", "metrics.jsonl", "forgetting.csv"):
-            (run_dir / stale).unlink(missing_ok=True)
+        RunDir(run_dir).remove_stale(SEARCH_OUTPUTS)
     elif state is not None:
         search.load_state_dict(state, source, cut_logs=dist.main)
         if dist.main:
-            (run_dir / "summary.json").unlink(missing_ok=True)
+            RunDir(run_dir).summary.unlink(missing_ok=True)
     if dist.main:
-        write_json(run_dir / "config.json", flags_of(args))
+        write_json(RunDir(run_dir).config, flags_of(args))
     log.info("run folder %s on %s; %d supernet parameters, WPL from epoch %d", run_dir, device,
              sum(p.numel() for p in search.supernet.parameters()), args.start_using_fisher)
     from tqdm.contrib.logging import logging_redirect_tqdm
@@ -222,7 +222,7 @@ def inspect_run(args: Namespace, run_dir: Path, ckpt: Path) -> dict:
     """``--mode=derive``: derive a cell from a run's latest checkpoint (``networks/derived.*``);
     ``--mode=test``: score the run's best derived cell on the test split (``test.json``)."""
 
-    final = run_dir / "final" / "summary.json"
+    final = RunDir(run_dir).final.summary
     if args.mode == "test" and final.is_file() and not args.arch:
         out = json.loads(final.read_text())
         log.info("test %s of the final model (the best derived cell trained from scratch, %d parameters, best "
@@ -249,10 +249,10 @@ def inspect_run(args: Namespace, run_dir: Path, ckpt: Path) -> dict:
         test = task.evaluate(arch, "test")
         out = {"arch": arch.to_dict(), "epoch": search.best["epoch"], "metric": m, "valid": search.best["valid"],
                "test": test[m], **{f"test_{k}": v for k, v in test.items()}}
-        write_json(run_dir / "test.json", out)
+        write_json(RunDir(run_dir).test(), out)
         log.info("test %s of the best derived cell (epoch %d) with the supernet's weights (no final model yet: "
                  "wpl train-final --model_name=%s): %s; written to %s", m, out["epoch"], run_dir.name,
-                 _fmt(test[m]), run_dir / "test.json")
+                 _fmt(test[m]), RunDir(run_dir).test())
         return {**out, "model": "supernet"}
     finally:
         search.runlog.close()
@@ -275,9 +275,9 @@ def _test_named(spec: str, search, run_dir: Path) -> dict:
                        "--num_blocks and ops") from exc
     out = {"arch": arch.to_dict(), "name": name, "metric": m, "valid": valid[m], "test": test[m], "model": "supernet",
            **{f"test_{k}": v for k, v in test.items()}}
-    write_json(run_dir / f"test_{name}.json", out)
+    write_json(RunDir(run_dir).test(name), out)
     log.info("%s with the supernet's weights of %s: valid %s %s, test %s %s; written to %s", name, run_dir.name, m,
-             _fmt(valid[m]), m, _fmt(test[m]), run_dir / f"test_{name}.json")
+             _fmt(valid[m]), m, _fmt(test[m]), RunDir(run_dir).test(name))
     return out
 
 

@@ -12,6 +12,7 @@ import torch
 from wpl.checkpoint import rng_state, save_checkpoint, set_rng_state
 from wpl.dist import rank_entry
 from wpl.errors import WplError
+from wpl.rundir import RunDir
 
 log = logging.getLogger("wpl")
 
@@ -46,13 +47,14 @@ class State:
         t0 = time.monotonic()
         self.runlog.flush()
         state = self.state_dict()  # every rank: it gathers their states
-        path = self.dir / "checkpoint.pt"
+        run = RunDir(self.dir)
+        path = run.checkpoint
         if not self.writes:
             return path
         save_checkpoint(path, state, keep_previous=True)
         if copy:
-            save_checkpoint(self.dir / f"checkpoint_epoch_{epoch:03d}.pt", state)
-            copies = sorted(self.dir.glob("checkpoint_epoch_*.pt"))
+            save_checkpoint(run.epoch_checkpoint(epoch), state)
+            copies = run.epoch_checkpoints()
             for old in copies[: max(len(copies) - self.cfg.max_save_num, 0)]:
                 old.unlink()
         self._saved_at = time.monotonic()

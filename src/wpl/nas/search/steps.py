@@ -10,6 +10,7 @@ from contextlib import nullcontext
 
 import torch
 
+from wpl.rundir import RunDir
 from wpl.runtime import model_mode
 
 from ..batchnorm import batch_statistics
@@ -166,7 +167,7 @@ class Steps:
 
     def _diverged(self, what: str, value: float, where: str) -> str:
         """The one-line message for a non-finite ``what``: where, the last good checkpoint, the fix."""
-        ckpt = None if self.dir is None else self.dir / "checkpoint.pt"
+        ckpt = None if self.dir is None else RunDir(self.dir).checkpoint
         last = (f"the last good checkpoint is {ckpt}" if ckpt is not None and ckpt.is_file()
                 else "there is no checkpoint yet")
         return (f"non-finite {what} ({value}){where}; {last}; lower the shared learning rate (--shared_lr="

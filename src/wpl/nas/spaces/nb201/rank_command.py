@@ -10,6 +10,7 @@ from pathlib import Path
 
 from wpl.errors import WplError
 from wpl.flags import StrictParser, str2bool
+from wpl.rundir import RunDir
 
 SPACE_KIND = "nb201"
 
@@ -90,7 +91,7 @@ def _rank_run(args, num: int | None) -> int:
         raise WplError("wpl rank scores cells as one process; start it without torchrun")
     setup_logging("WARNING")
     run = run_folder(Path(args.log_dir), args.model_name)
-    ckpt = run / "checkpoint.pt"
+    ckpt = RunDir(run).checkpoint
     if not ckpt.is_file():
         raise WplError(f"{run}: no checkpoint.pt yet (the search saves one after its first epoch)")
     flags = [f"--load_path={run}", "--mode=test", "--log_level=WARNING",
@@ -101,7 +102,7 @@ def _rank_run(args, num: int | None) -> int:
         use_weights(search, args.weights, ckpt)
         if args.nb201_bn_recal >= 0 and search.task.kind == SPACE_KIND:
             search.task.bn_recal = args.nb201_bn_recal
-        path = Path(args.output) if args.output else run / ("rank.json" if args.weights == "last" else "rank_ema.json")
+        path = Path(args.output) if args.output else RunDir(run).rank(args.weights)
         out = rank_search(search, run, num, args.seed, args.rank_batches, args.rank_batch_size, path,
                           unique=args.nb201_unique)
     finally:

@@ -23,6 +23,7 @@ from wpl.errors import WplError
 from wpl.fileio import finite, write_json
 from wpl.nas.rank import rank_metrics, sample_cells
 from wpl.plots import pyplot, save_figure
+from wpl.rundir import RunDir
 from wpl.runtime import model_mode
 
 from .supernet import Nb201Arch
@@ -177,7 +178,7 @@ def rank_search(search, run_dir: Path, num_archs: int | None, seed: int, batches
            "archs": [{"arch": s, "score": sc, "true_acc": float(t)} for s, sc, t in zip(strings, scores, truth,
                                                                                       strict=True)],
            "reference": reference}
-    path = output or run_dir / "rank.json"
+    path = output or RunDir(run_dir).rank()
     write_json(path, finite(out))
     _scatter(scores, truth, path.with_suffix(".png"), metrics)
     return out

@@ -17,6 +17,7 @@ import numpy as np
 
 from wpl.errors import WplError
 from wpl.fileio import atomic_write, finite
+from wpl.rundir import RunDir
 
 from .spec import Arm, Cells, Spec
 
@@ -79,7 +80,7 @@ def train(spec: Spec, arm: Arm, seed: int, work: Path, data_dir: str) -> Path:
     """Train (or finish training) ``arm`` at ``seed``; its run folder. A run that diverged raises
     :class:`Diverged`; any other failure is one line naming its log."""
     d = run_dir(work, seed, arm.name)
-    if (d / "summary.json").exists():
+    if RunDir(d).summary.exists():
         return d
     d.parent.mkdir(parents=True, exist_ok=True)
     log = d.parent / f"{arm.name}.log"
@@ -127,7 +128,7 @@ def load_run(d: Path, data_dir: str):
 
     setup_logging("WARNING")
     flags = [f"--load_path={d}", "--mode=test", "--log_level=WARNING", f"--data_dir={data_dir}"]
-    return load_search(parse_search_args(flags), d, d / "checkpoint.pt")
+    return load_search(parse_search_args(flags), d, RunDir(d).checkpoint)
 
 
 def sample_file(search, cells: Cells) -> dict:
@@ -164,7 +165,7 @@ def score(spec: Spec, arm: Arm, seed: int, work: Path, out: Path, data_dir: str,
     t0 = time.time()
     search = load_run(d, data_dir)
     try:
-        use_weights(search, arm.weights, d / "checkpoint.pt")
+        use_weights(search, arm.weights, RunDir(d).checkpoint)
         cells_file = out / "cells.json.gz"
         if not cells_file.exists():
             write_gz_json(cells_file, {name: sample_file(search, c) for name, c in samples(spec).items()})
@@ -174,7 +175,7 @@ def score(spec: Spec, arm: Arm, seed: int, work: Path, out: Path, data_dir: str,
             scores[name] = score_cells(search.task, archs, c.batches, c.batch_size, on_cell)
     finally:
         search.runlog.close()
-    summary = json.loads((d / "summary.json").read_text())
+    summary = RunDir(d).read_summary()
     rec = {"seed": seed, "arm": arm.name, "run": run_dir(Path(), seed, arm.source).as_posix(), "weights": arm.weights,
            "train_seconds": round(sum(summary.get("seconds", {}).values()), 1),
            "score_seconds": round(time.time() - t0, 1), "scores": scores}
