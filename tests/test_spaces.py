@@ -101,3 +101,19 @@ def test_each_space_reads_its_own_dataset_unless_told() -> None:
     for kind in ("rnn", "micro_cnn", "nb201"):
         assert parse_search_args([f"--network_type={kind}"]).dataset == spaces.get(kind).dataset
     assert parse_search_args(["--network_type=micro_cnn", "--dataset=mnist"]).dataset == "mnist"
+
+
+def test_the_run_folder_holds_only_what_rundir_names(toy, tmp_path: Path) -> None:
+    """RunDir is the one place that knows a run's files: a search's folder has nothing it does not name."""
+    from wpl.rundir import RunDir
+
+    logs = tmp_path / "logs"
+    run_search([*TOY, f"--log_dir={logs}", "--comment=r", "--max_epoch=2"])
+    rd = RunDir(logs / "synthetic_r")
+    assert main(["gif", "--model_name=synthetic_r", f"--log_dir={logs}"]) == 0
+    named = {rd.config, rd.checkpoint, rd.summary, rd.metrics, rd.forgetting, rd.figure("cells.gif"),
+             *rd.epoch_checkpoints(), rd.checkpoint.with_suffix(".prev.pt"), rd.path / ".wpl.lock"}
+    for f in rd.path.rglob("*"):
+        if f.is_file() and f.parent != rd.networks:
+            assert f in named, f"{f.relative_to(rd.path)} is written but RunDir does not name it"
+    assert rd.is_search() and rd.read_summary()["epochs_done"] == 2 and rd.network("epoch_001").is_file()
