@@ -382,7 +382,7 @@ def test_mean_normalised_fisher_makes_alpha_scale_free():
         value = wpl.add_penalty_grad_(with_value=True)
         assert float(value) == pytest.approx(values[-1], rel=1e-5)
         state = wpl.state_dict()
-        again = WeightPlasticity(net, alpha=2.0, fisher_normalise="mean")
+        again = WeightPlasticity(net, alpha=2.0, fisher_normalise="mean", lambda_fisher=1.0)  # the saved options
         again.load_state_dict(state)
         assert again.penalty().item() == pytest.approx(values[-1], rel=1e-6)
     assert values[0] == pytest.approx(values[1], rel=1e-4)

@@ -135,6 +135,7 @@ class WeightPlasticity:
                         alpha_small_scale=float(alpha_small_scale),
                         set_fisher_zero_per_iter=int(set_fisher_zero_per_iter), importance=importance,
                         legacy_compound_alpha=bool(legacy_compound_alpha), fisher_normalise=fisher_normalise)
+        self._config = cfg
         self.schedule = cfg.schedule()
         self.lambda_fisher = cfg.lambda_fisher
         self.momentum = cfg.momentum
@@ -385,17 +386,8 @@ class WeightPlasticity:
 
     # ---- persistence -----------------------------------------------------------------------
     def config(self) -> dict:
-        """The constructor options, as plain data."""
-        return {
-            **self.schedule.to_dict(),
-            "lambda_fisher": self.lambda_fisher,
-            "momentum": self.momentum,
-            "fisher_clip_by_norm": self.fisher_clip_by_norm,
-            "set_fisher_zero_per_iter": self.set_fisher_zero_per_iter,
-            "importance": self.importance,
-            "legacy_compound_alpha": self.legacy_compound_alpha,
-            "fisher_normalise": self.fisher_normalise,
-        }
+        """The constructor options (:class:`WplConfig`'s fields), as plain data."""
+        return asdict(self._config)
 
     def state_dict(self) -> dict:
         """Fisher, anchors, α, epoch and options; tensors are copies (safe to save)."""
