@@ -20,6 +20,7 @@ def run(argv, capsys):
     return code, out.out, out.err
 
 
+@pytest.mark.slow
 def test_two_models_end_to_end(mnist_dir, tmp_path, capsys):
     out_dir = tmp_path / "out"
     code, out, _ = run(["two-models", "--data_dir", str(mnist_dir), "--output_dir", str(out_dir), "--with_l2", "yes",

@@ -182,6 +182,7 @@ def _space_argv(space: str, root: Path, device: torch.device) -> tuple[list[str]
     return [*TINY_NB201, f"--data_dir={data}", *on], "cifar10_nb"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("space", ["rnn", "micro_cnn", "nb201"])
 def test_each_space_searches_on_the_device_and_resumes_exactly(space: str, device, tmp_path: Path,
                                                               monkeypatch) -> None:
@@ -213,6 +214,7 @@ def test_a_run_saved_on_the_device_resumes_and_tests_on_the_cpu(device, tmp_path
     assert tested["test"] == pytest.approx(summary["test"])
 
 
+@pytest.mark.slow
 def test_final_training_on_the_device_resumes_exactly(device, tmp_path: Path, monkeypatch) -> None:
     from test_final import CNN_RECIPE, _job
     from wpl.cli import main

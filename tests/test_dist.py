@@ -55,6 +55,7 @@ def _ranks(steps: Path, space: str) -> tuple[list[dict], dict]:
     return two, torch.load(steps / "one" / f"{space}_rank0.pt", weights_only=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("space", SPACES)
 def test_every_rank_trains_the_same_architectures_and_ends_with_the_same_weights(steps, space) -> None:
     (a, b), _ = _ranks(steps, space)
@@ -63,6 +64,7 @@ def test_every_rank_trains_the_same_architectures_and_ends_with_the_same_weights
     assert a["rewards"] == b["rewards"] and a["scores"] == b["scores"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("space", SPACES)
 def test_two_ranks_at_batch_b_equal_one_process_at_2b(steps, space) -> None:
     (a, _), one = _ranks(steps, space)
@@ -81,6 +83,7 @@ def test_two_ranks_at_batch_b_equal_one_process_at_2b(steps, space) -> None:
     assert [s[1] for s in a["scores"]] == pytest.approx([s[1] for s in one["scores"]], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_leaving_the_job_ends_the_process_groupʼs_threads(steps) -> None:
     # Gloo's threads alive at exit can abort a finished rank ("terminate called without an active exception")
     for r in range(2):
@@ -88,6 +91,7 @@ def test_leaving_the_job_ends_the_process_groupʼs_threads(steps) -> None:
         assert threads and not [t for t in threads if "gloo" in t], threads
 
 
+@pytest.mark.slow
 def test_a_two_rank_search_writes_once_and_resumes_exactly_after_a_stop_or_a_sigterm(tmp_path: Path) -> None:
     data = make_text(tmp_path / "data", lines=(600, 80, 80))
     extra = ["--rnn_cell=python", "--checkpoint_every_steps=3", "--max_epoch=6"]
@@ -115,6 +119,7 @@ def test_a_two_rank_search_writes_once_and_resumes_exactly_after_a_stop_or_a_sig
     assert proc.returncode != 0 and "resume it with as many" in proc.stderr
 
 
+@pytest.mark.slow
 def test_a_rank_that_crashes_stops_the_job_instead_of_hanging(tmp_path: Path) -> None:
     text, cifar = make_text(tmp_path / "text", lines=(600, 80, 80)), make_cifar(tmp_path / "cifar")
     env = {**ENV, "WPL_DIST_TIMEOUT_S": "30"}
@@ -125,6 +130,7 @@ def test_a_rank_that_crashes_stops_the_job_instead_of_hanging(tmp_path: Path) ->
     assert not list((tmp_path / "out").glob("*.pt"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("space", ["micro_cnn", "nb201"])
 def test_a_two_rank_image_search_resumes_exactly(space: str, tmp_path: Path) -> None:
     from test_nas_cnn import TINY_CNN
@@ -177,6 +183,7 @@ def _final_argv(space: str, data: Path, out: Path, batch: int, *extra: str) -> l
             f"--final_batch_size={batch}", *extra]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("space", ["rnn", "micro_cnn"])
 def test_a_two_rank_final_training_equals_one_process_at_the_global_batch(space: str, tmp_path: Path) -> None:
     if space == "rnn":
@@ -199,6 +206,7 @@ def test_a_two_rank_final_training_equals_one_process_at_the_global_batch(space:
     assert [e["train_loss"] for e in sa["epochs"]] == pytest.approx([e["train_loss"] for e in sb["epochs"]], rel=1e-4)
 
 
+@pytest.mark.slow
 def test_a_two_rank_final_training_resumes_exactly(tmp_path: Path) -> None:
     data = make_text(tmp_path / "data", lines=(600, 80, 80))
     _wpl(2, "train-final", _final_argv("rnn", data, tmp_path / "whole", 4, "--max_epoch=2"))

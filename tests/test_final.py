@@ -130,6 +130,7 @@ def test_cnn_search_then_final(tmp_path: Path) -> None:
     assert s["test"] * 40 == pytest.approx(round(s["test"] * 40))  # an error rate over the 40 test images
 
 
+@pytest.mark.slow
 def test_cnn_train_plus_valid_tests_the_last_epoch(tmp_path: Path) -> None:
     data = make_cifar(tmp_path / "data", per_batch=40)
     _final("--arch=enas-cifar10", f"--data_dir={data}", f"--log_dir={tmp_path / 'logs'}", "--max_epoch=2",

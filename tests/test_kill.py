@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import rnn_argv, signal_when, wait_for
 from test_resume_anywhere import RUN, assert_same_run
 
@@ -17,6 +19,7 @@ def _cmd(argv: list[str]) -> list[str]:
     return [sys.executable, "-m", "wpl", "search", *argv]
 
 
+@pytest.mark.slow
 def test_sigterm_stops_at_a_step_with_a_checkpoint_and_resumes_identically(text_root: Path, tmp_path: Path) -> None:
     extra = ["--max_epoch=12", "--checkpoint_every_steps=5"]
     subprocess.run(_cmd(rnn_argv(text_root, tmp_path / "whole", *extra)), check=True, capture_output=True)
@@ -31,6 +34,7 @@ def test_sigterm_stops_at_a_step_with_a_checkpoint_and_resumes_identically(text_
     assert_same_run(tmp_path / "whole" / "logs", out(attempt) / "logs")
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_moments_resumes_identically(text_root: Path, tmp_path: Path) -> None:
     extra = ["--max_epoch=6", "--checkpoint_every_steps=1"]
     subprocess.run(_cmd(rnn_argv(text_root, tmp_path / "whole", *extra)), check=True, capture_output=True)
@@ -56,6 +60,7 @@ def test_kill_9_at_random_moments_resumes_identically(text_root: Path, tmp_path:
     assert_same_run(tmp_path / "whole" / "logs", tmp_path / "killed" / "logs")
 
 
+@pytest.mark.slow
 def test_sigterm_stops_a_final_training_and_it_resumes_identically(tmp_path: Path) -> None:
     import json
 

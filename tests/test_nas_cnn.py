@@ -110,6 +110,7 @@ def test_tiny_cnn_search_writes_every_output(tmp_path: Path) -> None:
     assert cfg["shared_lr"] == 0.1 and cfg["shared_grad_clip"] == 5.0  # the CNN's defaults
 
 
+@pytest.mark.slow
 def test_cnn_resume_is_bit_identical(tmp_path: Path, monkeypatch) -> None:
     data = make_cifar(tmp_path / "data")
     run_search(_cnn_argv(data, tmp_path / "full", "--max_epoch=3"))

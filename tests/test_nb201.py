@@ -153,6 +153,7 @@ def test_shared_momentum_is_nesterov_sgd(tmp_path) -> None:
         assert (group["momentum"], group["nesterov"]) == (m, m > 0)
 
 
+@pytest.mark.slow
 def test_rank_a_tiny_nb201_run(tmp_path, capsys) -> None:
     import json
 
@@ -308,6 +309,7 @@ def test_bn_recalibration_fixes_each_layers_statistics_for_one_architecture() ->
         assert torch.allclose(net(y, arch), batch_y)
 
 
+@pytest.mark.slow
 def test_bn_recalibrated_search_and_rank(tmp_path, capsys) -> None:
     import json
 
@@ -334,6 +336,7 @@ def test_bn_recalibrated_search_and_rank(tmp_path, capsys) -> None:
     search.runlog.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("update, anchor, sampling",
                          [("proximal", "snapshot", "epoch"), ("after_clip", "ema", "replace")])
 def test_wpl_variants_search_and_resume_exactly(update, anchor, sampling, tmp_path, monkeypatch) -> None:
@@ -588,6 +591,7 @@ def test_a_zero_penalty_trains_the_same_weights_as_plain(tmp_path) -> None:
     assert ops and all(torch.equal(weights["plain"][k], weights["original"][k]) for k in weights["plain"])
 
 
+@pytest.mark.slow
 def test_the_originals_zero_penalty_under_enas_is_plain_with_its_reward_batches(tmp_path) -> None:
     """Under ENAS the original's validation Fisher pass (penalty exactly 0) changes only which validation batches the
     controller's rewards read: plain with ``--valid_skip_every`` at its ``fisher_every`` trains the same supernet and

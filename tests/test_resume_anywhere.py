@@ -58,6 +58,7 @@ def assert_same_run(a: Path, b: Path) -> None:
     assert sa == sb
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("every, after_save, kills", [
     (1, True, [2, 5, 4, 7]),   # killed right after a checkpoint: nothing to redo
     (1, False, [3, 6, 1, 9]),  # killed just before one: one step redone

@@ -106,6 +106,7 @@ def test_metrics_schema_of_the_rnn_space(text_root: Path, tmp_path: Path) -> Non
     assert_schema(tmp_path / "logs" / RUN, summary, "ppl", top_k=2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flags, message", [
     (["--alpha_decay_mode=2"], "--alpha_decay=2.0 (the default): with alpha_decay_mode=2 it is a factor"),
     (["--alpha_fisher=-1"], "--alpha_fisher=-1.0: must be >= 0"),
@@ -128,6 +129,7 @@ def test_unavailable_cpp_cell_is_one_line_and_writes_nothing(text_root: Path, tm
     assert not (tmp_path / "logs").exists()
 
 
+@pytest.mark.slow
 def test_root_scripts_run_as_subprocesses(text_root: Path, tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, str(ROOT / "main.py"), *rnn_argv(text_root, tmp_path, "--max_epoch=2")],
                           capture_output=True, text=True, cwd=tmp_path)
@@ -143,6 +145,7 @@ def test_root_scripts_run_as_subprocesses(text_root: Path, tmp_path: Path) -> No
         assert gif.n_frames == 2
 
 
+@pytest.mark.slow
 def test_demo_at_a_tiny_size(tmp_path: Path, capsys) -> None:
     assert main(["demo", "--size=tiny", f"--output_dir={tmp_path / 'demo'}", "--device=cpu"]) == 0
     out = capsys.readouterr().out

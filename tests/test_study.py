@@ -138,6 +138,7 @@ def test_an_arm_whose_flags_the_search_refuses_stops_the_study_before_any_run(tm
     assert not (tmp_path / "toy").exists()
 
 
+@pytest.mark.slow
 def test_a_run_that_diverges_is_recorded_and_left_out_of_its_pairs(tmp_path) -> None:
     from conftest import make_cifar
     from wpl.nas.spaces.nb201.study.runs import read_gz_json
@@ -165,6 +166,7 @@ def _study(tmp_path: Path, *extra: str) -> int:
     return cmd_study([str(tmp_path / "toy.toml"), f"--data_dir={tmp_path / 'data'}", *extra])
 
 
+@pytest.mark.slow
 def test_a_toy_study_end_to_end(tmp_path, capsys) -> None:
     from conftest import make_cifar
     from wpl.data.nb201 import ground_truth
