@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from wpl.nas.search import loop as search_mod
+from wpl.nas.search import progress as progress_mod
 from wpl.nas.search.run import run_search
 
 
@@ -39,7 +39,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     samples: list[tuple[str, float, float]] = []  # (phase, seconds since the previous step, rss MB)
-    real = search_mod.Search._boundary
+    real = progress_mod.Checkpointing.boundary
     last = [time.perf_counter()]
 
     def boundary(self, phase, step, acc):
@@ -48,7 +48,7 @@ def main() -> None:
         real(self, phase, step, acc)
         last[0] = time.perf_counter()  # a checkpoint written at this boundary is not the next step's time
 
-    search_mod.Search._boundary = boundary
+    progress_mod.Checkpointing.boundary = boundary
     epochs = args.steps // args.per_epoch
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.time()

@@ -17,7 +17,7 @@ from test_resume_anywhere import RUN, assert_same_run
 from wpl import fileio
 from wpl.checkpoint import load_checkpoint
 from wpl.cli import main
-from wpl.nas.search import loop as search_mod
+from wpl.nas.search import progress as progress_mod
 
 
 def _fail_nth(monkeypatch, target, name: str, n: int, err: int, create: bool = False) -> None:
@@ -72,14 +72,14 @@ def test_a_read_only_log_folder_is_one_line(text_root: Path, tmp_path: Path, mon
 
 
 def test_a_vanished_run_folder_is_one_line(text_root: Path, tmp_path: Path, monkeypatch, capsys) -> None:
-    real = search_mod.Search._boundary
+    real = progress_mod.Checkpointing.boundary
 
     def boundary(self, phase, step, acc):
         if self.boundaries == 2:
             shutil.rmtree(self.dir)
         real(self, phase, step, acc)
 
-    monkeypatch.setattr(search_mod.Search, "_boundary", boundary)
+    monkeypatch.setattr(progress_mod.Checkpointing, "boundary", boundary)
     assert main(["search", *rnn_argv(text_root, tmp_path, "--max_epoch=1")]) == 1
     err = _last_error(capsys)
     assert len(err) == 1 and "its folder no longer exists" in err[0], err
@@ -89,12 +89,12 @@ def test_the_data_deleted_mid_run_does_not_matter(text_root: Path, tmp_path: Pat
     """The corpus is read once, into memory: removing it under a running search changes nothing."""
     data = tmp_path / "copy"
     shutil.copytree(text_root, data)
-    real = search_mod.Search._boundary
+    real = progress_mod.Checkpointing.boundary
 
     def boundary(self, phase, step, acc):
         shutil.rmtree(data, ignore_errors=True)
         real(self, phase, step, acc)
 
-    monkeypatch.setattr(search_mod.Search, "_boundary", boundary)
+    monkeypatch.setattr(progress_mod.Checkpointing, "boundary", boundary)
     assert main(["search", *rnn_argv(data, tmp_path, "--max_epoch=1")]) == 0
     assert (tmp_path / "logs" / RUN / "summary.json").is_file()

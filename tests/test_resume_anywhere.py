@@ -22,7 +22,7 @@ class Killed(BaseException):
 def run_killed_at(argv: list[str], kills: list[int], monkeypatch, after_save: bool) -> int:
     """Run ``argv`` again and again (with --resume=True after the first), each time dying at the next
     step boundary of ``kills`` (counted from that process's start); return how many runs it took."""
-    real = search_mod.Search._boundary
+    real = progress_mod.Checkpointing.boundary
     runs = 0
     for k in [*kills, None]:
         seen = {"n": 0}
@@ -35,13 +35,13 @@ def run_killed_at(argv: list[str], kills: list[int], monkeypatch, after_save: bo
             if seen["n"] == k:
                 raise Killed
 
-        monkeypatch.setattr(search_mod.Search, "_boundary", boundary)
+        monkeypatch.setattr(progress_mod.Checkpointing, "boundary", boundary)
         try:
             run_search([*argv, *(["--resume=True"] if runs else [])])
         except Killed:
             assert k is not None
         runs += 1
-    monkeypatch.setattr(search_mod.Search, "_boundary", real)
+    monkeypatch.setattr(progress_mod.Checkpointing, "boundary", real)
     return runs
 
 
@@ -78,14 +78,14 @@ def test_a_mid_phase_checkpoint_says_where_it_stands(text_root: Path, tmp_path: 
     from wpl.nas.search.run import _where
 
     argv = rnn_argv(text_root, tmp_path, "--max_epoch=2", "--checkpoint_every_steps=1")
-    real = search_mod.Search._boundary
+    real = progress_mod.Checkpointing.boundary
 
     def boundary(self, phase, step, acc):
         real(self, phase, step, acc)
         if self.boundaries == 5:  # epoch 0: 3 shared steps, then the controller's second
             raise Killed
 
-    monkeypatch.setattr(search_mod.Search, "_boundary", boundary)
+    monkeypatch.setattr(progress_mod.Checkpointing, "boundary", boundary)
     with pytest.raises(Killed):
         run_search(argv)
     state = load_checkpoint(tmp_path / "logs" / RUN / "checkpoint.pt")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -25,8 +25,7 @@ from wpl.dist import SINGLE, Dist
 from wpl.errors import ConfigError
 from wpl.fileio import finite, write_json
 from wpl.forgetting import ForgettingMonitor
-from wpl.plasticity import WeightPlasticity, WplConfig
-from wpl.policy import WplPolicy
+from wpl.plasticity import WplConfig
 from wpl.progress import bar as progress_bar
 from wpl.rundir import RunDir
 from wpl.runlog import NullRunLog, RunLog
@@ -36,12 +35,12 @@ from wpl.viz import save_cell_drawing
 from .. import spaces
 from ..config import ControllerConfig, SearchConfig
 from ..metrics import perplexity
-from ..task import Task
-from .controller import Controller, Reinforce
+from ..task import Arch, Task
+from . import state
 from .fisher_map import fisher_groups, fisher_mass
-from .progress import Progress, SearchStopped
-from .state import State
-from .steps import Steps
+from .progress import Checkpointing, SearchStopped
+from .sampler import Sampler
+from .trainer import SharedTrainer
 
 log = logging.getLogger("wpl")
 __all__ = ["PHASES", "Search", "SearchStopped"]
@@ -50,9 +49,11 @@ PHASES = ("shared", "controller", "derive", "eval", "forgetting")
 
 
 
-class Search(Steps, Progress, State):
+class Search:
     """One search run on ``task`` in ``run_dir`` (plain-file logs unless ``runlog`` says otherwise); ``flags``
-    (plain data) is saved in checkpoints as the run's flags."""
+    (plain data) is saved in checkpoints as the run's flags. Its parts: the :class:`Sampler` (the controller or
+    uniform draws), the :class:`SharedTrainer` (the shared weights, their optimizer and the WPL policy), the
+    :class:`Checkpointing` (where the epoch is, when to checkpoint or stop), the forgetting monitor, the logs."""
 
     def __init__(self, task: Task, search: SearchConfig, wpl: WplConfig, controller: ControllerConfig,
                  run_dir: Path | None, flags: dict | None = None, runlog: RunLog | None = None) -> None:
@@ -65,43 +66,102 @@ class Search(Steps, Progress, State):
         self.dist: Dist = getattr(task, "dist", SINGLE)  # data parallelism: the task's ranks
         self.writes = self.dist.main and run_dir is not None  # only rank 0 writes the run's files
         self.supernet = task.supernet
-        self.controller = Controller.from_config(task.decisions, controller, task.reset_at).to(task.device)
-        weights, decay = self.supernet.parameters(), search.shared_l2_reg
-        if search.shared_optim == "sgd":
-            m = search.shared_momentum
-            self.shared_opt = torch.optim.SGD(weights, lr=search.shared_lr, weight_decay=decay, momentum=m,
-                                              nesterov=m > 0)
-        else:
-            self.shared_opt = torch.optim.Adam(weights, lr=search.shared_lr, weight_decay=decay)
-        self.reinforce = Reinforce(self.controller, controller)
-        self.policy_batch_size = controller.policy_batch_size
-        params = dict(self.supernet.named_parameters())
-        self.wpl = WeightPlasticity.from_config([(n, params[n]) for n in task.all_protected_names()], wpl)
-        self.policy = WplPolicy(self.wpl, policy=search.policy())  # how WPL acts: the library's policy object
+        seed = int(self.flags.get("random_seed", getattr(task.config, "random_seed", 0)))
+        # the sampler first: the controller's initialisation draws from torch's RNG before anything else here
+        self.sampler = Sampler(task, search, controller, self.dist, seed, self._diverged)
+        self.trainer = SharedTrainer(task, search, wpl, self.dist, self._diverged)
         self.monitor = ForgettingMonitor(top_k=search.forgetting_top_k)
         self.fisher_groups = fisher_groups(task)  # where WPL holds: the "fisher" events group F by these
-        # --arch_stream=own: uniform architectures from their own generator (same sequence whatever else runs)
-        seed = int(self.flags.get("random_seed", getattr(task.config, "random_seed", 0)))
-        self.arch_gen = torch.Generator().manual_seed(seed + 7919) if search.arch_stream == "own" else None
-        # --weight_ema: a moving average of the shared weights (name → tensor), scored by wpl rank --weights=ema
-        self.weight_ema = ({n: p.detach().clone() for n, p in self.supernet.named_parameters()}
-                           if search.weight_ema else None)
+        self.checkpoints = Checkpointing(search.checkpoint_every_steps, self.dist, run_dir, self.save)
         self.epoch = 0
-        self.shared_steps = self.controller_steps = 0
         self.warmed_up = False
         self.seconds = dict.fromkeys(PHASES, 0.0)
         self.best: dict | None = None
         self.history: list[dict] = []
-        # where the epoch in progress is: {"where": epoch or "warmup", "done": {phase: result}, "phase": the one
-        # running, "step": its steps done, "acc": its running sums}; None between epochs
-        self.progress: dict | None = None
-        self.boundaries = 0  # steps of any phase so far (the mid-phase checkpoint clock)
-        self.stop_signal: tuple[str, int] | None = None
-        self._saved_at, self._save_cost = time.monotonic(), 0.0  # the auto checkpoint clock (wall time)
         if runlog is None and self.writes:
             Path(run_dir).mkdir(parents=True, exist_ok=True)
             runlog = RunLog(Path(run_dir), tensorboard=False)
         self.runlog = runlog if runlog is not None and self.dist.main else NullRunLog()
+
+    # ---- the parts' members, as the search's (benchmarks, tests and the state read them here) ------------
+    controller = property(lambda self: self.sampler.controller)
+    reinforce = property(lambda self: self.sampler.reinforce)
+    arch_gen = property(lambda self: self.sampler.arch_gen)
+    policy_batch_size = property(lambda self: self.sampler.policy_batch_size)
+    shared_opt = property(lambda self: self.trainer.shared_opt)
+    wpl = property(lambda self: self.trainer.wpl)
+    policy = property(lambda self: self.trainer.policy)
+    weight_ema = property(lambda self: self.trainer.weight_ema)
+    shared_steps = property(lambda self: self.trainer.steps, lambda self, v: setattr(self.trainer, "steps", v))
+    controller_steps = property(lambda self: self.sampler.steps, lambda self, v: setattr(self.sampler, "steps", v))
+    progress = property(lambda self: self.checkpoints.progress,
+                        lambda self, v: setattr(self.checkpoints, "progress", v))
+    boundaries = property(lambda self: self.checkpoints.boundaries,
+                          lambda self, v: setattr(self.checkpoints, "boundaries", v))
+    stop_signal = property(lambda self: self.checkpoints.stop_signal,
+                           lambda self, v: setattr(self.checkpoints, "stop_signal", v))
+
+    def sample_archs(self, n: int) -> list[Arch]:
+        """``n`` architectures from the sampler (the controller's policy, or uniform)."""
+        return self.sampler.sample(n)
+
+    def controller_step(self) -> dict[str, float]:
+        """One controller step (:meth:`Sampler.controller_step`)."""
+        return self.sampler.controller_step()
+
+    def shared_batch(self, arch: Arch, protect: Sequence[str], wpl: bool, fold_fisher: bool = False,
+                     where: str = "") -> tuple[float, float]:
+        """One optimizer step of the shared weights (:meth:`SharedTrainer.batch`)."""
+        return self.trainer.batch(arch, protect, wpl, fold_fisher, where)
+
+    def shared_step(self, arch: Arch, wpl: bool, where: str = "") -> list[tuple[float, float]]:
+        """``arch`` trained on ``num_batch_per_iter`` batches (:meth:`SharedTrainer.step`)."""
+        return self.trainer.step(arch, wpl, where)
+
+    def fisher_step(self, arch: Arch) -> None:
+        """``arch``'s Fisher and anchors after its shared step (:meth:`SharedTrainer.fisher_step`)."""
+        self.trainer.fisher_step(arch)
+
+    def snapshot_anchors(self, epoch: int, step: int) -> None:
+        """Snapshot anchors when due (:meth:`SharedTrainer.snapshot_anchors`)."""
+        self.trainer.snapshot_anchors(epoch, step)
+
+    def skip_valid(self, epoch: int, wpl: bool) -> None:
+        """The validation stream's skip after a shared step (:meth:`SharedTrainer.skip_valid`)."""
+        self.trainer.skip_valid(epoch, wpl)
+
+    def request_stop(self, name: str, exit_code: int) -> None:
+        """Stop at the next step boundary, after a checkpoint (what the signal handlers call)."""
+        self.checkpoints.request_stop(name, exit_code)
+
+    # ---- state -----------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Everything needed to continue bit-identically (tensors and plain data only)."""
+        return state.state_of(self)
+
+    def save(self, copy: bool, epoch: int | None = None) -> Path:
+        """``checkpoint.pt`` (latest) and, when ``copy``, ``checkpoint_epoch_XXX.pt`` (keep ``max_save_num``)."""
+        return state.save(self, copy, epoch)
+
+    def load_state_dict(self, saved: dict, source: Path, cut_logs: bool = True) -> None:
+        """Restore from a checkpoint (``source`` names it in errors); ``cut_logs`` cuts the run's logs back."""
+        state.load(self, saved, source, cut_logs)
+
+    def score(self, arch: Arch, where: str = "") -> tuple[float, float]:
+        """(error in the task's metric, loss) of ``arch`` on the fixed validation slice; a non-finite loss (a
+        diverged supernet) is an error. The error may still overflow (perplexity of a loss above ≈709)."""
+        err, loss = self.task.score(arch)
+        if not math.isfinite(loss):
+            raise FloatingPointError(self._diverged("validation loss", loss, where))
+        return err, loss
+
+    def _diverged(self, what: str, value: float, where: str) -> str:
+        """The one-line message for a non-finite ``what``: where, the last good checkpoint, the fix."""
+        ckpt = None if self.dir is None else RunDir(self.dir).checkpoint
+        last = (f"the last good checkpoint is {ckpt}" if ckpt is not None and ckpt.is_file()
+                else "there is no checkpoint yet")
+        return (f"non-finite {what} ({value}){where}; {last}; lower the shared learning rate (--shared_lr="
+                f"{self.shared_opt.param_groups[0]['lr']:g}) or WPL's alpha")
 
     # ---- helpers -------------------------------------------------------------------------------
     @property
@@ -124,7 +184,7 @@ class Search(Steps, Progress, State):
     def shared_phase(self, epoch: int, steps: int, telemetry: bool) -> dict:
         """Train ``steps`` sampled architectures; returns the phase's mean loss and WPL value (and ppl)."""
         active = self.cfg.wpl_active(epoch)
-        cur = self._cursor("shared")
+        cur = self.checkpoints.cursor("shared")
         start = cur["step"] if cur else 0
         sums = dict(cur["acc"]["sums"]) if cur else {"loss": 0.0, "wpl": 0.0, "n": 0}
         window = dict(cur["acc"]["window"]) if cur else dict(sums)
@@ -155,7 +215,7 @@ class Search(Steps, Progress, State):
                 self._log_shared(epoch, window, active)
                 window = {"loss": 0.0, "wpl": 0.0, "n": 0}
             bar.set_postfix_str(f"loss {sums['loss'] / max(sums['n'], 1):.3f}", refresh=False)
-            self._boundary("shared", step + 1, {"sums": sums, "window": window})
+            self.checkpoints.boundary("shared", step + 1, {"sums": sums, "window": window})
         n = max(sums["n"], 1)
         out = {"loss": sums["loss"] / n, "wpl": sums["wpl"] / n}
         if self.metric == "ppl":
@@ -177,7 +237,7 @@ class Search(Steps, Progress, State):
 
     def controller_phase(self, epoch: int, steps: int) -> dict:
         """``steps`` controller steps; returns the phase's mean reward."""
-        cur = self._cursor("controller")
+        cur = self.checkpoints.cursor("controller")
         start = cur["step"] if cur else 0
         window: dict[str, list[float]] = ({k: list(v) for k, v in cur["acc"]["window"].items()} if cur else
                                           {"reward": [], "entropy": [], "adv": [], "loss": []})
@@ -199,7 +259,7 @@ class Search(Steps, Progress, State):
                          self.controller_steps, vals["reward"], vals["entropy"], vals["adv"])
                 window = {k: [] for k in window}
             bar.set_postfix_str(f"reward {all_rewards[-1]:.3f}", refresh=False)
-            self._boundary("controller", step + 1, {"window": window, "rewards": all_rewards})
+            self.checkpoints.boundary("controller", step + 1, {"window": window, "rewards": all_rewards})
         return {"reward": sum(all_rewards) / max(len(all_rewards), 1)}
 
     # ---- forgetting, derive, evaluation --------------------------------------------------------
@@ -225,7 +285,7 @@ class Search(Steps, Progress, State):
         """Sample ``derive_num_sample`` architectures, keep the best on the validation slice, draw it
         as ``networks/<name>.*`` (default ``epoch_XXX``), and score it on the whole validation split."""
         t0 = self._clock()
-        cur = self._cursor("derive")
+        cur = self.checkpoints.cursor("derive")
         if cur:
             archs = {js: self.task.arch_from_json(js) for js in cur["acc"]["candidates"]}
             scored = [(tuple(sc), js) for sc, js in cur["acc"]["scored"]]
@@ -234,7 +294,8 @@ class Search(Steps, Progress, State):
             scored = []
         for js in list(archs)[len(scored):]:
             scored.append((self.score(archs[js], f" at epoch {epoch} (derive)")[::-1], js))
-            self._boundary("derive", len(scored), {"candidates": list(archs), "scored": [list(x) for x in scored]})
+            self.checkpoints.boundary("derive", len(scored),
+                                      {"candidates": list(archs), "scored": [list(x) for x in scored]})
         scored.sort()
         (loss, err), best_js = scored[0]
         arch = archs[best_js]
@@ -280,10 +341,10 @@ class Search(Steps, Progress, State):
         c = self.cfg
         if c.shared_initial_step > 0 and not self.warmed_up and self.epoch == 0:
             log.info("warm-up: %d shared steps and one controller phase", min(c.shared_initial_step, c.shared_max_step))
-            done = self._begin("warmup")
+            done = self.checkpoints.begin("warmup")
             if "shared" not in done:
-                self._phase_done("shared", self.shared_phase(0, min(c.shared_initial_step, c.shared_max_step),
-                                                             telemetry=False))
+                warmup = min(c.shared_initial_step, c.shared_max_step)
+                self.checkpoints.phase_done("shared", self.shared_phase(0, warmup, telemetry=False))
             self.controller_phase(0, c.controller_max_step)
             self.progress = None
         self.warmed_up = True
@@ -294,7 +355,7 @@ class Search(Steps, Progress, State):
             bar.set_postfix_str(f"best valid {self.metric} {self.best['valid']:.4g}" if self.best else "")
             stop = self.dist.broadcast(self.stop_signal)  # rank 0 decides, for every rank alike
             if stop and epoch + 1 < c.max_epoch:  # asked during the epoch's last part: saved just now
-                self._stop(stop, f"after epoch {epoch}")
+                self.checkpoints.stop(stop, f"after epoch {epoch}")
         return self.finish()
 
     def run_epoch(self, epoch: int) -> None:
@@ -307,22 +368,22 @@ class Search(Steps, Progress, State):
         if active:
             self.policy.set_epoch(epoch)
         telemetry = epoch >= c.start_evaluate_diff
-        done = self._begin(epoch)  # a resumed epoch skips the phases it has done
+        done = self.checkpoints.begin(epoch)  # a resumed epoch skips the phases it has done
         if "shared" not in done:
-            self._phase_done("shared", self.shared_phase(epoch, c.shared_max_step, telemetry))
+            self.checkpoints.phase_done("shared", self.shared_phase(epoch, c.shared_max_step, telemetry))
             if active:
                 self.runlog.event("fisher", epoch=epoch, mass=fisher_mass(self.wpl.fisher, self.fisher_groups))
         shared = done["shared"]
         if "forgetting" not in done:
-            self._phase_done("forgetting", self.finish_forgetting(epoch) if telemetry else {})
+            self.checkpoints.phase_done("forgetting", self.finish_forgetting(epoch) if telemetry else {})
         forgetting = done["forgetting"]
         if "controller" not in done:
-            self._phase_done("controller", self.controller_phase(epoch, c.controller_max_step)
+            self.checkpoints.phase_done("controller", self.controller_phase(epoch, c.controller_max_step)
                              if c.controller_trains(epoch) else {})
         ctrl = done["controller"]
         last = epoch == c.max_epoch - 1
         if "derive" not in done:
-            self._phase_done("derive", self.derive(epoch) if epoch % c.save_epoch == 0 or last else {})
+            self.checkpoints.phase_done("derive", self.derive(epoch) if epoch % c.save_epoch == 0 or last else {})
         derived = done["derive"]
         if c.rank_every and (epoch % c.rank_every == 0 or last):
             self.rank(epoch)

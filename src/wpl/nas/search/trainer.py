@@ -1,51 +1,54 @@
-"""The search's step-level methods: sampling architectures, one shared step (CE and the chosen WPL update),
-the Fisher fold and the anchors, a controller step, scoring (what benchmarks and tests drive one at a time)."""
+"""The shared weights' training: their optimizer, the WPL policy acting on them, their moving average, and one
+shared step (CE and the policy's update), the Fisher fold and the anchors — what benchmarks and tests drive one
+step at a time."""
 
 from __future__ import annotations
 
-import logging
-import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 
 import torch
 
-from wpl.rundir import RunDir
+from wpl.plasticity import WeightPlasticity, WplConfig
+from wpl.policy import WplPolicy
 from wpl.runtime import model_mode
 
 from ..batchnorm import batch_statistics
+from ..config import SearchConfig
 from ..task import Arch
 
-log = logging.getLogger("wpl")
 
+class SharedTrainer:
+    """Trains the supernet's shared weights: ``steps`` counts shared steps over the run (the rules of the Fisher
+    cadence, the validation skips and the anchor snapshots read it, so a resumed run agrees)."""
 
-class Steps:
-    """The :class:`~wpl.nas.search.loop.Search` methods that each run one step."""
+    def __init__(self, task, cfg: SearchConfig, wpl: WplConfig, dist,
+                 diverged: Callable[[str, float, str], str]) -> None:
+        self.task, self.cfg, self.dist, self.diverged = task, cfg, dist, diverged
+        self.supernet = task.supernet
+        weights, decay = self.supernet.parameters(), cfg.shared_l2_reg
+        if cfg.shared_optim == "sgd":
+            m = cfg.shared_momentum
+            self.shared_opt = torch.optim.SGD(weights, lr=cfg.shared_lr, weight_decay=decay, momentum=m,
+                                              nesterov=m > 0)
+        else:
+            self.shared_opt = torch.optim.Adam(weights, lr=cfg.shared_lr, weight_decay=decay)
+        params = dict(self.supernet.named_parameters())
+        self.wpl = WeightPlasticity.from_config([(n, params[n]) for n in task.all_protected_names()], wpl)
+        self.policy = WplPolicy(self.wpl, policy=cfg.policy())  # how WPL acts: the library's policy object
+        # --weight_ema: a moving average of the shared weights (name → tensor), scored by wpl rank --weights=ema
+        self.weight_ema = ({n: p.detach().clone() for n, p in self.supernet.named_parameters()}
+                           if cfg.weight_ema else None)
+        self.steps = 0
 
-    @torch.no_grad()
-    def sample_archs(self, n: int) -> list[Arch]:
-        """``n`` architectures from the current policy (uniformly, with ``search_strategy="random"``)."""
-        actions = None
-        if self.dist.main:  # data-parallel: rank 0 samples, every rank trains the same architectures
-            if self.cfg.search_strategy == "random":
-                own = getattr(self.task, "random_actions", None)  # the Task protocol's optional member
-                actions = None if own is None else own(n, self.arch_gen)
-                if actions is None:
-                    actions = torch.stack([torch.randint(0, k, (n,), generator=self.arch_gen)
-                                           for k in self.task.decisions], 1).tolist()
-            else:
-                self.controller.eval()
-                actions = self.controller.sample(n)[0].tolist()
-        return [self.task.decode(a) for a in self.dist.broadcast(actions)]
-
-    def shared_batch(self, arch: Arch, protect: Sequence[str], wpl: bool, fold_fisher: bool = False,
+    def batch(self, arch: Arch, protect: Sequence[str], wpl: bool, fold_fisher: bool = False,
                      where: str = "") -> tuple[float, float]:
         """One optimizer step of the shared weights on the next training batch: CE (+ the task's
         regularizers) and, with ``wpl``, the WPL gradient over ``protect``; ``fold_fisher`` also
         folds this batch's gradient into the Fisher first. Returns (CE, WPL value)."""
         total, ce = self.task.train_loss(arch)
         if not torch.isfinite(total):
-            raise FloatingPointError(self._diverged("training loss", total.item(), where))
+            raise FloatingPointError(self.diverged("training loss", total.item(), where))
         self.shared_opt.zero_grad(set_to_none=self.cfg.shared_zero_grad == "none")
         total.backward()
         if self.dist.active:  # the global batch's gradient (and its CE, for the logs): one flat all-reduce
@@ -70,7 +73,7 @@ class Steps:
         ce_value, wpl_value = read.tolist()
         return ce_value, wpl_value
 
-    def shared_step(self, arch: Arch, wpl: bool, where: str = "") -> list[tuple[float, float]]:
+    def step(self, arch: Arch, wpl: bool, where: str = "") -> list[tuple[float, float]]:
         """Train ``arch`` on ``num_batch_per_iter`` consecutive batches (the supernet in train mode);
         returns each batch's (CE, WPL value). With WPL on and ``fisher_source="train"`` — or, as the
         original's extra estimate, without ``shared_valid_fisher`` — the last batch's gradient (taken
@@ -80,10 +83,10 @@ class Steps:
         self.supernet.train()
         out = []
         for i in range(c.num_batch_per_iter):
-            fold = (wpl and i == c.num_batch_per_iter - 1 and self._fisher_due(self.shared_steps)
+            fold = (wpl and i == c.num_batch_per_iter - 1 and self._fisher_due(self.steps)
                     and (c.fisher_source == "train" or not c.shared_valid_fisher))
-            out.append(self.shared_batch(arch, protect, wpl, fold, where))
-        self.shared_steps += 1
+            out.append(self.batch(arch, protect, wpl, fold, where))
+        self.steps += 1
         if self.weight_ema is not None:
             with torch.no_grad():
                 torch._foreach_lerp_(list(self.weight_ema.values()),
@@ -107,19 +110,19 @@ class Steps:
             self.task.advance_valid(len(batch.batches))
         fisher = [self.wpl.fisher[n] for n in protect if n in self.wpl.fisher]
         if fisher and not bool(torch.isfinite(torch.stack([f.sum() for f in fisher])).all()):
-            raise FloatingPointError(self._diverged("Fisher", float("nan"), f" at shared step {self.shared_steps}"))
+            raise FloatingPointError(self.diverged("Fisher", float("nan"), f" at shared step {self.steps}"))
         self.policy.move_anchors(protect)
 
     def _valid_pass_due(self) -> bool:
         """Whether the shared step just taken (with WPL on) is followed by a validation-batch Fisher pass."""
-        return self.cfg.fisher_source == "valid" and self._fisher_due(self.shared_steps - 1)
+        return self.cfg.fisher_source == "valid" and self._fisher_due(self.steps - 1)
 
     def skip_valid(self, epoch: int, wpl: bool) -> None:
         """``valid_skip_every``: after the shared step just taken, advance the validation stream by one batch
         when that step is due, unless its validation Fisher pass already did (so with that pass on, nothing
         more moves: plain with the original's ``fisher_every`` reads the original's reward batches)."""
         k = self.cfg.valid_skip_every
-        if (k and epoch >= self.cfg.start_using_fisher and (self.shared_steps - 1) % k == 0
+        if (k and epoch >= self.cfg.start_using_fisher and (self.steps - 1) % k == 0
                 and not (wpl and self._valid_pass_due())):
             self.task.advance_valid(1)
 
@@ -130,45 +133,4 @@ class Steps:
     def snapshot_anchors(self, epoch: int, step: int) -> None:
         """``wpl_anchor="snapshot"``: θ̂ ← θ for every protected weight when WPL starts and every
         ``wpl_anchor_every`` shared steps (a rule of the step counters, so a resumed run agrees)."""
-        self.policy.snapshot_due(self.shared_steps, starting=epoch == self.cfg.start_using_fisher and step == 0)
-
-    def controller_step(self) -> dict[str, float]:
-        """Sample ``policy_batch_size`` architectures, reward each on the validation batches at the
-        stream's position (the task scores in eval mode), advance the stream, and take one REINFORCE
-        step; returns its statistics."""
-        self.controller.train()
-        d = self.dist
-        actions = logp = ent = None
-        if d.main:  # data-parallel: rank 0 samples and updates; every rank scores its shard of the rewards
-            actions, logp, ent = self.controller.sample(self.policy_batch_size)
-        n = self.cfg.nb_batch_reward_controller
-        listed = d.broadcast(None if actions is None else actions.tolist())
-        scored = [self.task.reward(self.task.decode(a), n) for a in listed]
-        bad = [loss for _, loss in scored if not math.isfinite(loss)]
-        if bad:
-            raise FloatingPointError(self._diverged("validation loss of a reward", bad[0],
-                                                    f" at controller step {self.controller_steps}"))
-        self.task.advance_valid(n)
-        stats = None
-        if d.main:
-            rewards = torch.tensor([r for r, _ in scored], device=logp.device)
-            stats = self.reinforce.update(logp, ent, rewards)
-        stats = d.broadcast(stats)
-        self.controller_steps += 1
-        return stats
-
-    def score(self, arch: Arch, where: str = "") -> tuple[float, float]:
-        """(error in the task's metric, loss) of ``arch`` on the fixed validation slice; a non-finite loss (a
-        diverged supernet) is an error. The error may still overflow (perplexity of a loss above ≈709)."""
-        err, loss = self.task.score(arch)
-        if not math.isfinite(loss):
-            raise FloatingPointError(self._diverged("validation loss", loss, where))
-        return err, loss
-
-    def _diverged(self, what: str, value: float, where: str) -> str:
-        """The one-line message for a non-finite ``what``: where, the last good checkpoint, the fix."""
-        ckpt = None if self.dir is None else RunDir(self.dir).checkpoint
-        last = (f"the last good checkpoint is {ckpt}" if ckpt is not None and ckpt.is_file()
-                else "there is no checkpoint yet")
-        return (f"non-finite {what} ({value}){where}; {last}; lower the shared learning rate (--shared_lr="
-                f"{self.shared_opt.param_groups[0]['lr']:g}) or WPL's alpha")
+        self.policy.snapshot_due(self.steps, starting=epoch == self.cfg.start_using_fisher and step == 0)
