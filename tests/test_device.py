@@ -216,29 +216,14 @@ def test_a_run_saved_on_the_device_resumes_and_tests_on_the_cpu(device, tmp_path
 
 @pytest.mark.slow
 def test_final_training_on_the_device_resumes_exactly(device, tmp_path: Path, monkeypatch) -> None:
-    from test_final import CNN_RECIPE, _job
+    from test_final import CNN_RECIPE, interrupted_final
     from wpl.cli import main
-    from wpl.nas.final import loop as final_mod
 
     data = make_cifar(tmp_path / "data", per_batch=40)
     recipe = [a for a in CNN_RECIPE if not a.startswith("--device")]
     common = ["--arch=enas-cifar10", f"--data_dir={data}", *recipe, f"--device={device}", "--deterministic=True"]
     assert main(["train-final", *common, f"--log_dir={tmp_path / 'full'}", "--max_epoch=3"]) == 0
-    real = final_mod.save_checkpoint
-    calls = {"n": 0}
-
-    def interrupt(path, state, **kw):  # the first epoch's checkpoint is written, then the run dies
-        out = real(path, state, **kw)
-        if Path(path).name == "checkpoint.pt":
-            calls["n"] += 1
-            if calls["n"] == 1:
-                raise KeyboardInterrupt
-        return out
-
-    monkeypatch.setattr(final_mod, "save_checkpoint", interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        final_mod.train_final(_job(common, tmp_path / "part", 3))
-    monkeypatch.setattr(final_mod, "save_checkpoint", real)
+    interrupted_final(monkeypatch, common, tmp_path / "part", 3, after=1)  # dies after its first epoch
     assert main(["train-final", *common, f"--log_dir={tmp_path / 'part'}", "--max_epoch=3", "--resume=True"]) == 0
     a, b = (json.loads((tmp_path / d / "enas-cifar10" / "summary.json").read_text()) for d in ("full", "part"))
     strip = [[{k: v for k, v in e.items() if k != "seconds"} for e in s["epochs"]] for s in (a, b)]

@@ -87,23 +87,7 @@ def test_final_training_resumes_exactly(tmp_path: Path, monkeypatch) -> None:
     common = ["--arch=random:1", "--dataset=tiny", f"--data_dir={data}", *RNN_RECIPE, "--final_asgd=True",
               "--final_nonmono=1"]
     _final(*common, f"--log_dir={tmp_path / 'full'}", "--max_epoch=4")
-    from wpl.nas.final import loop as final_mod
-
-    real = final_mod.save_checkpoint
-    calls = {"n": 0}
-
-    def interrupt(path, state, **kw):  # the second epoch's checkpoint is written, then the run dies
-        out = real(path, state, **kw)
-        if Path(path).name == "checkpoint.pt":
-            calls["n"] += 1
-            if calls["n"] == 2:
-                raise KeyboardInterrupt
-        return out
-
-    monkeypatch.setattr(final_mod, "save_checkpoint", interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        final_mod.train_final(_job(common, tmp_path / "part", 4))
-    monkeypatch.setattr(final_mod, "save_checkpoint", real)
+    interrupted_final(monkeypatch, common, tmp_path / "part", 4, after=2)
     _final(*common, f"--log_dir={tmp_path / 'part'}", "--max_epoch=4", "--resume=True")
     a, b = _summary(tmp_path / "full" / "random-rnn-1"), _summary(tmp_path / "part" / "random-rnn-1")
     strip = [{k: v for k, v in e.items() if k != "seconds"} for e in a["epochs"]]
@@ -112,6 +96,27 @@ def test_final_training_resumes_exactly(tmp_path: Path, monkeypatch) -> None:
     full_events = (tmp_path / "full" / "random-rnn-1" / "metrics.jsonl").read_text().splitlines()
     part_events = (tmp_path / "part" / "random-rnn-1" / "metrics.jsonl").read_text().splitlines()
     assert len(full_events) == len(part_events) == 5
+
+
+def interrupted_final(monkeypatch, argv: list[str], log_dir: Path, max_epoch: int, after: int) -> None:
+    """``wpl train-final`` with ``argv`` dying (KeyboardInterrupt) right after its ``after``-th epoch checkpoint."""
+    from wpl.nas.final import loop as final_mod
+
+    real = final_mod.save_checkpoint
+    calls = {"n": 0}
+
+    def interrupt(path, state, **kw):
+        out = real(path, state, **kw)
+        if Path(path).name == "checkpoint.pt":
+            calls["n"] += 1
+            if calls["n"] == after:
+                raise KeyboardInterrupt
+        return out
+
+    monkeypatch.setattr(final_mod, "save_checkpoint", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        final_mod.train_final(_job(argv, log_dir, max_epoch))
+    monkeypatch.setattr(final_mod, "save_checkpoint", real)
 
 
 def _job(argv: list[str], log_dir: Path, max_epoch: int):

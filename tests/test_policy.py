@@ -58,6 +58,19 @@ def trained_a(lr: float = 0.1) -> tuple[Net, Net, tuple, tuple]:
     return model_a, model_b, a, b
 
 
+def train_b(policy: WplPolicy, model_b: nn.Module, xb, yb, epochs: int, after_step=None) -> None:
+    """Model B trained on task B through ``policy`` as a plain loop drives it; ``after_step(k)`` after step k."""
+    opt = torch.optim.SGD(model_b.parameters(), lr=0.1)
+    for k, (x, y) in enumerate(batches(xb, yb, epochs)):
+        opt.zero_grad()
+        F.cross_entropy(model_b(x), y).backward()
+        policy.before_step()
+        opt.step()
+        policy.after_step(opt)
+        if after_step is not None:
+            after_step(k)
+
+
 def readme_example() -> str:
     """The README's Python API example, as written."""
     text = README.read_text(encoding="utf-8")
@@ -94,19 +107,17 @@ def test_each_preset_in_a_plain_loop(name: str) -> None:
     assert policy.config.update == pcfg.update and policy.wpl.config()["fisher_normalise"] == wcfg.fisher_normalise
     policy.consolidate(model_a, [(xa, ya)])
     anchors = {n: t.clone() for n, t in policy.wpl.anchor.items()}
-    opt = torch.optim.SGD(model_b.parameters(), lr=0.1)
     moved_at = []
+
+    def note_moves(k: int) -> None:
+        nonlocal anchors
+        if not all(torch.equal(anchors[n], t) for n, t in policy.wpl.anchor.items()):
+            moved_at.append(k + 1)
+            anchors = {n: t.clone() for n, t in policy.wpl.anchor.items()}
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the original's explicit gradient may warn: its own test
-        for k, (x, y) in enumerate(batches(xb, yb, 2)):
-            opt.zero_grad()
-            F.cross_entropy(model_b(x), y).backward()
-            policy.before_step()
-            opt.step()
-            policy.after_step(opt)
-            if not all(torch.equal(anchors[n], t) for n, t in policy.wpl.anchor.items()):
-                moved_at.append(k + 1)
-                anchors = {n: t.clone() for n, t in policy.wpl.anchor.items()}
+        train_b(policy, model_b, xb, yb, 2, note_moves)
     assert all(torch.isfinite(p).all() for p in model_b.parameters())
     if pcfg.anchor == "snapshot":  # every anchor_every steps, and only then
         assert moved_at == list(range(10, 33, 10))
@@ -121,16 +132,9 @@ def test_an_overshooting_explicit_gradient_warns_once_naming_the_fix() -> None:
     model_a, model_b, (xa, ya), (xb, yb) = trained_a()
     policy = WplPolicy(model_a.backbone, WplConfig(alpha=3000.0), PolicyConfig(update="gradient"))
     policy.consolidate(model_a, [(xa, ya)])
-    opt = torch.optim.SGD(model_b.parameters(), lr=0.1)
     with warnings.catch_warnings(record=True) as seen:
-        warnings.simplefilter("always")
-        for x, y in batches(xb, yb, 1):
-            opt.zero_grad()
-            F.cross_entropy(model_b(x), y).backward()
-            policy.before_step()
-            opt.step()
-            policy.after_step(opt)
-            policy.consolidate(model_a, [(xa[:64], ya[:64])])  # the Fisher changes: the check is due again
+        warnings.simplefilter("always")  # after each step the Fisher changes: the check is due again
+        train_b(policy, model_b, xb, yb, 1, lambda k: policy.consolidate(model_a, [(xa[:64], ya[:64])]))
     mine = [w for w in seen if issubclass(w.category, RuntimeWarning) and "overshoots" in str(w.message)]
     assert len(mine) == 1 and "update='proximal'" in str(mine[0].message)
 
@@ -139,15 +143,9 @@ def test_the_proximal_preset_does_not_warn_at_any_alpha() -> None:
     model_a, model_b, (xa, ya), (xb, yb) = trained_a()
     policy = WplPolicy.preset("recommended", model_a.backbone, alpha=1e6)
     policy.consolidate(model_a, [(xa, ya)])
-    opt = torch.optim.SGD(model_b.parameters(), lr=0.1)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        for x, y in batches(xb, yb, 1):
-            opt.zero_grad()
-            F.cross_entropy(model_b(x), y).backward()
-            policy.before_step()
-            opt.step()
-            policy.after_step(opt)
+        train_b(policy, model_b, xb, yb, 1)
     assert accuracy(model_a, xa, ya) > 0.98
 
 

@@ -99,6 +99,18 @@ class WplConfig:
                              alpha_decay_mode=self.alpha_decay_mode, alpha_small_scale=self.alpha_small_scale)
 
 
+def refuse_other_options(what: str, saved: Mapping, mine: Mapping, fix: str) -> None:
+    """A ValueError in one line naming the first saved option that differs from ``mine`` (and how many more do),
+    then ``fix``; nothing when they agree."""
+    missing = object()
+    differ = sorted(k for k, v in saved.items() if mine.get(k, missing) != v)
+    if differ:
+        k = differ[0]
+        raise ValueError(f"the saved {what} has {k}={saved[k]!r}, this one {mine.get(k)!r}"
+                         + (f" (and {len(differ) - 1} more option(s) differ)" if len(differ) > 1 else "")
+                         + f"; {fix}")
+
+
 class WeightPlasticity:
     """Fisher-weighted pull of shared weights toward their anchors (Benyahia, Yu et al., ICML 2019).
 
@@ -407,14 +419,9 @@ class WeightPlasticity:
         for key in ("fisher", "anchor", "alpha", "epoch"):
             if key not in state:
                 raise ValueError(f"WeightPlasticity state is missing {key!r}; was it saved by state_dict()?")
-        saved = state.get("config") or {}
-        mine = self.config()
-        differ = sorted(k for k in saved if k in mine and saved[k] != mine[k])
-        if check_config and differ:
-            k = differ[0]
-            raise ValueError(f"the saved WeightPlasticity has {k}={saved[k]!r}, this one {mine[k]!r}"
-                             + (f" (and {len(differ) - 1} more option(s) differ)" if len(differ) > 1 else "")
-                             + "; build it with the saved options to resume, or pass check_config=False")
+        if check_config:
+            refuse_other_options("WeightPlasticity", state.get("config") or {}, self.config(),
+                                 "build it with the saved options to resume, or pass check_config=False")
         for part in ("fisher", "anchor"):
             saved = state[part]
             missing = sorted(set(self.params) - set(saved))

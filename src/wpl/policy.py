@@ -21,7 +21,7 @@ from torch import Tensor
 
 from .errors import ConfigError
 from .fisher import ESTIMATORS
-from .plasticity import NamedParams, WeightPlasticity, WplConfig
+from .plasticity import NamedParams, WeightPlasticity, WplConfig, refuse_other_options
 
 Update = Literal["proximal", "gradient"]
 Anchor = Literal["model", "snapshot", "ema"]
@@ -227,13 +227,8 @@ class WplPolicy:
 
     def load_state_dict(self, state: Mapping) -> None:
         """Restore :meth:`state_dict`'s output; options that differ from this policy's are refused in one line."""
-        saved = dict(state.get("policy", {}))
-        differ = sorted(k for k, v in saved.items() if getattr(self.config, k, None) != v)
-        if differ:
-            k = differ[0]
-            raise ValueError(f"the saved WplPolicy has {k}={saved[k]!r}, this one {getattr(self.config, k)!r}"
-                             + (f" (and {len(differ) - 1} more option(s) differ)" if len(differ) > 1 else "")
-                             + "; build the policy with the saved options to resume it")
+        refuse_other_options("WplPolicy", state.get("policy", {}), asdict(self.config),
+                             "build the policy with the saved options to resume it")
         self.wpl.load_state_dict(state["wpl"])
         self.steps, self.consolidations = int(state.get("steps", 0)), int(state.get("consolidations", 0))
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from wpl.rundir import RunDir
 from wpl.signals import Stopped
 
 log = logging.getLogger("wpl")
@@ -82,7 +83,7 @@ class Checkpointing:
         written)."""
         name, code = stop
         raise SearchStopped(f"stopped by {name} {where}; checkpoint written to "
-                            f"{self.dir / 'checkpoint.pt' if self.dir else None}: continue with the same command "
+                            f"{RunDir(self.dir).checkpoint if self.dir else None}: continue with the same command "
                             "and --resume=True", code)
 
     def phase_done(self, phase: str, result: dict) -> dict:

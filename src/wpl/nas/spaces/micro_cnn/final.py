@@ -192,7 +192,7 @@ class CnnFinal:
         order = torch.randperm(len(self.train_x), generator=self.gen)
         bs = cfg.batch_size * d.world
         # the sums stay on the device (one read at the end of the epoch, not two per batch)
-        total, correct, count = torch.zeros((), dtype=torch.float64, device=self.device), 0, 0
+        sums, count = torch.zeros(2, dtype=torch.float64, device=self.device), 0  # loss sum, correct
         n_batches = max(len(order) // bs, 1)
         for k in range(n_batches):
             idx = order[k * bs:(k + 1) * bs].to(self.device)
@@ -210,14 +210,14 @@ class CnnFinal:
             d.mean_grads_(m.parameters())
             torch.nn.utils.clip_grad_norm_(m.parameters(), cfg.grad_clip)
             self.opt.step()
-            total += loss.detach().double() * len(y)
-            correct += (logits.argmax(1) == y).sum()
+            sums[0] += loss.detach().double() * len(y)
+            sums[1] += (logits.argmax(1) == y).sum()
             count += len(y)
             if on_batch is not None:
                 on_batch((k + 1) / n_batches)
         self.sched.step()
         self.epoch += 1
-        total, correct = torch.stack([total, torch.as_tensor(correct, device=self.device).double()]).tolist()
+        total, correct = sums.tolist()
         correct = int(correct)
         if d.active:
             total, correct, count = d.sum_floats(total, correct, count)
@@ -228,13 +228,15 @@ class CnnFinal:
         """``valid`` or ``test``: loss, error rate and accuracy (eval mode, running statistics)."""
         x_all, y_all = self.splits[split]
         bs = self.cfg.eval_batch_size
-        loss_sum, correct = 0.0, 0
+        sums = torch.zeros(2, dtype=torch.float64, device=self.device)  # loss sum, correct: read once, at the end
         with model_mode(self.model, "eval"):
             for i in range(0, len(x_all), bs):
                 logits, _ = self.model(normalise(x_all[i:i + bs], self.data.mean, self.data.std))
                 y = y_all[i:i + bs]
-                loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-                correct += int((logits.argmax(1) == y).sum())
+                sums[0] += F.cross_entropy(logits, y, reduction="sum").double()
+                sums[1] += (logits.argmax(1) == y).sum()
+        loss_sum, correct = sums.tolist()
+        correct = int(correct)
         n = max(len(x_all), 1)
         loss = loss_sum / n
         return {"loss": loss if math.isfinite(loss) else math.inf, "error": 1 - correct / n, "acc": correct / n}

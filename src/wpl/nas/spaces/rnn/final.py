@@ -139,17 +139,17 @@ class RnnFinal:
         try:
             with model_mode(self.model, "eval"):
                 hidden = self.model.init_hidden(data.size(1))
-                total, count, i = 0.0, 0, 0
+                total, count, i = torch.zeros((), dtype=torch.float64, device=self.device), 0, 0  # read once
                 while i < data.size(0) - 1:
                     x, y = get_batch(data, i, self.cfg.bptt)
                     ce, hidden, _ = self.model.loss(x, y, hidden, self.arch)
-                    total += ce.item() * y.numel()
+                    total += ce.double() * y.numel()
                     count += y.numel()
                     i += self.cfg.bptt
         finally:
             if self.averaging:
                 self._swap_average()
-        loss = total / count
+        loss = total.item() / count
         return {"loss": loss if math.isfinite(loss) else math.inf, "ppl": perplexity(loss)}
 
     def end_epoch(self, valid_loss: float) -> str | None:
