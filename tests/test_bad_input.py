@@ -200,7 +200,7 @@ CASES: dict[str, tuple[Case, list[str]]] = {
     "contradictory flags": (lambda t: ["search", "--fisher_normalise=mean"], ["fisher_normalise",
                                                                               "legacy_compound_alpha"]),
     "legacy α without a clip": (lambda t: ["search", "--alpha_fisher=60", "--fisher_clip_by_norm=0"],
-                                ["grows without bound", "--fisher_clip_by_norm"]),
+                                ["--alpha_fisher=60", "grows without bound", "fisher_clip_by_norm"]),
     "random strategy with arch_stream on enas": (lambda t: ["search", "--arch_stream=own"], ["arch_stream"]),
     "train-final flag typo": (lambda t: ["train-final", "--arch=enas-rnn", "--final_hidd=5"], ["--final_hidd"]),
     # architecture files

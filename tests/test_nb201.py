@@ -273,17 +273,18 @@ def test_rank_every_logs_ranking_fidelity_during_the_search(tmp_path, capsys) ->
         {k: v for k, v in ranks[-1].items() if k not in ("event", "epoch")}
     with pytest.raises(SystemExit):
         parse_search_args(["--rank_every=1"])  # an RNN search has no ground truth
-    assert "needs network_type=nb201" in capsys.readouterr().err
+    assert "--rank_every is a flag of --network_type=nb201; this search is --network_type=rnn" in \
+        capsys.readouterr().err
 
 
 def test_image_spaces_evaluate_in_batches_by_default() -> None:
     """Batch-statistics BN: an evaluation batch of one image would put every cell at chance."""
     from wpl.nas.search.flags import parse_search_args
 
-    assert parse_search_args(["--network_type=nb201"]).test_batch_size == 100
-    assert parse_search_args(["--network_type=micro_cnn"]).test_batch_size == 100
-    assert parse_search_args(["--network_type=micro_cnn", "--test_batch_size=16"]).test_batch_size == 16
-    assert parse_search_args([]).test_batch_size == 1  # the RNN's
+    assert parse_search_args(["--network_type=nb201"]).space.test_batch_size == 100
+    assert parse_search_args(["--network_type=micro_cnn"]).space.test_batch_size == 100
+    assert parse_search_args(["--network_type=micro_cnn", "--test_batch_size=16"]).space.test_batch_size == 16
+    assert parse_search_args([]).space.test_batch_size == 1  # the RNN's
 
 
 def test_bn_recalibration_fixes_each_layers_statistics_for_one_architecture() -> None:
@@ -544,15 +545,15 @@ def test_outer_affine_batch_norms_learn_outside_the_cells_only() -> None:
 
 
 def test_a_run_saved_before_the_recipe_flags_keeps_its_old_supernet() -> None:
+    from wpl.nas.configs import Configs
     from wpl.nas.search.flags import parse_search_args
-    from wpl.nas.search.run import merge_saved_args
 
-    args = parse_search_args(["--network_type=nb201", "--load_path=x"])
+    cli = parse_search_args(["--network_type=nb201", "--load_path=x"])
     new = ("nb201_init", "augment_scope", "train_sampling")
-    saved = {k: v for k, v in vars(args).items() if k not in ("explicit", *new)}
-    merged = merge_saved_args(args, saved)
-    assert [getattr(merged, k) for k in new] == ["kaiming", "image", "epoch"]  # what those runs did
-    assert [getattr(args, k) for k in new] == ["default", "batch", "replace"]  # a new nb201 run's defaults
+    saved = {k: v for k, v in cli.flags().items() if k not in new}  # the flat flags such runs saved
+    merged = cli.resumed(Configs.from_saved(saved))
+    assert [getattr(merged.space, k) for k in new] == ["kaiming", "image", "epoch"]  # what those runs did
+    assert [getattr(cli.space, k) for k in new] == ["default", "batch", "replace"]  # a new nb201 run's defaults
 
 
 def test_random_search_can_sample_only_non_isomorphic_cells(tmp_path) -> None:

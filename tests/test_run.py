@@ -52,9 +52,9 @@ def test_load_path_forms_name_the_same_run(tmp_path: Path) -> None:
     (logs / RUN).mkdir(parents=True)
     for form in (str(logs / RUN), RUN, "rnn-train"):
         args = parse_search_args(["--dataset=tiny", f"--log_dir={logs}", f"--load_path={form}"])
-        assert run_dir_for(args) == logs / RUN, form
+        assert run_dir_for(args.run) == logs / RUN, form
     args = parse_search_args(["--dataset=tiny", f"--log_dir={logs}", "--comment=rnn-train"])
-    assert run_dir_for(args) == logs / RUN
+    assert run_dir_for(args.run) == logs / RUN
 
 
 def test_load_path_resumes_without_the_original_flags(text_root: Path, tmp_path: Path) -> None:

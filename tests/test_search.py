@@ -12,12 +12,19 @@ from wpl.nas.search.flags import parse_search_args
 from wpl.nas.search.run import run_search
 
 
+class Flags:
+    """Parsed configs read by flag name (as the command line spells them)."""
+
+    def __init__(self, configs) -> None:
+        self.__dict__.update(configs.flags())
+
+
 def _argv(text_root: Path, tmp_path: Path, *extra: str) -> list[str]:
     return rnn_argv(text_root, tmp_path, *extra)
 
 
 def test_readme_command_flags_parse() -> None:
-    args = parse_search_args(README_RNN)
+    args = Flags(parse_search_args(README_RNN))
     assert args.comment == "rnn-train" and args.train_controller is True
     assert args.alpha_decay == 1.0 and args.alpha_small_scale == pytest.approx(1e-4)
     assert args.reward_c == 80.0 and args.controller_max_step == 2000 and args.num_blocks == 12
@@ -25,7 +32,7 @@ def test_readme_command_flags_parse() -> None:
 
 
 def test_last_repeated_flag_wins_and_reward_c_is_float() -> None:
-    args = parse_search_args(["--controller_max_step=100", "--controller_max_step=1000", "--reward_c=1."])
+    args = Flags(parse_search_args(["--controller_max_step=100", "--controller_max_step=1000", "--reward_c=1."]))
     assert args.controller_max_step == 1000 and args.reward_c == 1.0
 
 
@@ -172,8 +179,8 @@ def test_legacy_alpha_without_clip_is_refused(capsys) -> None:
     with pytest.raises(SystemExit):
         parse_search_args(["--alpha_fisher=60", "--fisher_clip_by_norm=0"])
     assert "grows without bound" in capsys.readouterr().err
-    args = parse_search_args(["--alpha_fisher=60", "--fisher_clip_by_norm=0", "--legacy_compound_alpha=False"])
-    assert args.legacy_compound_alpha is False
+    configs = parse_search_args(["--alpha_fisher=60", "--fisher_clip_by_norm=0", "--legacy_compound_alpha=False"])
+    assert configs.wpl.legacy_compound_alpha is False
 
 
 def test_demo_table_puts_the_runs_side_by_side() -> None:
@@ -190,17 +197,17 @@ def test_demo_table_puts_the_runs_side_by_side() -> None:
 
 def test_recommended_recipe_sets_its_flags_where_it_stands_on_the_command_line() -> None:
     # appended to the README's command, it replaces the original's WPL flags given before it
-    args = parse_search_args([*README_RNN, "--wpl_recipe=recommended"])
+    args = Flags(parse_search_args([*README_RNN, "--wpl_recipe=recommended"]))
     assert (args.legacy_compound_alpha, args.fisher_normalise, args.fisher_clip_by_norm, args.wpl_update,
             args.wpl_scope) == (False, "mean", 0.0, "proximal", "used")
     assert args.alpha_fisher == pytest.approx(1 / args.shared_lr)  # 0.05 at the RNN's lr 20
     # a flag after it wins; α follows the space's learning rate
-    args = parse_search_args(["--network_type=micro_cnn", "--wpl_recipe", "recommended", "--wpl_scope=edges"])
+    args = Flags(parse_search_args(["--network_type=micro_cnn", "--wpl_recipe", "recommended", "--wpl_scope=edges"]))
     assert args.wpl_scope == "edges" and args.alpha_fisher == pytest.approx(10.0)
-    args = parse_search_args(["--wpl_recipe=recommended", "--shared_lr=2"])
+    args = Flags(parse_search_args(["--wpl_recipe=recommended", "--shared_lr=2"]))
     assert args.alpha_fisher == pytest.approx(0.5)
     # the default is the original: the README's command computes what it computed
-    plain = parse_search_args(README_RNN)
+    plain = Flags(parse_search_args(README_RNN))
     assert plain.wpl_recipe == "original" and plain.alpha_fisher == 60.0 and plain.wpl_update == "gradient"
 
 
@@ -297,10 +304,9 @@ def test_the_benchmarks_recommended_flags_are_the_recipe() -> None:
     from search_repro import recommended
 
     for lr in (20.0, 0.1, 0.05):
-        a = vars(parse_search_args(["--wpl_recipe=recommended", f"--shared_lr={lr}"]))
-        b = vars(parse_search_args([*recommended(lr), f"--shared_lr={lr}"]))
-        for k in ("wpl_recipe", "explicit"):
-            a.pop(k), b.pop(k)
+        a = parse_search_args(["--wpl_recipe=recommended", f"--shared_lr={lr}"]).flags()
+        b = parse_search_args([*recommended(lr), f"--shared_lr={lr}"]).flags()
+        a.pop("wpl_recipe"), b.pop("wpl_recipe")
         assert a == b, lr
 
 

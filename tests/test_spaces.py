@@ -80,27 +80,47 @@ def test_unknown_spaces_and_architectures_are_one_line_errors() -> None:
 
 def test_every_flag_default_is_its_config_field_default() -> None:
     """What the command line gives without flags is what the search's config classes say (each space's own
-    defaults where it sets them), so a config built in Python and one built from flags agree. (The library's
-    WplConfig keeps WPL's plain defaults; the search's flags reproduce the original's α schedule.)"""
+    defaults where it sets them, the original's where a field names one), so a config built in Python and one
+    built from flags agree. (The library's WplConfig keeps WPL's plain defaults; the search's flags reproduce the
+    original's α schedule.)"""
     import dataclasses
 
-    from wpl.nas.search.flags import FLAG_OF, build_configs, parse_search_args
+    from wpl.fields import cli_default, flag_name
+    from wpl.nas.search.flags import parse_search_args
 
     for space in spaces.all_spaces():
-        configs = build_configs(parse_search_args([f"--network_type={space.kind}"]))
-        for cfg in (configs.search, configs.controller, configs.space):
+        configs = parse_search_args([f"--network_type={space.kind}"])
+        for name, cfg in configs.groups():
             plain = type(cfg)()  # its fields' defaults, checked and canonicalised as a flag's value is
             for f in dataclasses.fields(cfg):
-                want = space.flag_defaults.get(FLAG_OF.get(f.name, f.name), getattr(plain, f.name))
+                default = cli_default(f) if "cli_default" in f.metadata else getattr(plain, f.name)
+                want = space.flag_defaults.get(flag_name(f), default)
+                if name == "run" and f.name in ("network_type", "dataset"):
+                    want = getattr(space, {"network_type": "kind"}.get(f.name, f.name))
                 assert getattr(cfg, f.name) == want, (space.kind, type(cfg).__name__, f.name)
+
+
+def test_every_flag_is_a_config_field_and_every_field_a_flag() -> None:
+    """One source of flags: the parser's options are exactly the configs' flag fields (and their aliases)."""
+    import dataclasses
+
+    from wpl.fields import flag_name, is_flag
+    from wpl.nas.configs import config_classes, flag_fields
+    from wpl.nas.search.flags import build_parser
+
+    options = {a.dest for a in build_parser()._actions if a.dest != "help"}
+    assert options == set(flag_fields()) == {flag_name(f) for cls in config_classes() for f in dataclasses.fields(cls)
+                                            if is_flag(f)}
+    not_flags = {(cls.__name__, f.name) for cls in config_classes() for f in dataclasses.fields(cls) if not is_flag(f)}
+    assert not_flags == {("WplConfig", "importance")}  # the library's uniform-importance baseline only
 
 
 def test_each_space_reads_its_own_dataset_unless_told() -> None:
     from wpl.nas.search.flags import parse_search_args
 
     for kind in ("rnn", "micro_cnn", "nb201"):
-        assert parse_search_args([f"--network_type={kind}"]).dataset == spaces.get(kind).dataset
-    assert parse_search_args(["--network_type=micro_cnn", "--dataset=mnist"]).dataset == "mnist"
+        assert parse_search_args([f"--network_type={kind}"]).run.dataset == spaces.get(kind).dataset
+    assert parse_search_args(["--network_type=micro_cnn", "--dataset=mnist"]).run.dataset == "mnist"
 
 
 def test_the_run_folder_holds_only_what_rundir_names(toy, tmp_path: Path) -> None:

@@ -26,8 +26,10 @@ from .fileio import WRITE_ERRORS, atomic_write, write_error
 log = logging.getLogger("wpl")
 
 FORMAT = "wpl-search-checkpoint"
-VERSION = 3  # 3: a content digest; 2: numpy RNG state as a tensor, so a safe (weights-only) load reads every part
-READABLE = (2, 3)  # version 2 has no digest: it is loaded unchecked
+# 4: a search's typed configs (``configs``) in place of its flat flags (``args``); 3: a content digest; 2: numpy
+# RNG state as a tensor, so a safe (weights-only) load reads every part
+VERSION = 4
+READABLE = (2, 3, 4)  # version 2 has no digest: it is loaded unchecked
 
 
 class CorruptCheckpoint(WplError):

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from . import fisher as _fisher
 from .errors import ConfigError
+from .fields import check_choices, flag
 from .schedule import AlphaSchedule
 
 NamedParams = nn.Module | Mapping[str, Tensor] | Iterable[tuple[str, Tensor]]
@@ -64,20 +65,26 @@ def _as_named(named_params: NamedParams) -> dict[str, Tensor]:
 
 @dataclass(frozen=True)
 class WplConfig:
-    """The regularizer's options, checked: α₀ and its schedule, the Fisher update, the reset cadence."""
+    """The regularizer's options, checked: α₀ and its schedule, the Fisher update, the reset cadence. Each is a
+    search flag (its name, and the original's default where that differs from the library's, in its metadata)."""
 
-    alpha: float = 1.0
-    lambda_fisher: float = 0.9  # weight of a new estimate in the Fisher EMA (or of each added one)
-    momentum: bool = True  # True: F <- (1-λ)F + λ·est; False: F <- F + λ·est
-    fisher_clip_by_norm: float = 0.0  # per-tensor L2 clip of F (0 = none)
-    alpha_decay: float = 0.0
-    alpha_decay_after: float = math.inf
-    alpha_decay_mode: int = 1  # 1 linear, 2 exponential
-    alpha_small_scale: float = 0.0  # floor of α
-    set_fisher_zero_per_iter: int = -1  # reset F every N epochs (N > 0)
+    alpha: float = flag(1.0, "WPL strength α", name="alpha_fisher")
+    lambda_fisher: float = flag(0.9, "weight of the new estimate in the Fisher EMA (or of each added one)")
+    momentum: bool = flag(True, "Fisher as EMA (True: F <- (1-λ)F + λ·est) or accumulated sum (False: F <- F + "
+                          "λ·est); not the optimizer's momentum")
+    fisher_clip_by_norm: float = flag(0.0, "clip each Fisher tensor to this L2 norm (0 = no clip)")
+    alpha_decay: float = flag(0.0, "α decay per epoch after --alpha_decay_after", cli=2.0)
+    alpha_decay_after: float = flag(math.inf, "epoch at which α starts to decay", cli=15.0)
+    alpha_decay_mode: int = flag(1, "1 = linear decay, 2 = exponential (α·decay^k)", choices=[1, 2])
+    alpha_small_scale: float = flag(0.0, "floor α never decays below")
+    set_fisher_zero_per_iter: int = flag(-1, "reset the Fisher every N epochs (N > 0)")
     importance: Importance = "fisher"  # "uniform": F = 1, the L2-to-anchor baseline
-    legacy_compound_alpha: bool = False  # the original code's α·F stored after every update
-    fisher_normalise: Normalise = "none"  # "mean": each tensor's F divided by its mean, so α is scale-free
+    legacy_compound_alpha: bool = flag(
+        False, "the original's Fisher update (α multiplied into the stored F at every update, so the original's α "
+        "and clip mean what they meant); False = α/2·ΣF·d² with F = EMA of g² (see docs/rnn.md)", cli=True)
+    fisher_normalise: Normalise = flag(
+        "none", "none, or mean: each tensor's Fisher divided by its mean, so α does not depend on the model's "
+        "gradient scale (needs --legacy_compound_alpha=False)", choices=["none", "mean"])
 
     def __post_init__(self) -> None:
         if not 0.0 < self.lambda_fisher <= 1.0:
@@ -86,8 +93,7 @@ class WplConfig:
             raise ConfigError("fisher_clip_by_norm", self.fisher_clip_by_norm, "must be >= 0 (0 = no clip)")
         if self.importance not in ("fisher", "uniform"):
             raise ConfigError("importance", self.importance, "must be 'fisher' or 'uniform'")
-        if self.fisher_normalise not in ("none", "mean"):
-            raise ConfigError("fisher_normalise", self.fisher_normalise, "must be 'none' or 'mean'")
+        check_choices(self)
         if self.fisher_normalise != "none" and self.legacy_compound_alpha:
             raise ConfigError("fisher_normalise", self.fisher_normalise, "normalises F, but with "
                               "legacy_compound_alpha=True the stored F carries α: set legacy_compound_alpha=False")

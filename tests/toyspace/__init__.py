@@ -157,7 +157,7 @@ def random_arch(seed: int, blocks: int | None = None) -> ToyArch:
 
 SPACE = Space(
     kind="toy_mlp", metric="error", dataset="synthetic", arch=ToyArch, config=ToyConfig,
-    build_task=lambda args, data_dir, config, device, dist: ToyTask(config, device), graph=graph,
+    build_task=lambda configs, data_dir, device, dist: ToyTask(configs.space, device), graph=graph,
     estimators=("batch_sq",), random_arch=random_arch,
     flag_defaults={"shared_lr": 0.1, "shared_grad_clip": 5.0, "test_batch_size": 20},
 )

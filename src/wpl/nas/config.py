@@ -1,18 +1,19 @@
-"""Typed configs of a search, each checked when built: :class:`SearchConfig` (the loop),
-:class:`ControllerConfig` (the policy and its REINFORCE update), :class:`TaskConfig` (what every task reads;
-each space's package subclasses it with its sizes, e.g. :class:`ImageConfig` for the image spaces), with
-:class:`~wpl.plasticity.WplConfig` (the regularizer) gathered in :class:`Configs`. A bad value raises
-:class:`~wpl.errors.ConfigError` naming the field; field names are the search flags' names (the command line
-builds these once, in :mod:`wpl.nas.search.flags`), except the regularizer's ``alpha`` (``--alpha_fisher``)."""
+"""Typed configs of a search, each checked when built: :class:`RunConfig` (what runs where),
+:class:`SearchConfig` (the loop), :class:`ControllerConfig` (the policy and its REINFORCE update),
+:class:`TaskConfig` (what every task reads; each space's package subclasses it with its sizes, e.g.
+:class:`ImageConfig` for the image spaces) and :class:`CompatConfig` (the original's flags that do nothing);
+with :class:`~wpl.plasticity.WplConfig` (the regularizer) they are gathered in
+:class:`~wpl.nas.configs.Configs`. Every search flag is one of their fields (made with :func:`wpl.fields.flag`);
+a bad value raises :class:`~wpl.errors.ConfigError` naming the field."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..errors import ConfigError
+from ..fields import at_least, check_choices, flag, in_unit, one_of
 from ..fisher import ESTIMATORS
-from ..plasticity import WplConfig
+from .spaces import get, kinds
 
 AUGMENT_SCOPES = ("image", "batch")
 TRAIN_SAMPLINGS = ("epoch", "replace")
@@ -21,37 +22,11 @@ WPL_UPDATES = ("gradient", "after_clip", "proximal")
 WPL_ANCHORS = ("step", "snapshot", "ema")
 
 
-def flag(default, help: str, choices: Sequence | None = None):
-    """A config field that is also a search flag (``--NAME``): its default, its help line, its allowed values.
-    A space's config fields made with it are that space's flags (:func:`wpl.nas.search.flags.space_flags`)."""
-    return field(default=default, metadata={"help": help, "choices": None if choices is None else list(choices)})
-
-
-def at_least(cfg: object, low: float, *names: str) -> None:
-    for name in names:
-        value = getattr(cfg, name)
-        if not value >= low:
-            raise ConfigError(name, value, f"must be >= {low:g}")
-
-
-def in_unit(cfg: object, *names: str, closed: bool = False) -> None:
-    for name in names:
-        value = getattr(cfg, name)
-        if not (0.0 <= value <= 1.0 if closed else 0.0 <= value < 1.0):
-            raise ConfigError(name, value, f"must be in [0, 1{']' if closed else ')'}")
-
-
-def one_of(cfg: object, name: str, allowed: Sequence) -> None:
-    value = getattr(cfg, name)
-    if value not in allowed:
-        raise ConfigError(name, value, f"must be one of {', '.join(map(str, allowed))}")
-
-
 @dataclass(frozen=True)
 class SearchConfig:
     """The loop: epochs, shared training, when WPL and the controller are on, telemetry, derive, saving."""
 
-    max_epoch: int = flag(100, "epochs")
+    max_epoch: int = flag(100, "epochs", on_resume="given")
     shared_max_step: int = flag(50, "shared steps (sampled architectures) per epoch")
     shared_initial_step: int = flag(0, "warm-up shared steps before epoch 0 (capped at shared_max_step)")
     num_batch_per_iter: int = flag(10, "consecutive training batches per sampled architecture (one shared step)")
@@ -98,11 +73,6 @@ class SearchConfig:
         "architecture's weights (--wpl_anchor_rate)", choices=WPL_ANCHORS)
     wpl_anchor_every: int = flag(100, "snapshot anchors: shared steps between snapshots")
     wpl_anchor_rate: float = flag(0.1, "ema anchors: θ̂ ← θ̂ + rate·(θ − θ̂) after each architecture's step")
-    rank_every: int = flag(0, "nb201: every N epochs, rank --rank_archs fixed cells against the ground truth "
-        "(metrics.jsonl 'rank' events, TensorBoard rank/*; 0: never)")
-    rank_archs: int = flag(100, "nb201: the cells of that fixed, seeded uniform sample")
-    rank_batches: int = flag(4, "nb201: validation batches (of --rank_batch_size) each of them is scored on")
-    rank_batch_size: int = flag(250, "nb201: images per ranking batch (batch-statistics BN: larger is steadier)")
     train_controller: bool = flag(False, "train the controller each epoch")
     start_training_controller: int = flag(0, "first epoch in which the controller trains")
     stop_training_controller: int = flag(1000, "the controller trains only while epoch < this")
@@ -113,9 +83,9 @@ class SearchConfig:
         "twice: right after its step and at the epoch's end); 1 = every architecture")
     forgetting_top_k: int = flag(5, "forgetting is also summarised over the k architectures best at err1")
     derive_num_sample: int = flag(100, "architectures scored when deriving")
-    save_epoch: int = flag(5, "derive, draw and keep a checkpoint copy every N epochs")
-    max_save_num: int = flag(4, "checkpoint copies kept")
-    log_step: int = flag(50, "steps between log lines")
+    save_epoch: int = flag(5, "derive, draw and keep a checkpoint copy every N epochs", on_resume="given")
+    max_save_num: int = flag(4, "checkpoint copies kept", on_resume="given")
+    log_step: int = flag(50, "steps between log lines", on_resume="given")
     # inside a phase too: every N steps (shared, controller, derive); 0 = at epoch ends only; -1 = auto
     # (as soon as AUTO_CHECKPOINT_RATIO times the last write's duration, and at least 10 s, have passed)
     checkpoint_every_steps: int = flag(-1, "also write checkpoint.pt inside a phase, every N steps (shared, controller "
@@ -129,29 +99,19 @@ class SearchConfig:
                   "nb_batch_reward_controller", "forgetting_top_k", "forgetting_every", "fisher_every",
                   "derive_num_sample", "save_epoch", "max_save_num", "log_step")
         at_least(self, 0, "shared_initial_step", "shared_lr", "shared_l2_reg", "shared_grad_clip", "shared_decay")
-        one_of(self, "shared_optim", ("sgd", "adam"))
+        check_choices(self)
         if not 0 <= self.shared_momentum < 1:
             raise ConfigError("shared_momentum", self.shared_momentum, "must be in [0, 1)")
         if self.shared_momentum and self.shared_optim != "sgd":
             raise ConfigError("shared_momentum", self.shared_momentum, "is SGD's momentum: it needs shared_optim=sgd")
-        one_of(self, "fisher_estimator", ESTIMATORS)
-        one_of(self, "fisher_mode", ("train", "eval"))
-        one_of(self, "fisher_source", ("valid", "train"))
-        one_of(self, "search_strategy", ("enas", "random"))
-        one_of(self, "arch_stream", ("global", "own"))
         if self.arch_stream == "own" and self.search_strategy != "random":
             raise ConfigError("arch_stream", self.arch_stream, "applies to search_strategy=random (the controller "
                               "samples ENAS's architectures)")
-        one_of(self, "wpl_update", WPL_UPDATES)
-        one_of(self, "wpl_anchor", WPL_ANCHORS)
         at_least(self, 1, "wpl_anchor_every")
         if not 0 < self.wpl_anchor_rate <= 1:
             raise ConfigError("wpl_anchor_rate", self.wpl_anchor_rate, "must be in (0, 1]")
-        at_least(self, 0, "rank_every", "valid_skip_every")
+        at_least(self, 0, "valid_skip_every")
         in_unit(self, "weight_ema")
-        at_least(self, 1, "rank_batches", "rank_batch_size")
-        if not 2 <= self.rank_archs <= 15625:
-            raise ConfigError("rank_archs", self.rank_archs, "must be in 2..15625 (NAS-Bench-201's cells)")
         if self.fisher_source == "train" and self.fisher_estimator != "batch_sq":
             raise ConfigError("fisher_estimator", self.fisher_estimator, "fisher_source=train folds the training "
                               "batch's own gradient, which is batch_sq; use fisher_source=valid for the others")
@@ -202,8 +162,7 @@ class ControllerConfig:
         at_least(self, 0, "controller_lr", "controller_grad_clip", "tanh_c")
         if not self.softmax_temperature > 0:
             raise ConfigError("softmax_temperature", self.softmax_temperature, "must be > 0")
-        one_of(self, "controller_optim", ("adam", "sgd"))
-        one_of(self, "entropy_mode", ("reward", "regularizer"))
+        check_choices(self)
         in_unit(self, "ema_baseline_decay")
         if not 0.0 < self.discount <= 1.0:
             raise ConfigError("discount", self.discount, "must be in (0, 1] (1 = no discount)")
@@ -211,7 +170,7 @@ class ControllerConfig:
 
 @dataclass(frozen=True)
 class TaskConfig:
-    """What every task reads: batch sizes, the forgetting slice, the reward and what WPL protects."""
+    """What every task reads: batch sizes, the forgetting slice, the reward, what WPL protects, the seed."""
 
     batch_size: int = flag(64, "text: parallel streams; images: batch size")
     test_batch_size: int = flag(1, "batch size of the full validation/test evaluations")
@@ -222,10 +181,11 @@ class TaskConfig:
         "the original), used = every parameter the architecture uses (adds embedding/decoder/stem...)",
         choices=["edges", "used"])
     num_blocks: int = flag(12, "RNN: nodes per cell; CNN: blocks per cell")
+    random_seed: int = flag(12345, "seed for python, numpy and torch (and the held-out images' split)")
 
     def __post_init__(self) -> None:
+        check_choices(self)
         at_least(self, 1, "batch_size", "test_batch_size", "forgetting_batches", "num_blocks")
-        one_of(self, "wpl_scope", ("edges", "used"))
 
     def check_valid_batches(self, n_valid: int) -> None:
         """The forgetting slice must fit in the ``n_valid`` validation batches the data gives."""
@@ -241,20 +201,94 @@ IMAGE_DEFAULTS = {"shared_lr": 0.1, "shared_grad_clip": 5.0, "test_batch_size": 
 
 @dataclass(frozen=True)
 class ImageConfig(TaskConfig):
-    """What the image spaces share: how their training batches are drawn and augmented."""
+    """What the image spaces share: the images' size and held-out split, how training batches are drawn and
+    augmented."""
 
+    cnn_height: int = flag(32, "input height (images are resized to it)")
+    cnn_width: int = flag(32, "input width")
+    cnn_input_channels: int = flag(3, "image channels")
+    valid_size: int = flag(5000, "training images held out for validation")
     cutout: int = flag(0, "cutout size in pixels for training augmentation (0 = off)")
     augment_scope: str = flag("image", "image: each training image gets its own random crop, flip and cutout; batch: "
         "one draw for the whole batch (milder; nb201's default, it ranks better there)", choices=AUGMENT_SCOPES)
     train_sampling: str = flag("epoch", "image spaces' training batches: epoch = passes over a shuffled order, replace "
         "= each batch drawn uniformly with replacement (nb201's default)", choices=TRAIN_SAMPLINGS)
-    random_seed: int = flag(12345, "seed for python, numpy and torch (alias --seed)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        at_least(self, 1, "cnn_height", "cnn_width", "cnn_input_channels", "valid_size")
         at_least(self, 0, "cutout")
-        one_of(self, "augment_scope", AUGMENT_SCOPES)
-        one_of(self, "train_sampling", TRAIN_SAMPLINGS)
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+MODES = ("train", "derive", "test", "train_final")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What runs where: the space and its data, the run folder, resuming, the device, logging."""
+
+    network_type: str = flag(kinds()[0], "the search space: one of the registered spaces (wpl.nas.spaces; the "
+                             "first, the original's, is the default)")
+    dataset: str = flag("", "folder under --data_dir (text: train/valid/test.txt); default ('') the space's own, "
+                        "e.g. ptb for the recurrent cells, cifar10 for the image spaces")
+    data_dir: str = flag("data", "input root (holds <dataset>/)", on_resume="given")
+    log_dir: str = flag("logs", "output root", on_resume="given")
+    comment: str | None = flag(None, "run name suffix: logs/<dataset>_<comment>")
+    mode: str = flag("train", "train (search), derive (derive from a saved run), test (test numbers of a run: its "
+                     "final model's when trained) or train_final (= wpl train-final, its own flags)", choices=MODES,
+                     on_resume="command")
+    load_path: str = flag("", "run to resume or derive from: a folder, or a model name under --log_dir",
+                          on_resume="command")
+    arch: str = flag("", "--mode=test: score this cell with the run's supernet (a named cell, random:SEED or a .json) "
+                     "instead of its best derived cell", on_resume="command")
+    resume: bool = flag(False, "continue the run named by --load_path, else the <dataset>_<comment> run",
+                        on_resume="command")
+    resume_with_new_params: bool = flag(False, "on resume, take hyper-parameters from this command line",
+                                        on_resume="command")
+    wpl_recipe: str = flag("original", "original = WPL as its flags say (their defaults and the README's commands are "
+                           "the original's); recommended = this project's measured best (docs/rnn.md, BENCHMARKS.md): "
+                           "--legacy_compound_alpha=False --fisher_normalise=mean --fisher_clip_by_norm=0 "
+                           "--wpl_update=proximal --wpl_scope=used --alpha_fisher=1/shared_lr, in place of those flags "
+                           "given before it (a flag after it wins)", choices=["original", "recommended"])
+    log_level: str = flag("INFO", "DEBUG, INFO, WARNING or ERROR", choices=LOG_LEVELS, on_resume="given")
+    use_tensorboard: bool = flag(True, "write TensorBoard events", on_resume="given")
+    num_gpu: int = flag(1, "0 forces the CPU; otherwise CUDA when available", on_resume="given")
+    device: str = flag("auto", "auto, cpu, cuda or cuda:N (overrides --num_gpu)", on_resume="given")
+    num_threads: int = flag(0, "CPU threads of torch's intra-op pool (0 = torch's default: all cores); give each of "
+                            "several searches on one machine its share", on_resume="given")
+    deterministic: bool = flag(False, "deterministic CUDA kernels (slower), so a GPU run repeats and resumes to the "
+                               "same numbers; the CPU always does", on_resume="given")
+
+    def __post_init__(self) -> None:
+        one_of(self, "network_type", kinds())
+        if not self.dataset:
+            object.__setattr__(self, "dataset", get(self.network_type).dataset)
+        check_choices(self)
+        at_least(self, 0, "num_gpu", "num_threads")
+
+
+@dataclass(frozen=True)
+class CompatConfig:
+    """The flags the original accepted that do nothing (there, or here): accepted so its commands run as written."""
+
+    shared_ce_fisher: bool = flag(True, "Fisher from the cross-entropy only (accepted; always CE here)")
+    controller_update_fisher: bool = flag(False, "accepted (unused in the original too)")
+    search_mode: str = flag("micro", "micro (macro search is not implemented, as in the original)", choices=["micro"])
+    output_classes: int = flag(10, "accepted (the classes are the dataset's)")
+    num_workers: int = flag(4, "accepted (data stays in memory)")
+    cnn_hid: int = flag(64, "accepted (unused in the original)")
+    controller_lr_cosine: bool = flag(False, "accepted (unused in the original)")
+    controller_lr_max: float = flag(0.05, "accepted (unused in the original)")
+    controller_lr_min: float = flag(0.001, "accepted (unused in the original)")
+    shared_num_sample: int = flag(1, "architectures per shared step (only 1 is supported)")
+    dag_path: str = flag("", "accepted (unused)")
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        if self.shared_num_sample != 1:
+            raise ConfigError("shared_num_sample", self.shared_num_sample, "only 1 architecture per shared step is "
+                              "supported (the original silently mis-handles more)")
 
 
 def space_name(check, field: str, name: str) -> str:
@@ -267,28 +301,3 @@ def space_name(check, field: str, name: str) -> str:
 def distinct(field: str, names: list[str]) -> None:
     if len(set(names)) != len(names):
         raise ConfigError(field, names, "lists a name twice")
-
-
-@dataclass(frozen=True)
-class Configs:
-    """Everything a search needs, built once from the flags."""
-
-    network_type: str
-    search: SearchConfig
-    wpl: WplConfig
-    controller: ControllerConfig
-    space: TaskConfig  # the space's own config class
-
-    def __post_init__(self) -> None:
-        from .spaces import all_spaces, get
-
-        space = get(self.network_type)
-        if self.search.rank_every and space.rank is None:
-            have = "|".join(s.kind for s in all_spaces() if s.rank is not None)
-            raise ConfigError("rank_every", self.search.rank_every, "ranks against a benchmark's ground truth: it "
-                              f"needs network_type={have} (network_type={self.network_type} has none)")
-        allowed = space.estimators
-        if self.search.fisher_estimator not in allowed:
-            raise ConfigError("fisher_estimator", self.search.fisher_estimator,
-                              f"is not available for network_type={self.network_type} (it has "
-                              f"{', '.join(allowed)}: a language-model batch has no per-sample class logits)")

@@ -28,10 +28,11 @@ from .task import Arch, FisherBatch
 log = logging.getLogger("wpl")
 
 
-def load_image_data(args, data_dir: str | None) -> ImageSplits:
-    """The splits of ``--dataset`` at the flags' size, channels, held-out size and split seed (logged)."""
-    data = load_images(data_dir, args.dataset, valid_size=args.valid_size, seed=args.random_seed,
-                       size=(args.cnn_height, args.cnn_width), channels=args.cnn_input_channels)
+def load_image_data(configs, data_dir: str | None) -> ImageSplits:
+    """The splits of ``--dataset`` at the image config's size, channels, held-out size and split seed (logged)."""
+    cfg: ImageConfig = configs.space
+    data = load_images(data_dir, configs.run.dataset, valid_size=cfg.valid_size, seed=cfg.random_seed,
+                       size=(cfg.cnn_height, cfg.cnn_width), channels=cfg.cnn_input_channels)
     log.info("images %s: %d/%d/%d train/valid/test, %d classes, %s", data.source, len(data.train_x),
              len(data.valid_x), len(data.test_x), len(data.classes), "×".join(map(str, data.shape)))
     return data

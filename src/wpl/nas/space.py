@@ -53,7 +53,7 @@ class Space:
     dataset: str  # its default --dataset (for --arch cells, which name no run)
     arch: type  # the architecture class: from_dict(d), to_dict(), to_json()
     config: type  # its TaskConfig subclass: the space's own search flags
-    build_task: Callable[..., Task]  # (args, data_dir or None, config, device, dist) → its task, data loaded
+    build_task: Callable[..., Task]  # (configs, data_dir or None, device, dist) → its task, data loaded
     graph: Callable[[Arch], Graph]  # the drawing of one architecture
     estimators: tuple[str, ...]  # the Fisher estimators meaningful here
     short: str = ""  # its name in random cells' names (random-<short>-SEED); default: kind
@@ -62,12 +62,13 @@ class Space:
     presets: Callable[[], Mapping[str, Preset]] = dict  # its named cells
     flag_defaults: Mapping[str, Any] = field(default_factory=dict)  # search flags it sets unless given
     legacy_flags: Mapping[str, Any] = field(default_factory=dict)  # values of runs saved before a flag existed
-    check_flags: Callable[[Any], list[str]] = lambda args: []  # parsed flags → what is wrong with its own flags
-    check_run: Callable[[Any, Any], None] | None = None  # (args, device): refuse early, before files are written
+    check: Callable[[Any], None] = lambda configs: None  # Configs → ConfigError for what its own config cannot check
+    check_run: Callable[[Any, Any], None] | None = None  # (configs, device): refuse early, before files are written
     fisher_group: Callable[[Task, str], str | None] = lambda task, name: None  # parameter → its group's label
     final: FinalTraining | None = None  # from-scratch training, or None (then no_final says why)
     no_final: Callable[[Arch], str] = lambda arch: "this space has no from-scratch training"
     rank: Callable[..., dict] | None = None  # (search) → ranking fidelity against a ground truth, now
+    rank_every: Callable[[Any], int] = lambda config: 0  # its config → epochs between those rankings (0: never)
     commands: Mapping[str, tuple[Callable[..., int], str]] = field(default_factory=dict)  # wpl NAME: (main, help)
 
     @property

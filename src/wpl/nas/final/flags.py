@@ -11,6 +11,7 @@ from wpl.flags import StrictParser, str2bool
 from wpl.rundir import RunDir
 
 from .. import spaces
+from ..configs import saved_flags
 from ..presets import resolve_arch
 from .loop import FinalJob, arch_of_run, run_folder
 
@@ -90,7 +91,7 @@ def build_job(args) -> FinalJob:
     if args.model_name:
         run = run_folder(log_dir, args.model_name)
         arch = arch_of_run(run, args.arch_from)
-        cfg = RunDir(run).read_config()
+        cfg = saved_flags(RunDir(run).read_config())
         dataset = args.dataset or cfg.get("dataset") or spaces.of_arch(arch).dataset
         data_dir = args.data_dir or cfg.get("data_dir", "embedded")
         out, source = RunDir(run).final.path, f"run {run.name} ({args.arch_from} derived cell)"

@@ -34,6 +34,7 @@ from wpl.viz import save_cell_drawing
 
 from .. import spaces
 from ..config import ControllerConfig, SearchConfig
+from ..configs import Configs
 from ..metrics import perplexity
 from ..task import Arch, Task
 from . import state
@@ -56,17 +57,17 @@ class Search:
     :class:`Checkpointing` (where the epoch is, when to checkpoint or stop), the forgetting monitor, the logs."""
 
     def __init__(self, task: Task, search: SearchConfig, wpl: WplConfig, controller: ControllerConfig,
-                 run_dir: Path | None, flags: dict | None = None, runlog: RunLog | None = None) -> None:
+                 run_dir: Path | None, configs: Configs | None = None, runlog: RunLog | None = None) -> None:
         estimators = spaces.get(task.kind).estimators
         if search.fisher_estimator not in estimators:
             raise ConfigError("fisher_estimator", search.fisher_estimator, f"is not available for the {task.kind} "
                               f"space (it has {', '.join(estimators)})")
-        self.cfg, self.task, self.dir, self.flags = search, task, run_dir, dict(flags or {})
+        self.cfg, self.task, self.dir, self.configs = search, task, run_dir, configs
         self.space = spaces.get(task.kind)
         self.dist: Dist = getattr(task, "dist", SINGLE)  # data parallelism: the task's ranks
         self.writes = self.dist.main and run_dir is not None  # only rank 0 writes the run's files
         self.supernet = task.supernet
-        seed = int(self.flags.get("random_seed", getattr(task.config, "random_seed", 0)))
+        seed = task.config.random_seed
         # the sampler first: the controller's initialisation draws from torch's RNG before anything else here
         self.sampler = Sampler(task, search, controller, self.dist, seed, self._diverged)
         self.trainer = SharedTrainer(task, search, wpl, self.dist, self._diverged)
@@ -173,6 +174,11 @@ class Search:
     def metric(self) -> str:
         """The task's error unit: ``ppl`` or ``error``."""
         return self.space.metric
+
+    @property
+    def dataset(self) -> str | None:
+        """The data's folder name (``--dataset``; None for a search built without its configs)."""
+        return None if self.configs is None else self.configs.run.dataset
 
     def _clock(self) -> float:
         return clock(self.task.device)
@@ -385,7 +391,8 @@ class Search:
         if "derive" not in done:
             self.checkpoints.phase_done("derive", self.derive(epoch) if epoch % c.save_epoch == 0 or last else {})
         derived = done["derive"]
-        if c.rank_every and (epoch % c.rank_every == 0 or last):
+        every = self.space.rank_every(self.task.config)
+        if every and (epoch % every == 0 or last):
             self.rank(epoch)
         summary = {"epoch": epoch, "metric": self.metric, "lr": lr, "wpl_active": active,
                    "alpha": self.wpl.alpha if active else 0.0, "shared_loss": shared["loss"],
@@ -410,7 +417,7 @@ class Search:
         best_valid = None if self.best is None else self.best["valid"]
         test_value = None if test is None else test[m]
         summary = {
-            "model_name": self.dir.name, "network_type": self.task.kind, "dataset": self.flags.get("dataset"),
+            "model_name": self.dir.name, "network_type": self.task.kind, "dataset": self.dataset,
             "metric": m, "best_valid": best_valid, "test": test_value,
             "best_arch": None if self.best is None else self.task.arch_from_json(self.best["arch"]).to_dict(),
             "best_epoch": None if self.best is None else self.best["epoch"],
@@ -423,6 +430,7 @@ class Search:
             # aliases of best_valid / test under the metric's old short name (best_valid_ppl, test_err, ...)
             f"best_valid_{ALIAS[m]}": best_valid, f"test_{ALIAS[m]}": test_value,
             "epochs": self.history,
+            "configs": None if self.configs is None else self.configs.to_dict(),
         }
         if self.writes:
             write_json(RunDir(self.dir).summary, finite(summary))

@@ -19,13 +19,15 @@ from wpl.errors import WplError
 from wpl.plots import pyplot, save_figure
 from wpl.rundir import RunDir
 
+from ..configs import saved_flags
+
 
 @dataclass
 class RunData:
     """What one search run logged."""
 
     path: Path
-    config: dict
+    config: dict  # its flags, by flag name (config.json, flattened)
     epochs: list[dict]  # the "epoch" events
     forgetting: list[dict]  # the "forgetting" events
     summary: dict | None
@@ -37,9 +39,9 @@ class RunData:
     def metric(self) -> str:
         """The unit of the run's scores (``ppl`` or ``error``): the summary's, else its space's."""
         from .. import spaces
-        from .flags import defaults
+        from ..config import RunConfig
 
-        kind = self.config.get("network_type", defaults()["network_type"])
+        kind = self.config.get("network_type", RunConfig.network_type)
         return (self.summary or {}).get("metric") or spaces.get(kind).metric
 
     @property
@@ -67,7 +69,7 @@ def load_run(path: Path) -> RunData:
         raise WplError(f"{path}: not a search run (it needs config.json and metrics.jsonl); name a folder under "
                        "--log_dir that `wpl search` wrote")
     events = _events(run.metrics)
-    return RunData(path, run.read_config(),
+    return RunData(path, saved_flags(run.read_config()),
                    [e for e in events if e.get("event") == "epoch"],
                    [e for e in events if e.get("event") == "forgetting"], run.read_summary(), run.final.read_summary(),
                    [e for e in _events(run.final.metrics) if e.get("event") == "final_epoch"],

@@ -7,7 +7,6 @@ import json
 import logging
 import time
 import warnings
-from argparse import Namespace
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,16 +21,11 @@ from wpl.runtime import resolve_device, seed_everything, set_deterministic
 from wpl.signals import stop_on_signals
 
 from .. import spaces
-from ..config import Configs
-from .flags import FLAG_OF, build_configs, defaults, parse_search_args
+from ..config import RunConfig
+from ..configs import Configs
+from .flags import flag_of, parse_search_args
 
 log = logging.getLogger("wpl")
-# Flags of this command alone: never taken from a saved run.
-COMMAND_FLAGS = ("resume", "resume_with_new_params", "load_path", "mode", "explicit", "arch")
-# Flags that say how long or where to run, not what is learned: on resume, the ones given on the
-# command line win (so --max_epoch=N extends a run) and the others keep their saved values.
-RUN_FLAGS = ("max_epoch", "save_epoch", "max_save_num", "log_step", "log_level", "use_tensorboard", "device",
-             "num_gpu", "num_threads", "data_dir", "log_dir", "rnn_cell", "deterministic")
 
 
 def setup_logging(level: str) -> None:
@@ -40,67 +34,44 @@ def setup_logging(level: str) -> None:
     logging.getLogger("wpl").setLevel(getattr(logging, level))
 
 
-def run_dir_for(args: Namespace) -> Path:
+def run_dir_for(run: RunConfig) -> Path:
     """``log_dir/<model_name>``: from ``--load_path``, else ``<dataset>_<comment>``, else a timestamp."""
-    if args.load_path:
-        lp = Path(args.load_path)
-        if lp.is_dir() or lp.parts[:1] == Path(args.log_dir).parts[:1]:
+    if run.load_path:
+        lp = Path(run.load_path)
+        if lp.is_dir() or lp.parts[:1] == Path(run.log_dir).parts[:1]:
             return lp
-        name = args.load_path if args.load_path.startswith(args.dataset) else f"{args.dataset}_{args.load_path}"
-        return Path(args.log_dir) / name
-    if args.comment:
-        return Path(args.log_dir) / f"{args.dataset}_{args.comment}"
-    return Path(args.log_dir) / f"{args.dataset}_{time.strftime('%Y-%m-%d_%H-%M-%S')}"
+        name = run.load_path if run.load_path.startswith(run.dataset) else f"{run.dataset}_{run.load_path}"
+        return Path(run.log_dir) / name
+    if run.comment:
+        return Path(run.log_dir) / f"{run.dataset}_{run.comment}"
+    return Path(run.log_dir) / f"{run.dataset}_{time.strftime('%Y-%m-%d_%H-%M-%S')}"
 
 
-def pick_device(args: Namespace):
+def pick_device(run: RunConfig):
     """``--device`` wins; else ``--num_gpu=0`` forces CPU; else CUDA when available."""
-    if args.device not in ("", "auto"):
-        return resolve_device(args.device)
-    return resolve_device("cpu" if args.num_gpu == 0 else "auto")
+    if run.device not in ("", "auto"):
+        return resolve_device(run.device)
+    return resolve_device("cpu" if run.num_gpu == 0 else "auto")
 
 
-def merge_saved_args(args: Namespace, saved: dict) -> Namespace:
-    """On resume: the saved flags win for what is learned (unless --resume_with_new_params); run flags
-    given on this command line win over the saved ones; this command's own flags always come from it."""
-    if args.resume_with_new_params:
-        return args
-    # flags added after the run was saved keep what it did (its space's legacy values), not the new defaults
-    base = defaults()
-    legacy = spaces.get(saved.get("network_type", base["network_type"])).legacy_flags
-    merged = {**base, **legacy, **saved}
-    for k in COMMAND_FLAGS:
-        merged[k] = getattr(args, k)
-    for k in RUN_FLAGS:
-        if k in args.explicit:
-            merged[k] = getattr(args, k)
-    ignored = [k for k in args.explicit if k not in RUN_FLAGS + COMMAND_FLAGS and merged.get(k) != getattr(args, k)]
-    if ignored:
-        log.warning("resuming with the saved configuration; ignoring --%s from the command line (pass "
-                    "--resume_with_new_params=True to use them)", ", --".join(ignored))
-    return Namespace(**merged)
+def saved_configs(state: dict) -> Configs:
+    """The configs a checkpoint holds (``args``: the flat flags of checkpoints written before typed configs)."""
+    return Configs.from_saved(state["configs"] if state.get("configs") is not None else state["args"])
 
 
-def flags_of(args: Namespace) -> dict:
-    """The flags as plain data (``config.json`` and the checkpoints' ``args``)."""
-    return {k: v for k, v in vars(args).items() if k != "explicit"}
-
-
-def build_task(args: Namespace, configs: Configs, device, dist: Dist = SINGLE):
+def build_task(configs: Configs, device, dist: Dist = SINGLE):
     """Load the data of ``--dataset`` and build the task of ``--network_type`` on it (``dist``: this rank's
     shard of a data-parallel job)."""
-    data_dir = None if args.data_dir == "embedded" else args.data_dir
-    return spaces.get(configs.network_type).build_task(args, data_dir, configs.space, device, dist)
+    data_dir = None if configs.run.data_dir == "embedded" else configs.run.data_dir
+    return spaces.get(configs.network_type).build_task(configs, data_dir, device, dist)
 
 
-def build_search(args: Namespace, run_dir: Path | None, device, runlog=None, dist: Dist = SINGLE):
-    """Configs, task and :class:`~wpl.nas.search.loop.Search` of parsed (and, on resume, merged) flags."""
+def build_search(configs: Configs, run_dir: Path | None, device, runlog=None, dist: Dist = SINGLE):
+    """The task and :class:`~wpl.nas.search.loop.Search` of parsed (and, on resume, merged) configs."""
     from .loop import Search
 
-    configs = build_configs(args)
-    task = build_task(args, configs, device, dist)
-    return Search(task, configs.search, configs.wpl, configs.controller, run_dir, flags=flags_of(args),
-                  runlog=runlog)
+    task = build_task(configs, device, dist)
+    return Search(task, configs.search, configs.wpl, configs.controller, run_dir, configs=configs, runlog=runlog)
 
 
 def run_search(argv: Sequence[str], prog: str = "wpl search") -> dict:
@@ -109,49 +80,51 @@ def run_search(argv: Sequence[str], prog: str = "wpl search") -> dict:
     try:
         return _run_search(argv, prog)
     except ConfigError as exc:
-        raise WplError(exc.as_flag(FLAG_OF.get(exc.name, exc.name))) from exc
+        raise WplError(exc.as_flag(flag_of(exc.name))) from exc
 
 
 def _run_search(argv: Sequence[str], prog: str) -> dict:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        args = parse_search_args(argv, prog)
-    setup_logging(args.log_level)
+        configs = parse_search_args(argv, prog)
+    run = configs.run
+    setup_logging(run.log_level)
     for w in caught:
         log.warning("%s", w.message)
-    run_dir = run_dir_for(args)
+    run_dir = run_dir_for(run)
     ckpt = RunDir(run_dir).checkpoint
-    resume = args.resume or bool(args.load_path)
-    if args.mode != "train":
-        return inspect_run(args, run_dir, ckpt)
+    resume = run.resume or bool(run.load_path)
+    if run.mode != "train":
+        return inspect_run(configs, run_dir, ckpt)
     state, source = None, ckpt
     if resume and ckpt.exists():
         from wpl.checkpoint import load_resumable
 
         read_stamp = _stamp(ckpt)  # checked again once this process holds the folder
         state, source = load_resumable(ckpt)  # a damaged newest checkpoint: the previous one, with a warning
-        args = merge_saved_args(args, state["args"])
-        log.info("resuming %s at %s (to --max_epoch=%d)", run_dir, _where(state), args.max_epoch)
+        configs = configs.resumed(saved_configs(state))
+        log.info("resuming %s at %s (to --max_epoch=%d)", run_dir, _where(state), configs.search.max_epoch)
     elif resume:
         log.warning("--resume=True but %s holds no checkpoint: starting a new run there", run_dir)
     elif ckpt.exists():
         raise WplError(f"{run_dir} already holds a run; pass --resume=True to continue it, or choose another "
                        "--comment / --log_dir")
-    device = pick_device(args)
-    set_deterministic(args.deterministic)
-    if args.num_threads > 0:
-        torch.set_num_threads(args.num_threads)
-    if (check := spaces.get(args.network_type).check_run) is not None:
-        check(args, device)  # before anything is written
+    run = configs.run
+    device = pick_device(run)
+    set_deterministic(run.deterministic)
+    if run.num_threads > 0:
+        torch.set_num_threads(run.num_threads)
+    if (check := spaces.get(run.network_type).check_run) is not None:
+        check(configs, device)  # before anything is written
     with joined(device) as dist:  # under torchrun: the job (rank 0 writes, every rank trains its shard)
         if not dist.main:
             logging.getLogger("wpl").setLevel(logging.WARNING)  # one rank reports
-            return _search_in(args, run_dir, device, state, source, dist)
+            return _search_in(configs, run_dir, device, state, source, dist)
         ensure_writable_dir(run_dir, "log_dir")
         with run_lock(run_dir):
             if state is not None and _stamp(ckpt) != read_stamp:
                 raise WplError(f"{ckpt}: another process wrote it while this one started; run the command again")
-            return _search_in(args, run_dir, device, state, source, dist)
+            return _search_in(configs, run_dir, device, state, source, dist)
 
 
 def _where(state: dict) -> str:
@@ -169,20 +142,21 @@ def _stamp(path: Path) -> tuple:
     return st.st_ino, st.st_size, st.st_mtime_ns
 
 
-def _search_in(args: Namespace, run_dir: Path, device, state: dict | None, source: Path, dist: Dist = SINGLE) -> dict:
+def _search_in(configs: Configs, run_dir: Path, device, state: dict | None, source: Path, dist: Dist = SINGLE) -> dict:
     """The search in ``run_dir`` (held by this process; rank 0 of ``dist`` writes it), fresh or from ``state``
     (read from ``source``)."""
     if dist.main:
         remove_stale_temporaries(run_dir)
+    seed = configs.space.random_seed
     if state is None:
-        seed_everything(args.random_seed)
+        seed_everything(seed)
     from wpl.runlog import NullRunLog, RunLog
 
     purge = None if state is None else state["shared_step"] + state["controller_step"]
-    runlog = RunLog(run_dir, args.use_tensorboard, purge_step=purge) if dist.main else NullRunLog()
-    search = build_search(args, run_dir, device, runlog, dist)
+    runlog = RunLog(run_dir, configs.run.use_tensorboard, purge_step=purge) if dist.main else NullRunLog()
+    search = build_search(configs, run_dir, device, runlog, dist)
     if state is None and not dist.main:
-        seed_everything(dist.seed(args.random_seed))  # the same weights, each rank its own dropout
+        seed_everything(dist.seed(seed))  # the same weights, each rank its own dropout
     if state is None and dist.main:
         RunDir(run_dir).remove_stale(SEARCH_OUTPUTS)
     elif state is not None:
@@ -190,9 +164,9 @@ def _search_in(args: Namespace, run_dir: Path, device, state: dict | None, sourc
         if dist.main:
             RunDir(run_dir).summary.unlink(missing_ok=True)
     if dist.main:
-        write_json(RunDir(run_dir).config, flags_of(args))
+        write_json(RunDir(run_dir).config, configs.flags())  # by flag name; the checkpoint holds the typed configs
     log.info("run folder %s on %s; %d supernet parameters, WPL from epoch %d", run_dir, device,
-             sum(p.numel() for p in search.supernet.parameters()), args.start_using_fisher)
+             sum(p.numel() for p in search.supernet.parameters()), configs.search.start_using_fisher)
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     try:
@@ -206,42 +180,43 @@ def _search_in(args: Namespace, run_dir: Path, device, state: dict | None, sourc
     return summary
 
 
-def load_search(args: Namespace, run_dir: Path, ckpt: Path):
-    """The run's search as its checkpoint left it (its saved flags, this command's run flags), logs untouched."""
+def load_search(configs: Configs, run_dir: Path, ckpt: Path):
+    """The run's search as its checkpoint left it (its saved configs, this command's run flags), logs untouched."""
     from wpl.checkpoint import load_checkpoint
 
     state = load_checkpoint(ckpt)
-    args = merge_saved_args(args, state["args"])
-    search = build_search(args, run_dir, pick_device(args))  # plain-file logs only
+    configs = configs.resumed(saved_configs(state))
+    search = build_search(configs, run_dir, pick_device(configs.run))  # plain-file logs only
     search.load_state_dict(state, ckpt, cut_logs=False)
     search.progress = None  # inspecting a run neither continues its epoch nor writes its checkpoint
     return search
 
 
-def inspect_run(args: Namespace, run_dir: Path, ckpt: Path) -> dict:
+def inspect_run(configs: Configs, run_dir: Path, ckpt: Path) -> dict:
     """``--mode=derive``: derive a cell from a run's latest checkpoint (``networks/derived.*``);
     ``--mode=test``: score the run's best derived cell on the test split (``test.json``)."""
 
+    mode, arch_spec = configs.run.mode, configs.run.arch
     final = RunDir(run_dir).final.summary
-    if args.mode == "test" and final.is_file() and not args.arch:
+    if mode == "test" and final.is_file() and not arch_spec:
         out = json.loads(final.read_text())
         log.info("test %s of the final model (the best derived cell trained from scratch, %d parameters, best "
                  "epoch %d of %d): %s; from %s", out["metric"], out["params"], out["best_epoch"], out["epochs_done"],
                  _fmt(out["test"]), final)
         return {**out, "model": "final"}
     if not ckpt.exists():
-        raise WplError(f"--mode={args.mode} reads a run's checkpoint, and {ckpt} does not exist; name the run "
+        raise WplError(f"--mode={mode} reads a run's checkpoint, and {ckpt} does not exist; name the run "
                        "with --load_path=<run folder> (or the --comment/--dataset it was started with)")
-    search = load_search(args, run_dir, ckpt)
+    search = load_search(configs, run_dir, ckpt)
     task, m = search.task, search.metric
     try:
-        if args.mode == "derive":
+        if mode == "derive":
             rec = search.derive(search.epoch - 1, name="derived")
             log.info("derived from %s (after epoch %d): valid %s %s; networks/derived.{json,dot,png}", ckpt,
                      search.epoch - 1, m, _fmt(rec["valid"]))
             return rec
-        if args.arch:
-            return _test_named(args.arch, search, run_dir)
+        if arch_spec:
+            return _test_named(arch_spec, search, run_dir)
         if search.best is None:
             raise WplError(f"{ckpt}: the run has no derived architecture yet (derive runs every --save_epoch); "
                            "run --mode=derive first")

@@ -20,7 +20,7 @@ log = logging.getLogger("wpl")
 def state_of(search) -> dict:
     """Everything needed to continue bit-identically (tensors and plain data only)."""
     return {
-        "args": search.flags,
+        "configs": None if search.configs is None else search.configs.to_dict(),
         "decisions": search.task.decisions,
         "epoch": search.epoch, "shared_step": search.shared_steps, "controller_step": search.controller_steps,
         "warmed_up": search.warmed_up,

@@ -20,12 +20,12 @@ log = logging.getLogger("wpl")
 _OP = re.compile(r"cells\.(\d+)\.ops\.(\d+)_(\d+)_(\d+)\.")
 
 
-def _task(args, data_dir, config, device, dist):
+def _task(configs, data_dir, device, dist):
     from wpl.nas.image_task import load_image_data
 
     from .task import CnnTask
 
-    return CnnTask(load_image_data(args, data_dir), config, device, dist)
+    return CnnTask(load_image_data(configs, data_dir), configs.space, device, dist)
 
 
 def _group(task, name: str) -> str | None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from wpl.errors import ConfigError
-from wpl.nas.config import ImageConfig, at_least, distinct, flag, one_of, space_name
+from wpl.fields import at_least, flag
+from wpl.nas.config import ImageConfig, distinct, space_name
 
 from .supernet import OPS, SEP_CONVS, canonical_op
 
@@ -29,7 +30,6 @@ class CnnConfig(ImageConfig):
         super().__post_init__()
         at_least(self, 1, "cnn_num_modules")
         at_least(self, 0, "cnn_num_repeat_normal")
-        one_of(self, "cnn_sep_conv", SEP_CONVS)
         scale = 2 ** self.cnn_num_modules
         if self.cnn_final_filter_size < scale or self.cnn_final_filter_size % scale:
             raise ConfigError("cnn_final_filter_size", self.cnn_final_filter_size,

@@ -20,8 +20,8 @@ from torch import Tensor, nn
 from wpl.data.augment import augment, normalise
 from wpl.data.images import ImageSplits
 from wpl.dist import SINGLE, Dist
+from wpl.fields import at_least, in_unit, one_of
 from wpl.nas.batchnorm import SyncBatchNorm2d, use_dist
-from wpl.nas.config import at_least, in_unit, one_of
 from wpl.runtime import model_mode
 
 from .supernet import Block, FactorizedReduce, MicroArch, ReluConvBn, make_op

@@ -12,6 +12,7 @@ import random
 import re
 
 from wpl.data.nb201 import EDGES, NUM_CELLS, all_archs
+from wpl.errors import ConfigError
 from wpl.fisher import ESTIMATORS
 from wpl.nas.config import IMAGE_DEFAULTS
 from wpl.nas.space import Space
@@ -32,19 +33,18 @@ NB201_DEFAULTS = {**IMAGE_DEFAULTS, "shared_lr": 0.05, "shared_momentum": 0.9, "
 LEGACY = {"nb201_init": "kaiming", "augment_scope": "image", "train_sampling": "epoch"}
 
 
-def _check_flags(args) -> list[str]:
-    if args.nb201_unique and (args.network_type != "nb201" or args.search_strategy != "random"):
-        return [f"--nb201_unique=True needs --network_type=nb201 and --search_strategy=random (got "
-                f"{args.network_type} and {args.search_strategy}): the ENAS controller samples every cell"]
-    return []
+def _check(configs) -> None:
+    if configs.space.nb201_unique and configs.search.search_strategy != "random":
+        raise ConfigError("nb201_unique", True, f"needs search_strategy=random (got {configs.search.search_strategy}): "
+                          "the ENAS controller samples every cell")
 
 
-def _task(args, data_dir, config, device, dist):
+def _task(configs, data_dir, device, dist):
     from wpl.nas.image_task import load_image_data
 
     from .task import Nb201Task
 
-    return Nb201Task(load_image_data(args, data_dir), config, device, dist)
+    return Nb201Task(load_image_data(configs, data_dir), configs.space, device, dist)
 
 
 def _group(task, name: str) -> str | None:
@@ -87,7 +87,8 @@ def _rank_command(argv) -> int:
 SPACE = Space(
     kind="nb201", metric="error", dataset="cifar10", arch=Nb201Arch, config=Nb201Config, build_task=_task,
     graph=nb201_graph, estimators=tuple(ESTIMATORS), random_arch=_random, flag_defaults=NB201_DEFAULTS,
-    legacy_flags=LEGACY, check_flags=_check_flags, fisher_group=_group, no_final=_no_final, rank=_rank,
+    legacy_flags=LEGACY, check=_check, fisher_group=_group, no_final=_no_final, rank=_rank,
+    rank_every=lambda config: config.rank_every,
     commands={"rank": (_rank_command, "ranking fidelity of a NAS-Bench-201 run's supernet (or the published "
                                       "estimates)"),
               "study": (_study_command, "a paired study of search settings against NAS-Bench-201's truth, its "

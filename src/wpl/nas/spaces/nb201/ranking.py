@@ -71,8 +71,8 @@ def rank_in_search(search) -> dict:
     """Ranking fidelity of ``search``'s supernet now: a fixed sample of ``rank_archs`` cells (seeded by the
     task's seed) scored on the first ``rank_batches`` validation batches of ``rank_batch_size``, against the
     truth."""
-    cfg = search.cfg
-    idx = sample_benchmark_cells(cfg.rank_archs, search.task.config.random_seed)
+    cfg = search.task.config
+    idx = sample_benchmark_cells(cfg.rank_archs, cfg.random_seed)
     archs = [Nb201Arch.from_string(all_archs()[i]) for i in idx]
     scores = score_cells(search.task, archs, cfg.rank_batches, cfg.rank_batch_size)
     return rank_metrics(scores, ground_truth().test_acc[idx])
@@ -152,9 +152,9 @@ def rank_search(search, run_dir: Path, num_archs: int | None, seed: int, batches
     if task.kind != "nb201":
         raise WplError(f"{run_dir}: a --network_type={task.kind} run; ranking against the ground truth needs a "
                        "--network_type=nb201 search (NAS-Bench-201's cells)")
-    if search.flags.get("dataset") != "cifar10":
+    if search.dataset != "cifar10":
         log.warning("the run searched on %s; the ground truth is CIFAR-10's, so the comparison is off-task",
-                    search.flags.get("dataset"))
+                    search.dataset)
     idx = sample_benchmark_cells(num_archs, seed, unique)
     strings = [all_archs()[i] for i in idx]
     archs = [Nb201Arch.from_string(s) for s in strings]

@@ -32,10 +32,10 @@ def _corpus(data_dir, dataset: str):
     return corpus
 
 
-def _task(args, data_dir, config, device, dist):
+def _task(configs, data_dir, device, dist):
     from .task import RnnTask
 
-    return RnnTask(_corpus(data_dir, args.dataset), config, device, dist)
+    return RnnTask(_corpus(data_dir, configs.run.dataset), configs.space, device, dist)
 
 
 def check_rnn_cell(cell: str, device) -> None:
@@ -95,6 +95,6 @@ def _final() -> FinalTraining:
 SPACE = Space(
     kind="rnn", metric="ppl", dataset="ptb", arch=RnnArch, config=RnnConfig, build_task=_task, graph=rnn_graph,
     estimators=("batch_sq",),  # a language-model batch has no per-sample class logits
-    random_arch=_random, presets=_presets, check_run=lambda args, device: check_rnn_cell(args.rnn_cell, device),
-    fisher_group=_group, final=_final(),
+    random_arch=_random, presets=_presets, fisher_group=_group, final=_final(),
+    check_run=lambda configs, device: check_rnn_cell(configs.space.rnn_cell, device),
 )

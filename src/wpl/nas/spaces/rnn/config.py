@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from wpl.errors import ConfigError
-from wpl.nas.config import TaskConfig, at_least, distinct, flag, in_unit, one_of, space_name
+from wpl.fields import at_least, flag, in_unit
+from wpl.nas.config import TaskConfig, distinct, space_name
 
 from .arch import check_activation
 
@@ -34,12 +35,11 @@ class RnnConfig(TaskConfig):
     norm_stabilizer_fixed_point: float = flag(5.0, "NSR target norm")
     rnn_cell: str = flag("auto", "the RNN cell's implementation: auto = the C++ kernels where they build (CPU, "
         "float32), else python = the hand-written backward in torch ops; reference = plain autograd (slowest)",
-        choices=RNN_CELLS)
+        choices=RNN_CELLS, on_resume="given")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         at_least(self, 1, "shared_embed", "shared_hid", "shared_rnn_max_length")
-        one_of(self, "rnn_cell", RNN_CELLS)
         in_unit(self, "shared_wdrop", "shared_dropout", "shared_dropoute", "shared_dropouti")
         if self.tie_weights and self.shared_embed != self.shared_hid:
             raise ConfigError("tie_weights", True, f"needs shared_embed == shared_hid, got {self.shared_embed} and "

@@ -18,7 +18,7 @@ from torch import Tensor
 from wpl.data.text import Corpus, batchify, get_batch
 from wpl.dist import SINGLE, Dist
 from wpl.errors import ConfigError
-from wpl.nas.config import at_least, in_unit
+from wpl.fields import at_least, in_unit
 from wpl.nas.metrics import perplexity
 from wpl.runtime import model_mode
 
