@@ -298,10 +298,7 @@ def test_num_threads_sets_torch_threads(text_root: Path, tmp_path: Path) -> None
 
 
 def test_the_benchmarks_recommended_flags_are_the_recipe() -> None:
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-    from search_repro import recommended
+    from benchmarks.lib.search_repro import recommended
 
     for lr in (20.0, 0.1, 0.05):
         a = parse_search_args(["--wpl_recipe=recommended", f"--shared_lr={lr}"]).flags()

@@ -5,7 +5,7 @@
 #   bash benchmarks/gpu/check.sh                          # on a GPU machine (device cuda), repo root as cwd
 #   bash benchmarks/gpu/check.sh --device cpu --tiny      # the rehearsal on a CPU machine
 #
-# Needs .gpu/ (python benchmarks/gpu/data.py pack ...: a CIFAR-10 subset and PTB, < 64 MiB), carried with the
+# Needs .gpu/ (python -m benchmarks.gpu.data pack ...: a CIFAR-10 subset and PTB, < 64 MiB), carried with the
 # working tree. Installs nothing: the project runs from src/ (PYTHONPATH) on the machine's own torch.
 # Parts, in order of priority, each with its own time limit inside the 9 minutes (a part that no longer fits is
 # recorded as skipped): the environment; the gpu-marked tests on the device; the NAS-Bench-201 supernet at the
@@ -49,8 +49,8 @@ part() {
   echo "   rc $rc after $(( $(date +%s) - t0 ))s" | tee -a "$LOG"
 }
 
-part env 30 sh -c "$PY benchmarks/gpu/env.py > $WORK/env.json"
-part data 60 "$PY" benchmarks/gpu/data.py unpack --src .gpu --out "$WORK/data"
+part env 30 sh -c "$PY -m benchmarks.gpu.env > $WORK/env.json"
+part data 60 "$PY" -m benchmarks.gpu.data unpack --src .gpu --out "$WORK/data"
 part gpu_tests 150 env WPL_TEST_DEVICE="$DEVICE" "$PY" -m pytest -m gpu -p no:cacheprovider -q \
   --junitxml="$WORK/pytest.xml" tests
 if [ "$TINY" = 1 ]; then
@@ -61,7 +61,7 @@ else
   SCALE=(--budget_s 160 --num_archs 1000)
   STEP=(--steps 10 --archs 4); RNN=(--hid 1000 --num_blocks 12); CNN_FLAGS=""; NB_FLAGS=""
 fi
-part nb201_scale 330 "$PY" benchmarks/gpu/nb201_scale.py --data_dir "$WORK/data" --device "$DEVICE" "${SCALE[@]}" \
+part nb201_scale 330 "$PY" -m benchmarks.gpu.nb201_scale --data_dir "$WORK/data" --device "$DEVICE" "${SCALE[@]}" \
   --work "$WORK/nb201_run" --out "$OUT/nb201_scale.json"
 for dev in "$DEVICE" cpu; do
   [ "$dev" = cpu ] && [ "$DEVICE" = cpu ] && [ "$TINY" = 0 ] && continue  # a CPU-only check measured it already
@@ -72,7 +72,7 @@ for dev in "$DEVICE" cpu; do
       cnn) extra=("--flags=$CNN_FLAGS") ;;
       nb201) extra=("--flags=$NB_FLAGS") ;;
     esac
-    part "search_step_${space}_$dev" 90 "$PY" benchmarks/search_step.py --space "$space" --data_dir "$WORK/data" \
+    part "search_step_${space}_$dev" 90 "$PY" -m benchmarks.speed.search_step --space "$space" --data_dir "$WORK/data" \
       --device "$dev" --threads "$threads" "${STEP[@]}" "${extra[@]}" --json "$WORK/search_step.jsonl"
   done
   [ "$TINY" = 1 ] && [ "$dev" = cpu ] && break
@@ -85,5 +85,5 @@ if [ "$GPUS" -ge 2 ]; then
 else
   echo "{\"part\": \"two_ranks\", \"rc\": null, \"skipped\": \"$GPUS GPU(s) visible: a data-parallel run of two ranks needs two GPUs; not run, not faked\"}" >> "$PARTS"
 fi
-"$PY" benchmarks/gpu/collect.py --work "$WORK" --out "$OUT/check.json" --device "$DEVICE" --tiny "$TINY" \
+"$PY" -m benchmarks.gpu.collect --work "$WORK" --out "$OUT/check.json" --device "$DEVICE" --tiny "$TINY" \
   --seconds $(( $(date +%s) - START )) | tee -a "$LOG"

@@ -1,7 +1,7 @@
 """The GPU check's data, small enough to travel with the working tree (≤ 64 MiB in all, nothing downloaded there).
 
-    python benchmarks/gpu/data.py pack --cifar ~/data/cifar10/cifar-10-batches-py --ptb ../shared/data/ptb --out .gpu
-    python benchmarks/gpu/data.py unpack --src .gpu --out /tmp/wpl_data      # on the GPU machine
+    python -m benchmarks.gpu.data pack --cifar ~/data/cifar10/cifar-10-batches-py --ptb ../shared/data/ptb --out .gpu
+    python -m benchmarks.gpu.data unpack --src .gpu --out /tmp/wpl_data      # on the GPU machine
 
 ``pack`` writes ``cifar10_subset.npz`` (compressed uint8: the first ``--train`` training images, which the
 searches split into training and ``--valid`` held-out validation images, and the first ``--test`` test

@@ -2,7 +2,7 @@
 recipe (plain random search with weight sharing), then ranked on 1,000 non-isomorphic cells beside the parameter
 count on the same cells: what a GPU buys in ranking fidelity.
 
-    python benchmarks/gpu/nb201_scale.py --data_dir /tmp/wpl_data --device cuda --budget_s 180 --out nb201_scale.json
+    python -m benchmarks.gpu.nb201_scale --data_dir /tmp/wpl_data --device cuda --budget_s 180 --out nb201_scale.json
 
 First a speed probe (shared batches in float32 and under bf16 autocast, interleaved) sets the number of batches
 that fills ``--budget_s``; the search then runs as ``wpl search`` would (float32: bf16 is only measured), and
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
            "top1_true_acc": r["top1_true_acc"], "param_count_top1_true_acc": base["top1_true_acc"],
            "one_shot_tau": r["reference"]["one_shot"]["same_cells"]["kendall_tau"],
            "best_valid": summary.get("best_valid"),
-           "command": "python benchmarks/gpu/nb201_scale.py " + " ".join(sys.argv[1:] if argv is None else argv)}
+           "command": "python -m benchmarks.gpu.nb201_scale " + " ".join(sys.argv[1:] if argv is None else argv)}
     a.out.write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(out))
     return 0

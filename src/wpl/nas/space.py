@@ -68,7 +68,7 @@ class Space:
     final: FinalTraining | None = None  # from-scratch training, or None (then no_final says why)
     no_final: Callable[[Arch], str] = lambda arch: "this space has no from-scratch training"
     rank: Callable[..., dict] | None = None  # (search) → ranking fidelity against a ground truth, now
-    rank_every: Callable[[Any], int] = lambda config: 0  # its config → epochs between those rankings (0: never)
+    rank_period: Callable[[Any], int] = lambda config: 0  # its config → epochs between those rankings (0: never)
     commands: Mapping[str, tuple[Callable[..., int], str]] = field(default_factory=dict)  # wpl NAME: (main, help)
 
     @property

@@ -391,7 +391,7 @@ class Search:
         if "derive" not in done:
             self.checkpoints.phase_done("derive", self.derive(epoch) if epoch % c.save_epoch == 0 or last else {})
         derived = done["derive"]
-        every = self.space.rank_every(self.task.config)
+        every = self.space.rank_period(self.task.config)
         if every and (epoch % every == 0 or last):
             self.rank(epoch)
         summary = {"epoch": epoch, "metric": self.metric, "lr": lr, "wpl_active": active,

@@ -152,10 +152,13 @@ def plot_runs(runs: list[RunData], labels: list[str], output: Path, unit: str = 
     return save_figure(fig, output)
 
 
-# settings that never say anything about the method (where and how long, logging)
-_IGNORED = {"log_dir", "data_dir", "model_name", "comment", "load_path", "resume", "resume_with_new_params", "mode",
-            "log_level", "log_step", "use_tensorboard", "num_gpu", "device", "num_threads", "rnn_cell", "max_save_num",
-            "deterministic"}
+def _ignored() -> set[str]:
+    """Settings that never say anything about the method: the run's name and the flags a resumed run takes from
+    its command line (where it runs, logging, this command's own), but for how long it trains and derives."""
+    from ..configs import flag_fields
+
+    resumable = {name for name, f in flag_fields().items() if f.metadata["on_resume"] != "saved"}
+    return (resumable - {"max_epoch", "save_epoch"}) | {"model_name", "comment"}
 
 
 def _mean(values: list[float]) -> float | None:
@@ -165,7 +168,7 @@ def _mean(values: list[float]) -> float | None:
 
 def compare_runs(runs: list[RunData], labels: list[str]) -> dict:
     """The comparison as data: differing settings and, per run, its forgetting and scores."""
-    keys = sorted({k for r in runs for k in r.config} - _IGNORED)
+    keys = sorted({k for r in runs for k in r.config} - _ignored())
     differ = {k: [r.config.get(k) for r in runs] for k in keys
               if len({json.dumps(r.config.get(k), sort_keys=True) for r in runs}) > 1}
     rows = []

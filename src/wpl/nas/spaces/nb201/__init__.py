@@ -88,7 +88,7 @@ SPACE = Space(
     kind="nb201", metric="error", dataset="cifar10", arch=Nb201Arch, config=Nb201Config, build_task=_task,
     graph=nb201_graph, estimators=tuple(ESTIMATORS), random_arch=_random, flag_defaults=NB201_DEFAULTS,
     legacy_flags=LEGACY, check=_check, fisher_group=_group, no_final=_no_final, rank=_rank,
-    rank_every=lambda config: config.rank_every,
+    rank_period=lambda config: config.rank_every,
     commands={"rank": (_rank_command, "ranking fidelity of a NAS-Bench-201 run's supernet (or the published "
                                       "estimates)"),
               "study": (_study_command, "a paired study of search settings against NAS-Bench-201's truth, its "
