@@ -307,18 +307,27 @@ def test_the_benchmarks_recommended_flags_are_the_recipe() -> None:
         assert a == b, lr
 
 
-def test_a_run_saved_in_the_2026_12_06_format_still_resumes(tmp_path: Path) -> None:
-    """A committed tiny RNN run (2 of its epochs, saved by the code of 2026-12-06) continues to a third epoch:
-    a later change of the checkpoint or the flags must keep reading it (or say in one line why not)."""
+def _resume_fixture(name: str, tmp_path: Path) -> list[dict]:
+    """Copy the committed run ``tests/fixtures/<name>``, continue it to a third epoch; its epoch events."""
     import shutil
 
     from conftest import events_of, make_text
 
-    run = tmp_path / "logs" / "tiny_rnn-train"
-    shutil.copytree(Path(__file__).parent / "fixtures" / "run_2026-12-06_rnn", run)
-    data = make_text(tmp_path / "data")  # the same generated corpus the run was made on (same seed)
+    run = tmp_path / name / "logs" / "tiny_rnn-train"
+    shutil.copytree(Path(__file__).parent / "fixtures" / name, run)
+    data = make_text(tmp_path / name / "data")  # the same generated corpus the run was made on (same seed)
     summary = run_search(["--resume=True", f"--load_path={run}", f"--data_dir={data}", "--max_epoch=3",
                           "--log_level=WARNING"])
     assert summary["epochs_done"] == 3 and summary["test_ppl"] > 1
     epochs = [e for e in events_of(run) if e["event"] == "epoch"]
     assert [e["epoch"] for e in epochs] == [0, 1, 2]
+    return epochs
+
+
+def test_runs_saved_in_the_2026_12_06_formats_still_resume_to_the_same_epoch(tmp_path: Path) -> None:
+    """Two committed tiny RNN runs of the same command (2 of its epochs), one saved with its flat flags
+    (checkpoint version 3), one with its typed configs (version 4), each continue to a third epoch, the same
+    one: a later change of the checkpoint or the configs must keep reading both (or say in one line why not)."""
+    flat = _resume_fixture("run_2026-12-06_rnn", tmp_path)
+    typed = _resume_fixture("run_2026-12-06_typed_rnn", tmp_path)
+    assert flat == typed
