@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Literal
 
 import torch
@@ -147,21 +147,14 @@ class WeightPlasticity:
         legacy_compound_alpha: bool = False,
         fisher_normalise: Normalise = "none",
     ) -> None:
-        cfg = WplConfig(alpha=float(alpha), lambda_fisher=float(lambda_fisher), momentum=bool(momentum),
-                        fisher_clip_by_norm=float(fisher_clip_by_norm), alpha_decay=float(alpha_decay),
-                        alpha_decay_after=float(alpha_decay_after), alpha_decay_mode=int(alpha_decay_mode),
-                        alpha_small_scale=float(alpha_small_scale),
-                        set_fisher_zero_per_iter=int(set_fisher_zero_per_iter), importance=importance,
-                        legacy_compound_alpha=bool(legacy_compound_alpha), fisher_normalise=fisher_normalise)
-        self._config = cfg
+        options = {k: v for k, v in locals().items() if k not in ("self", "named_params")}
+        # numbers as their field's type (a numpy float, an int α), so the options save as plain data
+        cfg = self._config = WplConfig(**{k: v if isinstance(getattr(WplConfig, k), str) else
+                                          type(getattr(WplConfig, k))(v) for k, v in options.items()})
         self.schedule = cfg.schedule()
-        self.lambda_fisher = cfg.lambda_fisher
-        self.momentum = cfg.momentum
-        self.fisher_clip_by_norm = cfg.fisher_clip_by_norm
-        self.set_fisher_zero_per_iter = cfg.set_fisher_zero_per_iter
-        self.importance = cfg.importance
-        self.legacy_compound_alpha = cfg.legacy_compound_alpha
-        self.fisher_normalise = cfg.fisher_normalise
+        for f in fields(cfg):  # the options as attributes (α is the schedule's current value, set below)
+            if f.name != "alpha":
+                setattr(self, f.name, getattr(cfg, f.name))
         self.params = _as_named(named_params)
         fill = 1.0 if self.importance == "uniform" else 0.0
         self.fisher = {n: torch.full_like(p, fill).detach() for n, p in self.params.items()}
