@@ -105,6 +105,8 @@ def build_parser(prog: str = "wpl search") -> StrictParser:
         g = p.add_argument_group(group_name)
         for name, f in rows:
             default, choices = cli_default(f), f.metadata["choices"]
+            if name == "network_type":  # the registry's, known once every space is
+                choices = spaces.kinds()
             typ = _TYPES.get(str(f.type), type(default))
             shown = list(default) if isinstance(default, tuple) else default
             g.add_argument(f"--{name}", *ALIASES.get(name, []), dest=name, type=str2bool if typ is bool else typ,
