@@ -544,6 +544,21 @@ def test_outer_affine_batch_norms_learn_outside_the_cells_only() -> None:
         SharedNB201(channels=4, cells=1, init="he")
 
 
+def test_a_run_named_by_load_path_judges_its_space_flags_on_resume(tmp_path, capsys) -> None:
+    """Without --network_type, a run named by --load_path is of the space its checkpoint says: its own flags are
+    not refused as another space's (a learned one is ignored with a warning, as any other)."""
+    from conftest import make_cifar
+    from wpl.nas.search.run import run_search
+
+    data = make_cifar(tmp_path / "data")
+    run_search([*TINY_NB201, f"--data_dir={data}", f"--log_dir={tmp_path / 'logs'}", "--comment=nb", "--max_epoch=1"])
+    run = tmp_path / "logs" / "cifar10_nb"
+    summary = run_search([f"--load_path={run}", f"--data_dir={data}", "--max_epoch=2", "--nb201_bn_recal=2",
+                          "--log_level=WARNING"])
+    assert summary["epochs_done"] == 2 and summary["configs"]["space"]["nb201_bn_recal"] == 0
+    assert "ignoring --nb201_bn_recal from the command line" in capsys.readouterr().err
+
+
 def test_a_run_saved_before_the_recipe_flags_keeps_its_old_supernet() -> None:
     from wpl.nas.configs import Configs
     from wpl.nas.search.flags import parse_search_args
