@@ -202,6 +202,7 @@ CASES: dict[str, tuple[Case, list[str]]] = {
     "legacy α without a clip": (lambda t: ["search", "--alpha_fisher=60", "--fisher_clip_by_norm=0"],
                                 ["--alpha_fisher=60", "grows without bound", "fisher_clip_by_norm"]),
     "random strategy with arch_stream on enas": (lambda t: ["search", "--arch_stream=own"], ["arch_stream"]),
+    "a flag of another space": (lambda t: ["search", "--rank_every=1"], ["--rank_every", "--network_type=nb201"]),
     "train-final flag typo": (lambda t: ["train-final", "--arch=enas-rnn", "--final_hidd=5"], ["--final_hidd"]),
     # architecture files
     "cell of another space": (lambda t: _arch_file(t, {"type": "nb201", "arch": "|none~0|"}), ["cell.json"]),
