@@ -28,7 +28,7 @@ from pathlib import Path
 from benchmarks.lib.branching import Branches, events
 from benchmarks.lib.common import RESULTS, paired_diff, parser, seeds
 from benchmarks.reproduce.nb201 import FLAGS, ranked
-from wpl.fileio import write_json  # noqa: E402
+from wpl.fileio import write_json
 
 ARMS = {"plain": ("5000", ["--use_wpl=False"]), "skip4": ("5000", ["--use_wpl=False", "--valid_skip_every=4"]),
         "full": ("4992", ["--use_wpl=False"])}

@@ -43,7 +43,7 @@ from benchmarks.lib.common import (
     work_dir,
 )
 from benchmarks.lib.search_repro import FORGETTING, band, recommended
-from wpl.plots import pyplot, save_figure  # noqa: E402
+from wpl.plots import pyplot, save_figure
 
 LR = 0.05
 FLAGS = ("--network_type=nb201 --dataset=cifar10 --nb201_channels=8 --nb201_cells=1 --nb201_outer_affine=False "

@@ -79,10 +79,7 @@ class Configs:
         if not isinstance(self.space, space.config):
             raise TypeError(f"a {self.run.network_type} search needs a {space.config.__name__}, got "
                             f"{type(self.space).__name__}")
-        if self.search.fisher_estimator not in space.estimators:
-            raise ConfigError("fisher_estimator", self.search.fisher_estimator,
-                              f"is not available for network_type={self.network_type} (it has "
-                              f"{', '.join(space.estimators)}: a language-model batch has no per-sample class logits)")
+        space.check_estimator(self.search.fisher_estimator)
         w = self.wpl
         if self.search.use_wpl and w.legacy_compound_alpha and w.fisher_clip_by_norm <= 0:
             growth = w.alpha * (1 - w.lambda_fisher) if w.momentum else w.alpha

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import ConfigError
 from ..viz import Graph
 from .task import Arch, Task
 
@@ -75,3 +76,10 @@ class Space:
     def name(self) -> str:
         """The short name (``short`` or ``kind``)."""
         return self.short or self.kind
+
+    def check_estimator(self, estimator: str) -> None:
+        """A :class:`ConfigError` unless ``estimator`` is one of this space's Fisher estimators."""
+        if estimator not in self.estimators:
+            raise ConfigError("fisher_estimator", estimator, f"is not available for network_type={self.kind} (it has "
+                              f"{', '.join(self.estimators)}; the per-sample estimators need a task with per-sample "
+                              "class logits)")

@@ -131,8 +131,9 @@ def parse_search_args(argv: Sequence[str], prog: str = "wpl search") -> Configs:
                 setattr(args, name, value)
         # a run named by --load_path/--resume has its space in its checkpoint: its flags are judged on resume
         known = "network_type" in explicit or not (args.load_path or args.resume)
-        for name in explicit if known else ():
-            if (kinds := owners().get(name)) and space.kind not in kinds:
+        owned = owners() if known else {}
+        for name in explicit:
+            if (kinds := owned.get(name)) and space.kind not in kinds:
                 p.error(f"--{name} is a flag of --network_type={'|'.join(kinds)}; this search is "
                         f"--network_type={space.kind} (drop the flag, or search that space)")
     apply_recipe(args, positions)

@@ -22,7 +22,6 @@ from pathlib import Path
 import torch
 
 from wpl.dist import SINGLE, Dist
-from wpl.errors import ConfigError
 from wpl.fileio import finite, write_json
 from wpl.forgetting import ForgettingMonitor
 from wpl.plasticity import WplConfig
@@ -58,12 +57,9 @@ class Search:
 
     def __init__(self, task: Task, search: SearchConfig, wpl: WplConfig, controller: ControllerConfig,
                  run_dir: Path | None, configs: Configs | None = None, runlog: RunLog | None = None) -> None:
-        estimators = spaces.get(task.kind).estimators
-        if search.fisher_estimator not in estimators:
-            raise ConfigError("fisher_estimator", search.fisher_estimator, f"is not available for the {task.kind} "
-                              f"space (it has {', '.join(estimators)})")
-        self.cfg, self.task, self.dir, self.configs = search, task, run_dir, configs
         self.space = spaces.get(task.kind)
+        self.space.check_estimator(search.fisher_estimator)  # a Search built without Configs checks it here
+        self.cfg, self.task, self.dir, self.configs = search, task, run_dir, configs
         self.dist: Dist = getattr(task, "dist", SINGLE)  # data parallelism: the task's ranks
         self.writes = self.dist.main and run_dir is not None  # only rank 0 writes the run's files
         self.supernet = task.supernet
