@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -115,23 +116,30 @@ class ImageTask:
         return ce, ce.detach()
 
     @torch.no_grad()
+    def eval_batches(self, x_all: Tensor, y_all: Tensor, start: int, n_batches: int | None,
+                     bs: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """This rank's part of ``n_batches`` global batches of ``world × bs`` from ``start`` (all when None),
+        normalised."""
+        bs *= self.dist.world
+        i, k = start, 0
+        while i < len(x_all) and (n_batches is None or k < n_batches):
+            x = normalise(self.dist.part(x_all[i:i + bs]), self.data.mean, self.data.std)
+            yield x, self.dist.part(y_all[i:i + bs])
+            i += bs
+            k += 1
+
     def _stats(self, x_all: Tensor, y_all: Tensor, arch: Arch, start: int, n_batches: int | None,
                bs: int) -> tuple[float, float]:
         """(mean CE, accuracy) over ``n_batches`` batches of ``bs`` from ``start`` (all when None), eval mode;
         data-parallel: global batches of ``world × bs``, each rank scoring its part, the sums all-reduced."""
-        bs *= self.dist.world
         with model_mode(self.supernet, "eval"):
             # the sums stay on the device: one read after the last batch, not two per batch
-            sums, count, i, k = torch.zeros(2, dtype=torch.float64, device=self.device), 0, start, 0
-            while i < len(x_all) and (n_batches is None or k < n_batches):
-                x = normalise(self.dist.part(x_all[i:i + bs]), self.data.mean, self.data.std)
-                y = self.dist.part(y_all[i:i + bs])
+            sums, count = torch.zeros(2, dtype=torch.float64, device=self.device), 0
+            for x, y in self.eval_batches(x_all, y_all, start, n_batches, bs):
                 logits = self.supernet(x, arch)
                 sums[0] += F.cross_entropy(logits, y, reduction="sum").double()
                 sums[1] += (logits.argmax(1) == y).sum()
                 count += len(y)
-                i += bs
-                k += 1
         loss_sum, correct = sums.tolist()
         correct = int(correct)
         if self.dist.active:

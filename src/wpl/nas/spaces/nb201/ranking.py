@@ -26,7 +26,7 @@ from wpl.plots import pyplot, save_figure
 from wpl.rundir import RunDir
 from wpl.runtime import model_mode
 
-from .supernet import Nb201Arch
+from .supernet import CellMemo, Nb201Arch
 
 log = logging.getLogger("wpl")
 
@@ -41,9 +41,37 @@ def sample_benchmark_cells(num: int | None, seed: int, unique: bool = False) -> 
 
 
 @torch.no_grad()
-def score_cells(task, archs: list[Nb201Arch], batches: int, batch_size: int, on_cell=None) -> list[float]:
+def score_cells(task, archs: list[Nb201Arch], batches: int, batch_size: int, on_cell=None,
+                chunk: int = 50) -> list[float]:
     """Validation accuracy (%) of each cell with the task's supernet on the first ``batches`` batches of
-    ``batch_size``."""
+    ``batch_size``, in ``archs``' order.
+
+    Scored with batch statistics on one process (the usual case), the cells go in sorted order, ``chunk`` at a
+    time, and every batch's stem output and first-cell parts are computed once for the cells that share them
+    (:class:`~.supernet.CellMemo`): the same scores bit for bit as one cell at a time, about half the work. With
+    BN recalibration or data-parallel, one cell at a time. ``on_cell`` is called once per cell scored."""
+    if task.bn_recal or task.dist.active:
+        return score_each(task, archs, batches, batch_size, on_cell)
+    order = sorted(range(len(archs)), key=lambda i: archs[i].ops)
+    correct = torch.zeros(len(archs), dtype=torch.int64, device=task.device)
+    count = 0
+    with model_mode(task.supernet, "eval"):
+        for start in range(0, len(order), chunk):
+            part = order[start:start + chunk]
+            count = 0
+            for x, y in task.eval_batches(task.valid_x, task.valid_y, 0, batches, batch_size):
+                memo = CellMemo()
+                for i in part:
+                    correct[i] += (task.supernet(x, archs[i], memo).argmax(1) == y).sum()
+                count += len(y)
+            for _ in part if on_cell is not None else ():
+                on_cell()
+    return [100.0 * (c / count) for c in correct.tolist()]
+
+
+@torch.no_grad()
+def score_each(task, archs: list[Nb201Arch], batches: int, batch_size: int, on_cell=None) -> list[float]:
+    """:func:`score_cells` one cell at a time, every cell's whole network on every batch."""
     out = []
     for arch in archs:
         out.append(100.0 * task.valid_accuracy(arch, batches, batch_size))

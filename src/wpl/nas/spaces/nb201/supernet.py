@@ -227,6 +227,33 @@ def make_op(name: str, c: int) -> nn.Module | None:
     raise ValueError(f"unknown op {name!r}; NAS-Bench-201's ops are {', '.join(OPS)}")
 
 
+# node j's value depends on the ops of the edges into nodes ≤ j: a prefix of the cell's ops (EDGES is sorted by
+# target node), this long
+NODE_DEPS = tuple(sum(1 for _, jj in EDGES if jj <= j) for j in range(4))
+
+
+class CellMemo:
+    """The parts of one cell's computation on one input that several architectures share: each edge's term,
+    keyed by the edge, its op and the ops its source node depends on. Architectures scored in sorted order
+    (:func:`sorted` of their ``ops``) share every prefix they can; an entry whose prefix the current
+    architecture does not have is dropped, so the memo holds one group's terms at a time."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple, Tensor] = {}
+
+    def keep(self, ops: tuple[str, ...]) -> None:
+        """Drop the entries ``ops`` cannot use."""
+        for key in [k for k in self.entries if k[-1] != ops[:len(k[-1])]]:
+            del self.entries[key]
+
+    def get(self, key: tuple, deps: tuple[str, ...], make) -> Tensor:
+        """The entry ``key`` under prefix ``deps``, made by ``make()`` the first time."""
+        full = (*key, deps)
+        if full not in self.entries:
+            self.entries[full] = make()
+        return self.entries[full]
+
+
 class SharedCell(nn.Module):
     """One cell position: every (edge, op)'s module; ``forward(x, arch)`` runs the chosen op per edge."""
 
@@ -239,17 +266,34 @@ class SharedCell(nn.Module):
                 if module is not None:
                     self.ops[f"{k}_{op}"] = module
 
-    def forward(self, x: Tensor, arch: Nb201Arch) -> Tensor:  # noqa: D102
+    def forward(self, x: Tensor, arch: Nb201Arch, memo: CellMemo | None = None) -> Tensor:
+        """Node 3 of ``arch``'s cell on ``x``; with a ``memo`` (one per input, :class:`CellMemo`), the parts
+        an earlier architecture on the same input shares with this one are reused, not recomputed (the
+        same values bit for bit: the same operations on the same tensors, summed in the same order)."""
+        if memo is not None:
+            memo.keep(arch.ops)
         nodes = [x]
         for j in (1, 2, 3):
-            total = None
-            for k, ((i, jj), op) in enumerate(zip(EDGES, arch.ops, strict=True)):
-                if jj != j or op == "none":
-                    continue
-                y = self.ops[f"{k}_{op}"](nodes[i])
-                total = y if total is None else total + y
-            nodes.append(torch.zeros_like(x) if total is None else total)
+            if memo is None or j == 3:  # node 3 depends on every op: no other architecture shares it
+                nodes.append(self._node(nodes, j, arch, memo))
+            else:
+                nodes.append(memo.get(("node", j), arch.ops[:NODE_DEPS[j]],
+                                      lambda j=j: self._node(nodes, j, arch, memo)))
         return nodes[3]
+
+    def _node(self, nodes: list[Tensor], j: int, arch: Nb201Arch, memo: CellMemo | None) -> Tensor:
+        """Node ``j``: the sum of its in-edges' ops on the earlier nodes, in edge order (zeros if none)."""
+        total = None
+        for k, ((i, jj), op) in enumerate(zip(EDGES, arch.ops, strict=True)):
+            if jj != j or op == "none":
+                continue
+            module = self.ops[f"{k}_{op}"]
+            if memo is None:
+                y = module(nodes[i])
+            else:
+                y = memo.get(("edge", k, op), arch.ops[:NODE_DEPS[i]], lambda m=module, h=nodes[i]: m(h))
+            total = y if total is None else total + y
+        return torch.zeros_like(nodes[0]) if total is None else total
 
 
 INITS = ("kaiming", "default")
@@ -286,11 +330,15 @@ class SharedNB201(nn.Module):
                 if isinstance(m, nn.Conv2d):
                     nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
-    def forward(self, x: Tensor, arch: Nb201Arch) -> Tensor:
-        """Images ``[N, C, H, W]`` → class logits."""
-        x = self.stem(x)
-        for layer in self.layers:
-            x = layer(x, arch) if isinstance(layer, SharedCell) else layer(x)
+    def forward(self, x: Tensor, arch: Nb201Arch, memo: CellMemo | None = None) -> Tensor:
+        """Images ``[N, C, H, W]`` → class logits. ``memo`` (one per input ``x``): the stem's output and the
+        first cell's shared parts are reused across the architectures scored on ``x`` (:class:`CellMemo`)."""
+        x = self.stem(x) if memo is None else memo.get(("stem",), (), lambda: self.stem(x))
+        for li, layer in enumerate(self.layers):
+            if isinstance(layer, SharedCell):
+                x = layer(x, arch, memo if li == 0 else None)
+            else:
+                x = layer(x)
         x = F.relu(self.head_bn(x))
         return self.classifier(F.adaptive_avg_pool2d(x, 1).flatten(1))
 
