@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from wpl.errors import WplError
-from wpl.stats import compare_family, detectable, holm, paired, power_two_sided, t_ppf, t_sf
+from wpl.stats import compare_family, detectable, holm, paired, pairs_needed, power_two_sided, t_ppf, t_sf
 
 
 def test_t_quantiles_tails_and_the_noncentral_t_match_tabled_values() -> None:
@@ -33,6 +33,18 @@ def test_power_and_the_smallest_detectable_effect() -> None:
     assert detectable(0.05, 5, 0.05) == pytest.approx(0.0840998482977778, abs=1e-7)
     assert power_two_sided(detectable(0.05, 8, 0.05), 0.05, 8, 0.05) == pytest.approx(0.8, abs=1e-6)
     assert math.isnan(detectable(0.05, 1, 0.05))
+
+
+def test_pairs_needed_is_the_first_n_with_the_power() -> None:
+    # 20 pairs of sd 0.05 give 78% at 0.04 (above), so 80% needs 21; at sd 0.049, the spec's bound, 20 suffice
+    assert pairs_needed(0.04, 0.05, 0.0125) == 21
+    assert pairs_needed(0.04, 0.049, 0.0125) == 20
+    for sd in (0.02, 0.078, 0.15):
+        n = pairs_needed(0.04, sd, 0.0125)
+        assert power_two_sided(0.04, sd, n, 0.0125) >= 0.8 > power_two_sided(0.04, sd, n - 1, 0.0125)
+    # a t with many degrees of freedom is the normal (the chi grid in logs: no overflow)
+    assert t_sf(1.96, 5000) == pytest.approx(0.0249979, abs=1e-4)
+    assert pairs_needed(0.04, 0.0, 0.05) is None and pairs_needed(0.001, 1.0, 0.05) is None
 
 
 def test_holm_by_hand() -> None:

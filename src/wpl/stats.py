@@ -23,7 +23,8 @@ def _chi_grid(df: float) -> tuple[torch.Tensor, torch.Tensor]:
     top = 1.0 + 12.0 / math.sqrt(df) + (8.0 if df < 3 else 0.0)
     s = torch.linspace(0.0, top, _GRID, dtype=torch.float64)
     log_c = math.log(2.0) + (df / 2) * math.log(df / 2) - math.lgamma(df / 2)
-    density = torch.pow(s, df - 1) * torch.exp(log_c - df * s * s / 2)  # 0**0 = 1: df = 1 is finite at 0
+    # in logs, so that a large df does not overflow s**(df - 1); xlogy(0, 0) = 0: df = 1 is finite at s = 0
+    density = torch.exp(torch.xlogy(torch.tensor(df - 1.0, dtype=torch.float64), s) + log_c - df * s * s / 2)
     w = torch.full_like(s, top / (_GRID - 1))
     w[0] /= 2
     w[-1] /= 2
@@ -85,6 +86,23 @@ def detectable(sd: float, n: int, alpha: float, power: float = 0.8) -> float:
     return (lo + hi) / 2 * sd / math.sqrt(n)
 
 
+def pairs_needed(effect: float, sd: float, alpha: float, power: float = 0.8, most: int = 10_000) -> int | None:
+    """The fewest pairs with which a two-sided paired t-test at ``alpha`` detects a true mean difference ``effect``
+    with probability ``power``, when the differences have standard deviation ``sd`` (None when it cannot be
+    computed or needs more than ``most``)."""
+    if not sd > 0 or not effect != 0 or math.isnan(sd):
+        return None
+    if power_two_sided(effect, sd, most, alpha) < power:
+        return None
+    lo, hi = 2, most  # power grows with n: the first n at or above ``power``, by bisection
+    if power_two_sided(effect, sd, lo, alpha) >= power:
+        return lo
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if power_two_sided(effect, sd, mid, alpha) >= power else (mid, hi)
+    return hi
+
+
 def holm(pvalues: Sequence[float], m: int | None = None) -> list[float]:
     """Holm's step-down adjusted p-values (same order as given) over a family of ``m`` tests (default: the
     p-values that are not NaN; a NaN stays NaN)."""
@@ -141,7 +159,8 @@ def compare_family(rows: list[tuple[str, Sequence, Sequence]], alpha: float = 0.
                    delta: float | None = None) -> list[dict]:
     """Each ``(name, a, b)`` compared as :func:`paired` ``a − b``, with Holm's adjustment over the declared family
     (all ``m`` rows, an undefined one included), the smallest effect detectable at ``power`` under the family's
-    strictest level (``alpha / m``), the power for ``delta`` there, and the verdict."""
+    strictest level (``alpha / m``), the power for ``delta`` there and the pairs that would give it ``power``, and
+    the verdict."""
     out = [{"name": name, **paired(a, b)} for name, a, b in rows]
     m = len(out)
     for c, p in zip(out, holm([c["p"] for c in out], m), strict=True):
@@ -150,5 +169,6 @@ def compare_family(rows: list[tuple[str, Sequence, Sequence]], alpha: float = 0.
         c["detectable"] = detectable(sd, c["n"], alpha / m, power)
         if delta is not None:
             c["power_at_delta"] = power_two_sided(delta, sd, c["n"], alpha / m)
+            c["pairs_needed"] = pairs_needed(delta, sd, alpha / m, power)
         c["verdict"], c["verdict_text"] = verdict(c, alpha, delta if delta is not None else 0.0)
     return out

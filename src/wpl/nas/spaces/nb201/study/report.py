@@ -160,14 +160,21 @@ def markdown(spec: Spec, r: dict, command: str) -> str:
         lines += ["", f"## Comparisons: {NAMES[metric]} ({head}; Holm over this family)", "",
                   "| comparison | Δ mean [95%, seeds] | " + ("[95%, seeds + cells] | " if cells_col else "")
                   + "sd | up/down | p | Holm p | detectable (80%) | "
-                  + ("power at ±" + str(spec.delta) + " | " if metric == spec.primary else "") + "verdict |",
-                  "|---" * (8 + cells_col + (metric == spec.primary)) + "|"]
+                  + (f"power at ±{spec.delta} | pairs for {spec.power:.0%} at ±{spec.delta} | "
+                     if metric == spec.primary else "") + "verdict |",
+                  "|---" * (8 + cells_col + 2 * (metric == spec.primary)) + "|"]
         for c in fam:
-            pw = f"{_f(c.get('power_at_delta'), 2)} | " if metric == spec.primary else ""
+            need = c.get("pairs_needed")
+            pw = (f"{_f(c.get('power_at_delta'), 2)} | {need if need is not None else '—'} | "
+                  if metric == spec.primary else "")
             both = f"[{_f(c['lo_cells'], 3, True)}, {_f(c['hi_cells'], 3, True)}] | " if cells_col else ""
             lines.append(f"| {c['name']}: {c['a']} − {c['b']} | {_f(c['mean'], 3, True)} [{_f(c['lo'], 3, True)}, "
                          f"{_f(c['hi'], 3, True)}] | {both}{_f(c['sd'])} | {c['up']}/{c['down']} | {_f(c['p'])} | "
                          f"{_f(c['p_holm'])} | {_f(c['detectable'])} | {pw}{c['verdict_text']} |")
+        if metric == spec.primary:
+            lines += ["", f"\"Pairs for {spec.power:.0%}\": the seeds a study would need for {spec.power:.0%} power at "
+                      f"±{spec.delta} under this family's strictest level (α/{len(fam)}), if its differences had the "
+                      "sd observed here: the size of a follow-up, not a result."]
         if cells_col:
             lines += ["", "The test and its verdict are over seeds, on these cells; \"seeds + cells\" adds the "
                       "variance τ owes to which cells were drawn (Kendall τ's U-statistic variance), for reading "
