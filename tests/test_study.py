@@ -142,6 +142,25 @@ def test_a_bad_spec_is_one_line_naming_the_file_and_key(old, new) -> None:
     assert str(exc.value).startswith("toy.toml") and "\n" not in str(exc.value)
 
 
+def test_time_left_is_each_arms_recent_median(tmp_path) -> None:
+    """The study's time left: per remaining run, its arm's median over its last recorded runs (a scoring-only arm
+    counts its scoring alone), else every run's; nothing before any record."""
+    from wpl.nas.spaces.nb201.study.runs import record_path, time_left, write_gz_json
+    from wpl.nas.spaces.nb201.study.spec import parse_spec
+
+    spec = parse_spec(TOY.replace('seeds = "3-4"', 'seeds = "3-9"'), "toy.toml")
+    arms = {a.name: a for a in spec.arms}
+    todo = [(9, arms["plain"]), (9, arms["ema"]), (9, arms["lr"])]
+    assert time_left(spec, tmp_path, todo) is None
+    for seed, (train, sc) in zip(range(3, 9), [(900, 99), (100, 10), (200, 20), (300, 30), (400, 40), (500, 50)]):
+        write_gz_json(record_path(tmp_path, seed, "plain"), {"train_seconds": train, "score_seconds": sc})
+        write_gz_json(record_path(tmp_path, seed, "ema"), {"train_seconds": train, "score_seconds": sc / 2})
+    write_gz_json(record_path(tmp_path, 3, "lr"), {"failed": "diverged", "scores": {}})
+    # plain: the last 5 (seeds 4-8) → median 330; ema: scoring only → 15; lr: no record of its own → all 12 → 79.75
+    every = sorted([110, 220, 330, 440, 550, 999, 5, 10, 15, 20, 25, 49.5])
+    assert time_left(spec, tmp_path, todo) == pytest.approx(330 + 15 + (every[5] + every[6]) / 2)
+
+
 def test_an_arm_whose_flags_the_search_refuses_stops_the_study_before_any_run(tmp_path, capsys) -> None:
     (tmp_path / "toy.toml").write_text(TOY.replace('"--shared_lr=0.2"', '"--shared_lr=0.2", "--no_such_flag=1"'))
     with pytest.raises(WplError, match=r"\[arms.lr\]: its flags are refused"):

@@ -18,7 +18,17 @@ def cmd_study(argv: Sequence[str]) -> int:
     from wpl.progress import bar
 
     from .report import write_report
-    from .runs import Diverged, cells_scored, check_arm_flags, failed_record, failed_source, record_path, score, train
+    from .runs import (
+        Diverged,
+        cells_scored,
+        check_arm_flags,
+        failed_record,
+        failed_source,
+        record_path,
+        score,
+        time_left,
+        train,
+    )
     from .spec import freeze, read_spec
 
     p = StrictParser(prog="wpl study", epilog="example: wpl study benchmarks/studies/confirmatory.toml --data_dir "
@@ -57,18 +67,23 @@ def cmd_study(argv: Sequence[str]) -> int:
     if runs_now:
         total = len(spec.seeds) * len(spec.arms)
         limit = args.max_runs or len(todo)
+        left = time_left(spec, out, todo[:limit])
         print(f"study {spec.name}: {total - len(todo)} of {total} runs done; {min(limit, len(todo))} this time; "
-              f"runs in {work}", flush=True)
+              f"runs in {work}" + (f"; {_duration(left)} left at the recorded runs' pace" if left else ""),
+              flush=True)
         with bar(total=total, initial=total - len(todo), desc="study", unit="run", dynamic_ncols=True) as b:
-            for seed, arm in todo[:limit]:
+            for k, (seed, arm) in enumerate(todo[:limit]):
                 t0 = time.time()
-                b.set_postfix_str(f"seed {seed} {arm.name}: training" if arm.trains else f"seed {seed} {arm.name}")
+                left = time_left(spec, out, todo[k:limit])
+                eta = f" (≈ {_duration(left)} left)" if left else ""
+                b.set_postfix_str(f"seed {seed} {arm.name}: training{eta}" if arm.trains
+                                  else f"seed {seed} {arm.name}{eta}")
                 try:
                     if arm.trains:
                         train(spec, arm, seed, work, args.data_dir)
                     elif (why := failed_source(out, seed, arm)) is not None:
                         raise Diverged(why)
-                    b.set_postfix_str(f"seed {seed} {arm.name}: scoring {cells_scored(spec)} cells")
+                    b.set_postfix_str(f"seed {seed} {arm.name}: scoring {cells_scored(spec)} cells{eta}")
                     score(spec, arm, seed, work, out, args.data_dir)
                 except Diverged as exc:  # a result of the arm: recorded, its pairs left out of the statistics
                     failed_record(spec, arm, seed, out, str(exc))
@@ -79,3 +94,10 @@ def cmd_study(argv: Sequence[str]) -> int:
     sys.stdout.write(md)
     print(f"wrote {out / 'study.json'}, {out / 'report.md'}" + (" (interim)" if not r["complete"] else ""))
     return 0
+
+
+def _duration(seconds: float) -> str:
+    """``seconds`` as hours (from one hour), minutes (from one minute) or seconds."""
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"

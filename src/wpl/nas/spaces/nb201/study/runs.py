@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -109,6 +110,24 @@ def failed_source(out: Path, seed: int, arm: Arm) -> str | None:
     """Why the supernet a scoring arm reads diverged at ``seed`` (None when it did not)."""
     p = record_path(out, seed, arm.source)
     return read_gz_json(p).get("failed") if p.exists() else None
+
+
+def time_left(spec: Spec, out: Path, todo: list[tuple[int, Arm]], recent: int = 5) -> float | None:
+    """Seconds the runs in ``todo`` should take: each the median of its arm's last ``recent`` recorded runs
+    (training and scoring; scoring only for an arm that scores another's supernet), else of every recorded run;
+    None before any run is recorded."""
+    by_arm: dict[str, list[float]] = {}
+    for seed in spec.seeds:
+        for arm in spec.arms:
+            p = record_path(out, seed, arm.name)
+            rec = read_gz_json(p) if p.exists() else {}
+            if "score_seconds" in rec:
+                by_arm.setdefault(arm.name, []).append(rec["score_seconds"] + (rec["train_seconds"] if arm.trains
+                                                                               else 0.0))
+    every = [x for xs in by_arm.values() for x in xs]
+    if not every:
+        return None
+    return sum(statistics.median(by_arm.get(arm.name, [])[-recent:] or every) for _, arm in todo)
 
 
 def cell_sample(cells: Cells) -> tuple[np.ndarray, list[str]]:
