@@ -232,18 +232,24 @@ def figures(spec: Spec, r: dict, out: Path) -> list[Path]:
     ax.grid(alpha=0.3)
     paths = [save_figure(fig, out / "arms.png")]
     fam = r["comparisons"][spec.primary]
-    fig, ax = plt.subplots(figsize=(6.5, 0.9 + 0.6 * len(fam)))
+    fig, ax = plt.subplots(figsize=(9.5, 1.2 + 0.7 * len(fam)))
     ax.axvspan(-spec.delta, spec.delta, color="0.9", label=f"±{spec.delta}")
     ax.axvline(0, color="k", lw=0.8)
+    colours = {"higher": "tab:green", "lower": "tab:red"}
+    jitter = np.random.default_rng(0)
     for i, c in enumerate(fam):
+        d = np.asarray(c.get("diffs") or [], dtype=float)
+        ax.scatter(d, i + 0.22 + jitter.uniform(-0.06, 0.06, len(d)), s=9, color="0.55", zorder=2,
+                   label="one seed's difference" if i == 0 and len(d) else None)
         if c["lo"] is not None:
             ax.errorbar(c["mean"], i, xerr=[[c["mean"] - c["lo"]], [c["hi"] - c["mean"]]], fmt="o", capsize=3,
-                        color="tab:green" if c["verdict"] == "higher" else "tab:red" if c["verdict"] == "lower"
-                        else "tab:blue")
+                        color=colours.get(c["verdict"], "tab:blue"), zorder=3)
+    for verdict, colour in (*colours.items(), ("not supported", "tab:blue")):
+        ax.plot([], [], "o", color=colour, label=f"mean, 95% interval: {verdict}")
     ax.set_yticks(range(len(fam)), [f"{c['name']}: {c['a']} − {c['b']}" for c in fam], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel(f"Δ {NAMES[spec.primary]}, paired by seed (95% interval; Holm verdict colours)")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.set_xlabel(f"Δ {NAMES[spec.primary]}, paired by seed ({fam[0]['n']} pairs; verdicts after Holm)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3, axis="x")
     paths.append(save_figure(fig, out / "comparisons.png"))
     return paths
