@@ -783,5 +783,8 @@ def test_scoring_cells_together_equals_scoring_them_one_at_a_time(tmp_path) -> N
     calls = []
     fast = score_cells(search.task, archs, 3, 8, lambda: calls.append(1), chunk=7)
     slow = score_each(search.task, archs, 3, 8)
-    assert fast == slow and len(calls) == len(archs)
+    assert fast == slow["accuracy"] and len(calls) == len(archs)
     assert len(set(fast)) > 1  # the cells are told apart: the test can fail
+    by_loss = score_cells(search.task, archs, 3, 8, chunk=7, measure="loss")
+    assert by_loss == slow["loss"]
+    assert by_loss == [-search.task.valid_stats(a, 3, 8)[0] for a in archs] and len(set(by_loss)) > 1

@@ -149,7 +149,11 @@ class ImageTask:
 
     def valid_accuracy(self, arch: Arch, batches: int, batch_size: int) -> float:
         """Accuracy (0–1) on the first ``batches`` validation batches of ``batch_size`` (what ranking scores)."""
-        return self._stats(self.valid_x, self.valid_y, arch, 0, batches, batch_size)[1]
+        return self.valid_stats(arch, batches, batch_size)[1]
+
+    def valid_stats(self, arch: Arch, batches: int, batch_size: int) -> tuple[float, float]:
+        """(mean cross-entropy, accuracy 0–1) on the first ``batches`` validation batches of ``batch_size``."""
+        return self._stats(self.valid_x, self.valid_y, arch, 0, batches, batch_size)
 
     def score(self, arch: Arch) -> tuple[float, float]:
         """(error rate, loss) on the fixed validation slice (the first ``--forgetting_batches`` batches)."""

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from wpl.data.nb201 import NUM_CELLS, all_archs, ground_truth, unique_cells
 from wpl.errors import WplError
@@ -40,20 +42,34 @@ def sample_benchmark_cells(num: int | None, seed: int, unique: bool = False) -> 
     return pool[sample_cells(num, seed, len(pool))]
 
 
+MEASURES = ("accuracy", "loss")
+
+
+def score_cells(task, archs: list[Nb201Arch], batches: int, batch_size: int, on_cell=None, chunk: int = 50,
+                measure: str = "accuracy") -> list[float]:
+    """Each cell's score with the task's supernet on the first ``batches`` validation batches of ``batch_size``, in
+    ``archs``' order: its accuracy (%), or with ``measure="loss"`` its negated mean cross-entropy (higher is better
+    either way). :func:`cell_scores` computes both."""
+    if measure not in MEASURES:
+        raise WplError(f"measure={measure!r}: must be one of {', '.join(MEASURES)}")
+    return cell_scores(task, archs, batches, batch_size, on_cell, chunk)[measure]
+
+
 @torch.no_grad()
-def score_cells(task, archs: list[Nb201Arch], batches: int, batch_size: int, on_cell=None,
-                chunk: int = 50) -> list[float]:
-    """Validation accuracy (%) of each cell with the task's supernet on the first ``batches`` batches of
-    ``batch_size``, in ``archs``' order.
+def cell_scores(task, archs: list[Nb201Arch], batches: int, batch_size: int, on_cell=None,
+                chunk: int = 50) -> dict[str, list[float]]:
+    """Each cell's accuracy (%) and negated mean cross-entropy, by measure (:data:`MEASURES`), in ``archs``' order.
 
     Scored with batch statistics on one process (the usual case), the cells go in sorted order, ``chunk`` at a
     time, and every batch's stem output and first-cell parts are computed once for the cells that share them
-    (:class:`~.supernet.CellMemo`): the same scores bit for bit as one cell at a time, about half the work. With
-    BN recalibration or data-parallel, one cell at a time. ``on_cell`` is called once per cell scored."""
+    (:class:`~.supernet.CellMemo`): the same scores bit for bit as one cell at a time (:func:`score_each`), about
+    half the work. With BN recalibration or data-parallel, one cell at a time. ``on_cell`` is called once per
+    cell scored."""
     if task.bn_recal or task.dist.active:
         return score_each(task, archs, batches, batch_size, on_cell)
     order = sorted(range(len(archs)), key=lambda i: archs[i].ops)
     correct = torch.zeros(len(archs), dtype=torch.int64, device=task.device)
+    loss = torch.zeros(len(archs), dtype=torch.float64, device=task.device)
     count = 0
     with model_mode(task.supernet, "eval"):
         for start in range(0, len(order), chunk):
@@ -62,19 +78,25 @@ def score_cells(task, archs: list[Nb201Arch], batches: int, batch_size: int, on_
             for x, y in task.eval_batches(task.valid_x, task.valid_y, 0, batches, batch_size):
                 memo = CellMemo()
                 for i in part:
-                    correct[i] += (task.supernet(x, archs[i], memo).argmax(1) == y).sum()
+                    logits = task.supernet(x, archs[i], memo)
+                    correct[i] += (logits.argmax(1) == y).sum()
+                    loss[i] += F.cross_entropy(logits, y, reduction="sum").double()
                 count += len(y)
             for _ in part if on_cell is not None else ():
                 on_cell()
-    return [100.0 * (c / count) for c in correct.tolist()]
+    return {"accuracy": [100.0 * (c / count) for c in correct.tolist()],
+            "loss": [-(v / count) if math.isfinite(v) else -math.inf for v in loss.tolist()]}
 
 
 @torch.no_grad()
-def score_each(task, archs: list[Nb201Arch], batches: int, batch_size: int, on_cell=None) -> list[float]:
-    """:func:`score_cells` one cell at a time, every cell's whole network on every batch."""
-    out = []
+def score_each(task, archs: list[Nb201Arch], batches: int, batch_size: int,
+               on_cell=None) -> dict[str, list[float]]:
+    """:func:`cell_scores` one cell at a time, every cell's whole network on every batch."""
+    out: dict[str, list[float]] = {"accuracy": [], "loss": []}
     for arch in archs:
-        out.append(100.0 * task.valid_accuracy(arch, batches, batch_size))
+        loss, acc = task.valid_stats(arch, batches, batch_size)
+        out["accuracy"].append(100.0 * acc)
+        out["loss"].append(-loss)
         if on_cell is not None:
             on_cell()
     return out
