@@ -192,6 +192,14 @@ def test_rank_a_tiny_nb201_run(tmp_path, capsys) -> None:
     assert (small["batches"], small["batch_size"]) == (2, 4)
     assert all(a["score"] * 8 / 100 == pytest.approx(round(a["score"] * 8 / 100)) for a in small["archs"])
     assert main(["rank", "--model_name=cifar10_nb", f"--log_dir={tmp_path / 'logs'}", "--rank_batch_size=0"]) == 1
+    # --score=loss ranks the same cells by their negated mean cross-entropy, in its own file
+    assert main(["rank", "--model_name=cifar10_nb", f"--log_dir={tmp_path / 'logs'}", "--num_archs=12",
+                 "--rank_batches=2", "--rank_batch_size=4", "--score=loss"]) == 0
+    by_loss = json.loads((run / "rank_loss.json").read_text())
+    assert by_loss["score"] == "loss" and small["score"] == "accuracy"
+    assert [a["arch"] for a in by_loss["archs"]] == [a["arch"] for a in small["archs"]]
+    assert all(a["score"] < 0 for a in by_loss["archs"]) and json.loads((run / "rank.json").read_text()) == small
+    assert_drawn(run / "rank_loss.png")
 
 
 def test_rank_refuses_a_run_of_another_space(tmp_path, capsys) -> None:

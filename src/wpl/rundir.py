@@ -7,7 +7,7 @@ the studies reach a run's files through :class:`RunDir`, so the folder's layout 
     RUN/metrics.jsonl          one event per line              RUN/checkpoint_epoch_XXX.pt   kept copies
     RUN/forgetting.csv         one row per scored architecture  RUN/summary.json             written when it ends
     RUN/networks/NAME.json     derived cells (and .dot, .png)  RUN/tensorboard/             TensorBoard events
-    RUN/test.json, test_NAME.json   --mode=test                RUN/rank.json, rank_ema.json  wpl rank (NB201)
+    RUN/test.json, test_NAME.json   --mode=test                RUN/rank*.json (_ema, _loss)  wpl rank (NB201)
     RUN/final/                 the derived cell trained from scratch (a run folder itself, with best.pt)
     RUN/cells.gif, forgetting.png, fisher.png   the figures wpl gif and wpl plot draw by default
 """
@@ -91,9 +91,11 @@ class RunDir:
         """``--mode=test``'s record: of the run's best cell (``test.json``), or of a named one (``test_NAME.json``)."""
         return self.path / ("test.json" if name is None else f"test_{name}.json")
 
-    def rank(self, weights: str = "last") -> Path:
-        """``wpl rank``'s record: of the trained weights (``rank.json``) or their average (``rank_ema.json``)."""
-        return self.path / ("rank.json" if weights == "last" else f"rank_{weights}.json")
+    def rank(self, weights: str = "last", score: str = "accuracy") -> Path:
+        """``wpl rank``'s record: of the trained weights (``rank.json``) or their average (``rank_ema.json``),
+        the cells scored by accuracy or by loss (``rank_loss.json``, ``rank_ema_loss.json``)."""
+        parts = [p for p, default in ((weights, "last"), (score, "accuracy")) if p != default]
+        return self.path / ("_".join(["rank", *parts]) + ".json")
 
     def figure(self, name: str) -> Path:
         """A figure drawn from the run: ``cells.gif`` (wpl gif), ``forgetting.png`` (wpl plot), ``fisher.png``."""

@@ -37,6 +37,9 @@ def cmd_rank(argv: Sequence[str]) -> int:
     p.add_argument("--nb201_bn_recal", type=int, default=-1,
                    help="score with BN statistics recalibrated over K training batches per cell (0: batch "
                    "statistics; default: the run's --nb201_bn_recal)")
+    p.add_argument("--score", default="accuracy", choices=["accuracy", "loss"],
+                   help="what ranks a cell: its validation accuracy, or its mean validation cross-entropy (lower "
+                   "ranks higher; continuous, no ties; docs/ranking.md)")
     p.add_argument("--weights", default="last", choices=["last", "ema"],
                    help="the run's weights as trained (last) or their moving average (ema: a run with --weight_ema)")
     p.add_argument("--reference", type=str2bool, default=False,
@@ -102,9 +105,9 @@ def _rank_run(args, num: int | None) -> int:
         use_weights(search, args.weights, ckpt)
         if args.nb201_bn_recal >= 0 and search.task.kind == SPACE_KIND:
             search.task.bn_recal = args.nb201_bn_recal
-        path = Path(args.output) if args.output else RunDir(run).rank(args.weights)
+        path = Path(args.output) if args.output else RunDir(run).rank(args.weights, args.score)
         out = rank_search(search, run, num, args.seed, args.rank_batches, args.rank_batch_size, path,
-                          unique=args.nb201_unique)
+                          unique=args.nb201_unique, measure=args.score)
     finally:
         search.runlog.close()
     ref = out["reference"]

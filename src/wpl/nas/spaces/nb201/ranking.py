@@ -195,9 +195,10 @@ def jacob_cov_scores(task, archs: list[Nb201Arch], images: int = 64, seed: int =
 
 
 def rank_search(search, run_dir: Path, num_archs: int | None, seed: int, batches: int, batch_size: int = 250,
-                output: Path | None = None, unique: bool = False) -> dict:
-    """Score the sample with ``search``'s supernet; write ``rank.json`` and ``rank.png`` (in the run, or
-    ``output`` and the PNG beside it); the result."""
+                output: Path | None = None, unique: bool = False, measure: str = "accuracy") -> dict:
+    """Score the sample with ``search``'s supernet (each cell's validation accuracy, or its negated loss:
+    ``measure``); write ``rank.json`` and ``rank.png`` (in the run, or ``output`` and the PNG beside it); the
+    result."""
     task = search.task
     if task.kind != "nb201":
         raise WplError(f"{run_dir}: a --network_type={task.kind} run; ranking against the ground truth needs a "
@@ -211,7 +212,7 @@ def rank_search(search, run_dir: Path, num_archs: int | None, seed: int, batches
     from wpl.progress import bar as progress_bar
 
     with progress_bar(total=len(archs), desc="rank", dynamic_ncols=True, leave=False) as bar:
-        scores = score_cells(task, archs, batches, batch_size, lambda: bar.update(1))
+        scores = score_cells(task, archs, batches, batch_size, lambda: bar.update(1), measure=measure)
     g = ground_truth()
     truth = g.test_acc[idx]
     metrics = rank_metrics(scores, truth)
@@ -223,18 +224,18 @@ def rank_search(search, run_dir: Path, num_archs: int | None, seed: int, batches
                  "jacob_cov": {"same_cells": rank_metrics(jacob_cov_scores(task, archs), truth)}}
     for name, est in (("one_shot", g.one_shot), ("few_shot", g.few_shot)):
         reference[name] = {"same_cells": rank_metrics(est[idx], truth), "all_cells": rank_metrics(est, g.test_acc)}
-    out = {**metrics, "seed": seed, "unique": unique, "batches": batches, "batch_size": batch_size,
+    out = {**metrics, "seed": seed, "unique": unique, "batches": batches, "batch_size": batch_size, "score": measure,
            "bn_recal": task.bn_recal, "epoch": search.epoch, "top1_arch": strings[top1],
            "archs": [{"arch": s, "score": sc, "true_acc": float(t)} for s, sc, t in zip(strings, scores, truth,
                                                                                       strict=True)],
            "reference": reference}
     path = output or RunDir(run_dir).rank()
     write_json(path, finite(out))
-    _scatter(scores, truth, path.with_suffix(".png"), metrics)
+    _scatter(scores, truth, path.with_suffix(".png"), metrics, measure)
     return out
 
 
-def _scatter(scores: list[float], truth: np.ndarray, path: Path, m: dict) -> Path:
+def _scatter(scores: list[float], truth: np.ndarray, path: Path, m: dict, measure: str = "accuracy") -> Path:
     plt = pyplot()
 
     s = np.asarray(scores)
@@ -245,7 +246,8 @@ def _scatter(scores: list[float], truth: np.ndarray, path: Path, m: dict) -> Pat
     ax.scatter(s[top_true], truth[top_true], s=14, color="tab:orange", label="true top 10%")
     best = int(np.argmax(s))
     ax.scatter([s[best]], [truth[best]], s=60, marker="*", color="tab:red", label="supernet's top-1")
-    ax.set_xlabel("supernet validation accuracy (%)")
+    ax.set_xlabel("supernet validation accuracy (%)" if measure == "accuracy"
+                  else "supernet validation loss, negated (nats)")
     ax.set_ylabel("NAS-Bench-201 test accuracy (%)")
     ax.set_title(f"{m['num_archs']} cells: Kendall τ {m['kendall_tau']:.3f}, Spearman {m['spearman']:.3f}",
                  fontsize=10)
