@@ -17,12 +17,15 @@ Usage: python -m benchmarks.investigations.nb201_score_by_loss --study benchmark
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
+import numpy as np
+
 from wpl.data.nb201 import ground_truth
 from wpl.fileio import write_json
-from wpl.nas.rank import rank_metrics
+from wpl.nas.rank import kendall_tau, rank_metrics
 from wpl.nas.spaces.nb201.ranking import cell_scores, use_weights
 from wpl.nas.spaces.nb201.study.runs import cell_sample, load_run, read_gz_json, record_path, run_dir
 from wpl.nas.spaces.nb201.study.spec import read_spec
@@ -33,6 +36,33 @@ RESULTS = Path(__file__).resolve().parents[1] / "results"
 METRICS = ("kendall_tau", "tau_top10", "p_at_top5", "top1_true_acc")
 
 
+def mechanism(study: Path, runs: list[dict], truth: np.ndarray, params: np.ndarray) -> dict:
+    """Where the difference comes from, from the saved scores: τ loss − τ accuracy on the cells the benchmark rates
+    well (≥ 85%) and the rest, and on each run's cells whose accuracy no other cell shares (ties removed); how
+    many distinct accuracies a run gives its cells; each measure's τ with the parameter count."""
+    subsets: dict[str, list[tuple[float, float]]] = {"truth >= 85": [], "truth < 85": [], "accuracy untied": []}
+    distinct, with_params = [], {"accuracy": [], "loss": []}
+    for run in runs:
+        acc = np.asarray(read_gz_json(record_path(study, run["seed"], run["arm"]))["scores"]["continuity"], float)
+        loss = np.asarray(run["loss_scores"], float)
+        values, counts = np.unique(acc, return_counts=True)
+        untied = np.isin(acc, values[counts == 1])
+        for name, m in (("truth >= 85", truth >= 85), ("truth < 85", truth < 85), ("accuracy untied", untied)):
+            subsets[name].append((kendall_tau(loss[m], truth[m]), kendall_tau(acc[m], truth[m])))
+        distinct.append(len(values))
+        with_params["accuracy"].append(kendall_tau(acc, params))
+        with_params["loss"].append(kendall_tau(loss, params))
+    out = {}
+    for name, pairs in subsets.items():
+        c = paired([a for a, _ in pairs], [b for _, b in pairs])
+        out[name] = {"loss": float(np.mean([a for a, _ in pairs])), "accuracy": float(np.mean([b for _, b in pairs])),
+                     **{k: c[k] for k in ("n", "mean", "lo", "hi", "up", "down")}}
+    out["cells"] = {"truth >= 85": int((truth >= 85).sum()), "truth < 85": int((truth < 85).sum())}
+    out["distinct_accuracies"] = {"min": min(distinct), "max": max(distinct), "of": len(truth)}
+    out["tau_with_parameter_count"] = {m: float(np.mean(v)) for m, v in with_params.items()}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--study", required=True, help="the study's folder (its frozen spec.toml and runs/)")
@@ -40,6 +70,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="1000-1003", help="first-last, seeds whose every arm is recorded")
     ap.add_argument("--data_dir", required=True)
     ap.add_argument("--out", default=str(RESULTS / "nb201_score_by_loss.json"))
+    ap.add_argument("--reread", action="store_true", help="recompute the summary from --out's saved scores")
     args = ap.parse_args()
     study, work = Path(args.study), Path(args.work)
     spec = read_spec(study / "spec.toml")
@@ -48,8 +79,9 @@ def main() -> None:
     idx, strings = cell_sample(sample)
     archs = [Nb201Arch.from_string(s) for s in strings]
     truth = ground_truth().test_acc[idx]
-    rows = []
-    for seed in range(first, last + 1):
+    params = np.asarray(read_gz_json(study / "cells.json.gz")["continuity"]["reference"]["parameter_count"], float)
+    rows = json.loads(Path(args.out).read_text())["runs"] if args.reread else []
+    for seed in range(first, last + 1) if not args.reread else ():
         for arm in spec.arms:
             t0 = time.time()
             search = load_run(run_dir(work, seed, arm.source), args.data_dir)
@@ -80,6 +112,7 @@ def main() -> None:
                   "unique": sample.unique},
         "seeds": list(range(first, last + 1)), "exploratory": True,
         "loss_minus_accuracy": {"all": diff(rows), **{a: diff([r for r in rows if r["arm"] == a]) for a in arms}},
+        "mechanism": mechanism(study, rows, truth, params),
         "runs": [{k: r[k] for k in ("seed", "arm", "accuracy", "loss", "loss_scores")} for r in rows],
         "command": f"python -m benchmarks.investigations.nb201_score_by_loss --study {args.study} --work "
                    f"{args.work} --seeds {args.seeds} --data_dir {args.data_dir}".replace(str(Path.home()), "~"),
