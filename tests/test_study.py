@@ -131,8 +131,10 @@ secondary = ["top1_true_acc"]
 @pytest.mark.parametrize("old, new", [
     ('name = "toy"', 'name = "a b"'), ('seeds = "3-4"', 'seeds = [3]'), ('a = "lr"', 'a = "nope"'),
     ('"--max_epoch=1"]', '"--max_epoch=1", "--random_seed=2"]'), ('score = "plain"', 'score = "ema"'),
-    ('secondary = ["top1_true_acc"]', 'secondary = ["accuracy"]'), ("num = 10", "num = 7000")],
-    ids=["name", "one seed", "unknown arm", "study's own flag", "score an untrained arm", "endpoint", "cells"])
+    ('secondary = ["top1_true_acc"]', 'secondary = ["accuracy"]'), ("num = 10", "num = 7000"),
+    ('weights = "ema"', 'weights = "ema"\nmeasure = "rank"')],
+    ids=["name", "one seed", "unknown arm", "study's own flag", "score an untrained arm", "endpoint", "cells",
+         "measure"])
 def test_a_bad_spec_is_one_line_naming_the_file_and_key(old, new) -> None:
     from wpl.nas.spaces.nb201.study.spec import parse_spec
 
@@ -202,6 +204,7 @@ def test_a_toy_study_end_to_end(tmp_path, capsys) -> None:
     from conftest import make_cifar
     from wpl.data.nb201 import ground_truth
     from wpl.nas.rank import kendall_tau
+    from wpl.nas.spaces.nb201.study.command import cmd_study
     from wpl.nas.spaces.nb201.study.runs import read_gz_json
 
     make_cifar(tmp_path / "data", per_batch=40)
@@ -257,6 +260,22 @@ def test_a_toy_study_end_to_end(tmp_path, capsys) -> None:
     after = read_gz_json(out / "runs" / "seed4" / "lr.json.gz")
     assert after["scores"] == json.loads(__import__("gzip").decompress(before))["scores"]
     assert json.loads((out / "study.json").read_text())["comparisons"] == r["comparisons"]
+    # a second study sharing the trained runs (--work_dir): its loss-scored arm scores them by the negated mean
+    # cross-entropy, nothing is trained again; a run trained with other flags is refused in one line
+    second = TOY.replace('name = "toy"', 'name = "toy2"').replace("seed = 11", "seed = 12").replace(
+        '[arms.lr]', '[arms.plain-loss]\nscore = "plain"\nmeasure = "loss"\n[arms.lr]').replace(
+        'a = "ema"', 'a = "plain-loss"')
+    (tmp_path / "toy2.toml").write_text(second)
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "work").rglob("checkpoint.pt")}
+    shared = [f"--data_dir={tmp_path / 'data'}", f"--work_dir={out / 'work'}"]
+    assert cmd_study([str(tmp_path / "toy2.toml"), *shared]) == 0
+    assert stamps == {p: p.stat().st_mtime_ns for p in (out / "work").rglob("checkpoint.pt")}
+    loss_rec = read_gz_json(tmp_path / "toy2" / "runs" / "seed3" / "plain-loss.json.gz")
+    assert loss_rec["measure"] == "loss" and all(v < 0 for v in loss_rec["scores"]["cells"])
+    (tmp_path / "toy3.toml").write_text(second.replace('name = "toy2"', 'name = "toy3"').replace(
+        '"--shared_lr=0.2"', '"--shared_lr=0.3"'))
+    with pytest.raises(WplError, match="trained with other flags \\(--shared_lr=0.2 there, 0.3 in the spec"):
+        cmd_study([str(tmp_path / "toy3.toml"), *shared])
 
 
 def test_the_cells_sampling_variance_of_tau_matches_resampling() -> None:

@@ -73,6 +73,26 @@ def check_arm_flags(spec: Spec, where: Path) -> None:
                 raise WplError(f"{where} [arms.{arm.name}]: its flags are refused (the line above says why)") from exc
 
 
+# flags that say where a run lives or how it logs, not what it trains
+WHERE = frozenset({"data_dir", "log_dir", "load_path", "resume", "log_level", "use_tensorboard"})
+
+
+def check_same_run(spec: Spec, arm: Arm, seed: int, d: Path) -> None:
+    """A finished run found in the work folder (this study's, or another study's it shares) is ``arm`` at
+    ``seed`` trained with this spec's flags: any flag its ``config.json`` saved with another value is one line
+    naming the folder, else it would be scored as if it were."""
+    from wpl.nas.search.flags import parse_search_args
+
+    want = json.loads(json.dumps(parse_search_args(search_command(spec, arm, seed, d.parent.parent, "data")[4:])
+                                 .flags(), default=str))
+    saved = json.loads((d / "config.json").read_text())
+    differ = sorted(k for k in (want.keys() & saved.keys()) - WHERE if want[k] != saved[k])
+    if differ:
+        shown = "; ".join(f"--{k}={saved[k]} there, {want[k]} in the spec" for k in differ[:3])
+        raise WplError(f"{d}: a finished run of arm {arm.name}, seed {seed}, trained with other flags ({shown}"
+                       f"{'; …' if len(differ) > 3 else ''}); give the study a fresh --work_dir, or match the spec")
+
+
 class Diverged(Exception):
     """A search that stopped on a non-finite loss: a result of its arm (recorded), not a fault of the study."""
 
@@ -82,6 +102,7 @@ def train(spec: Spec, arm: Arm, seed: int, work: Path, data_dir: str) -> Path:
     :class:`Diverged`; any other failure is one line naming its log."""
     d = run_dir(work, seed, arm.name)
     if RunDir(d).summary.exists():
+        check_same_run(spec, arm, seed, d)
         return d
     d.parent.mkdir(parents=True, exist_ok=True)
     log = d.parent / f"{arm.name}.log"
@@ -191,11 +212,12 @@ def score(spec: Spec, arm: Arm, seed: int, work: Path, out: Path, data_dir: str,
         scores = {}
         for name, c in samples(spec).items():
             archs = [Nb201Arch.from_string(s) for s in cell_sample(c)[1]]
-            scores[name] = score_cells(search.task, archs, c.batches, c.batch_size, on_cell)
+            scores[name] = score_cells(search.task, archs, c.batches, c.batch_size, on_cell, measure=arm.measure)
     finally:
         search.runlog.close()
     summary = RunDir(d).read_summary()
     rec = {"seed": seed, "arm": arm.name, "run": run_dir(Path(), seed, arm.source).as_posix(), "weights": arm.weights,
+           **({"measure": arm.measure} if arm.measure != "accuracy" else {}),
            "train_seconds": round(sum(summary.get("seconds", {}).values()), 1),
            "score_seconds": round(time.time() - t0, 1), "scores": scores}
     write_gz_json(record_path(out, seed, arm.name), rec)

@@ -43,13 +43,14 @@ class Cells:
 @dataclass(frozen=True)
 class Arm:
     """A trained supernet (``strategy`` and ``flags``), or another arm's supernet scored again (``score``) with
-    ``weights`` = ``last`` or ``ema``."""
+    ``weights`` = ``last`` or ``ema``; either ranks cells by their ``measure`` (``accuracy`` or ``loss``)."""
 
     name: str
     strategy: str = ""
     flags: tuple[str, ...] = ()
     score: str = ""
     weights: str = "last"
+    measure: str = "accuracy"
 
     @property
     def trains(self) -> bool:
@@ -96,8 +97,13 @@ class Spec:
         return next(a for a in self.arms if a.name == name)
 
     def to_json(self) -> dict:
-        """Plain data (what is frozen and compared)."""
-        return json.loads(json.dumps(asdict(self)))
+        """Plain data (what is frozen and compared); an arm's ``measure`` only when it is not ``accuracy``, so that
+        a study frozen before arms had one reads the same."""
+        data = json.loads(json.dumps(asdict(self)))
+        for arm in data["arms"]:
+            if arm["measure"] == "accuracy":
+                del arm["measure"]
+        return data
 
 
 def _seeds(value, where: str) -> tuple[int, ...]:
@@ -177,21 +183,25 @@ def parse_spec(text: str, where: str) -> Spec:
         w = f"{where} [arms.{arm_name}]"
         if not NAME.match(arm_name):
             raise WplError(f"{w}: an arm's name is letters, digits, '.', '_' and '-' only")
-        if not isinstance(t, dict) or (unknown := set(t) - {"strategy", "flags", "score", "weights"}):
-            raise WplError(f"{w}: keys are strategy, flags (a trained arm) or score, weights (another arm's supernet)")
+        if not isinstance(t, dict) or (unknown := set(t) - {"strategy", "flags", "score", "weights", "measure"}):
+            raise WplError(f"{w}: keys are strategy, flags (a trained arm) or score, weights (another arm's "
+                           "supernet), and measure")
         score = _take(t, "score", str, w, "")
         weights = _take(t, "weights", str, w, "last")
         if weights not in ("last", "ema"):
             raise WplError(f"{w} weights = {weights!r}: must be last or ema")
+        measure = _take(t, "measure", str, w, "accuracy")
+        if measure not in ("accuracy", "loss"):
+            raise WplError(f"{w} measure = {measure!r}: must be accuracy or loss (what ranks a cell)")
         if score:
             if "strategy" in t or "flags" in t:
                 raise WplError(f"{w}: an arm that scores another arm's supernet ({score}) has no strategy or flags")
-            arms.append(Arm(arm_name, score=score, weights=weights))
+            arms.append(Arm(arm_name, score=score, weights=weights, measure=measure))
             continue
         strategy = _take(t, "strategy", str, w, required=True)
         if strategy not in ("enas", "random"):
             raise WplError(f"{w} strategy = {strategy!r}: must be enas or random")
-        arms.append(Arm(arm_name, strategy, _flags(t.get("flags", []), w), weights=weights))
+        arms.append(Arm(arm_name, strategy, _flags(t.get("flags", []), w), weights=weights, measure=measure))
     names = {a.name for a in arms}
     for a in arms:
         if a.score and (a.score not in names or not next(b for b in arms if b.name == a.score).trains):
