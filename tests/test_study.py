@@ -262,7 +262,7 @@ def test_a_toy_study_end_to_end(tmp_path, capsys) -> None:
     assert json.loads((out / "study.json").read_text())["comparisons"] == r["comparisons"]
     # a second study sharing the trained runs (--work_dir): its loss-scored arm scores them by the negated mean
     # cross-entropy, nothing is trained again; a run trained with other flags is refused in one line
-    second = TOY.replace('name = "toy"', 'name = "toy2"').replace("seed = 11", "seed = 12").replace(
+    second = TOY.replace('name = "toy"', 'name = "toy2"\ntrains = false').replace("seed = 11", "seed = 12").replace(
         '[arms.lr]', '[arms.plain-loss]\nscore = "plain"\nmeasure = "loss"\n[arms.lr]').replace(
         'a = "ema"', 'a = "plain-loss"')
     (tmp_path / "toy2.toml").write_text(second)
@@ -276,6 +276,10 @@ def test_a_toy_study_end_to_end(tmp_path, capsys) -> None:
         '"--shared_lr=0.2"', '"--shared_lr=0.3"'))
     with pytest.raises(WplError, match="trained with other flags \\(--shared_lr=0.2 there, 0.3 in the spec"):
         cmd_study([str(tmp_path / "toy3.toml"), *shared])
+    (tmp_path / "toy4.toml").write_text(second.replace('name = "toy2"', 'name = "toy4"').replace('"3-4"', '"3-5"'))
+    with pytest.raises(WplError, match="no finished run of arm plain, seed 5, and this spec trains nothing"):
+        cmd_study([str(tmp_path / "toy4.toml"), *shared])
+    assert not (out / "work" / "seed5").exists()
 
 
 def test_the_cells_sampling_variance_of_tau_matches_resampling() -> None:

@@ -104,6 +104,9 @@ def train(spec: Spec, arm: Arm, seed: int, work: Path, data_dir: str) -> Path:
     if RunDir(d).summary.exists():
         check_same_run(spec, arm, seed, d)
         return d
+    if not spec.trains:
+        raise WplError(f"{d}: no finished run of arm {arm.name}, seed {seed}, and this spec trains nothing (trains = "
+                       "false); finish the study that trains it, or point --work_dir at its runs")
     d.parent.mkdir(parents=True, exist_ok=True)
     log = d.parent / f"{arm.name}.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -91,15 +91,18 @@ class Spec:
     continuity: Cells | None = None
     description: str = ""
     extra: dict = field(default_factory=dict)
+    trains: bool = True  # False: every trained arm's run must already be in the work folder (another study's)
 
     def arm(self, name: str) -> Arm:
         """The arm called ``name``."""
         return next(a for a in self.arms if a.name == name)
 
     def to_json(self) -> dict:
-        """Plain data (what is frozen and compared); an arm's ``measure`` only when it is not ``accuracy``, so that
-        a study frozen before arms had one reads the same."""
+        """Plain data (what is frozen and compared); ``trains`` only when false and an arm's ``measure`` only when
+        it is not ``accuracy``, so that a study frozen before either existed reads the same."""
         data = json.loads(json.dumps(asdict(self)))
+        if data["trains"]:
+            del data["trains"]
         for arm in data["arms"]:
             if arm["measure"] == "accuracy":
                 del arm["measure"]
@@ -171,7 +174,7 @@ def parse_spec(text: str, where: str) -> Spec:
     except tomllib.TOMLDecodeError as exc:
         raise WplError(f"{where}: not valid TOML ({exc})") from exc
     known = {"name", "description", "flags", "seeds", "cells", "continuity", "arms", "comparisons", "endpoints",
-             "alpha", "power", "delta"}
+             "alpha", "power", "delta", "trains"}
     if unknown := set(raw) - known:
         raise WplError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
     name = _take(raw, "name", str, where, required=True)
@@ -246,7 +249,8 @@ def parse_spec(text: str, where: str) -> Spec:
                 flags=_flags(raw.get("flags", []), where), seeds=seeds,
                 cells=_cells(raw.get("cells"), f"{where} [cells]"),
                 arms=tuple(arms), comparisons=tuple(comps), primary=primary, secondary=secondary, alpha=alpha,
-                power=power, delta=delta, continuity=None if cont is None else _cells(cont, f"{where} [continuity]"))
+                power=power, delta=delta, continuity=None if cont is None else _cells(cont, f"{where} [continuity]"),
+                trains=_take(raw, "trains", bool, where, True))
 
 
 def read_spec(path: Path) -> Spec:
