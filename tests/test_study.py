@@ -272,6 +272,11 @@ def test_a_toy_study_end_to_end(tmp_path, capsys) -> None:
     assert stamps == {p: p.stat().st_mtime_ns for p in (out / "work").rglob("checkpoint.pt")}
     loss_rec = read_gz_json(tmp_path / "toy2" / "runs" / "seed3" / "plain-loss.json.gz")
     assert loss_rec["measure"] == "loss" and all(v < 0 for v in loss_rec["scores"]["cells"])
+    # one pass scored both: the accuracy arm's record kept the loss, which its sibling took
+    acc_rec = read_gz_json(tmp_path / "toy2" / "runs" / "seed3" / "plain.json.gz")
+    assert loss_rec["scored_with"] == "plain" and acc_rec["other_measures"]["loss"] == loss_rec["scores"]
+    assert all(v >= 0 for v in acc_rec["scores"]["cells"])
+    assert "other_measures" not in read_gz_json(tmp_path / "toy2" / "runs" / "seed3" / "lr.json.gz")
     (tmp_path / "toy3.toml").write_text(second.replace('name = "toy2"', 'name = "toy3"').replace(
         '"--shared_lr=0.2"', '"--shared_lr=0.3"'))
     with pytest.raises(WplError, match="trained with other flags \\(--shared_lr=0.2 there, 0.3 in the spec"):

@@ -198,31 +198,56 @@ def samples(spec: Spec) -> dict[str, Cells]:
     return {"cells": spec.cells, **({"continuity": spec.continuity} if spec.continuity else {})}
 
 
+def _siblings(spec: Spec, arm: Arm) -> list[Arm]:
+    """The other arms that score the same supernet with the same weights (by another measure)."""
+    return [a for a in spec.arms if a is not arm and a.source == arm.source and a.weights == arm.weights]
+
+
+def _kept_scores(spec: Spec, arm: Arm, seed: int, out: Path) -> tuple[str, dict] | None:
+    """A sibling's record that kept ``arm``'s measure when it scored the same supernet: (its arm, the scores)."""
+    for other in _siblings(spec, arm):
+        p = record_path(out, seed, other.name)
+        kept = read_gz_json(p).get("other_measures", {}).get(arm.measure) if p.exists() else None
+        if kept is not None:
+            return other.name, kept
+    return None
+
+
 def score(spec: Spec, arm: Arm, seed: int, work: Path, out: Path, data_dir: str, on_cell=None) -> dict:
     """Score ``arm``'s supernet at ``seed`` on every sample; write its record (and, the first time, the cells'
-    file); the record."""
-    from ..ranking import score_cells, use_weights
+    file); the record. One pass gives every measure (:func:`~..ranking.cell_scores`): the record keeps the
+    measures its sibling arms (the same supernet and weights, another measure) need, and a sibling scored later
+    takes its scores from there instead of scoring again — the same numbers."""
+    from ..ranking import cell_scores, use_weights
     from ..supernet import Nb201Arch
 
     d = run_dir(work, seed, arm.source)
     t0 = time.time()
-    search = load_run(d, data_dir)
-    try:
-        use_weights(search, arm.weights, RunDir(d).checkpoint)
-        cells_file = out / "cells.json.gz"
-        if not cells_file.exists():
-            write_gz_json(cells_file, {name: sample_file(search, c) for name, c in samples(spec).items()})
-        scores = {}
-        for name, c in samples(spec).items():
-            archs = [Nb201Arch.from_string(s) for s in cell_sample(c)[1]]
-            scores[name] = score_cells(search.task, archs, c.batches, c.batch_size, on_cell, measure=arm.measure)
-    finally:
-        search.runlog.close()
+    extra: dict = {}
+    if (kept := _kept_scores(spec, arm, seed, out)) is not None:
+        extra["scored_with"], scores = kept
+        for _ in range(cells_scored(spec)) if on_cell is not None else ():
+            on_cell()
+    else:
+        search = load_run(d, data_dir)
+        try:
+            use_weights(search, arm.weights, RunDir(d).checkpoint)
+            cells_file = out / "cells.json.gz"
+            if not cells_file.exists():
+                write_gz_json(cells_file, {name: sample_file(search, c) for name, c in samples(spec).items()})
+            both = {name: cell_scores(search.task, [Nb201Arch.from_string(x) for x in cell_sample(c)[1]], c.batches,
+                                      c.batch_size, on_cell) for name, c in samples(spec).items()}
+        finally:
+            search.runlog.close()
+        scores = {name: by[arm.measure] for name, by in both.items()}
+        wanted = {a.measure for a in _siblings(spec, arm)} - {arm.measure}
+        if wanted:
+            extra["other_measures"] = {m: {name: by[m] for name, by in both.items()} for m in sorted(wanted)}
     summary = RunDir(d).read_summary()
     rec = {"seed": seed, "arm": arm.name, "run": run_dir(Path(), seed, arm.source).as_posix(), "weights": arm.weights,
            **({"measure": arm.measure} if arm.measure != "accuracy" else {}),
            "train_seconds": round(sum(summary.get("seconds", {}).values()), 1),
-           "score_seconds": round(time.time() - t0, 1), "scores": scores}
+           "score_seconds": round(time.time() - t0, 1), "scores": scores, **extra}
     write_gz_json(record_path(out, seed, arm.name), rec)
     return rec
 
