@@ -224,6 +224,8 @@ CASES: dict[str, tuple[Case, list[str]]] = {
     "study arm setting the seed": (lambda t: _study(t, STUDY.replace('"--max_epoch=1"', '"--random_seed=3"')),
                                    ["spec.toml flags", "--random_seed is set by the study"]),
     "study without its data": (lambda t: _study(t, STUDY), ["--data_dir", "4 run(s) remain"]),
+    "study arm with an unknown measure": (lambda t: _study(t, STUDY.replace('[arms.b]', '[arms.b]\nmeasure = "f1"')),
+                                          ["spec.toml [arms.b] measure = 'f1'", "accuracy or loss"]),
 }
 
 
