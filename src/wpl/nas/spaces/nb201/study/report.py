@@ -222,7 +222,7 @@ def figures(spec: Spec, r: dict, out: Path) -> list[Path]:
         ok = v[~np.isnan(v)]
         if len(ok):
             ax.errorbar(i + 0.15, ok.mean(), yerr=ok.std(ddof=1) if len(ok) > 1 else 0, fmt="o", color="k",
-                        capsize=3, zorder=3)
+                        capsize=3, zorder=3, label="mean ± sd over seeds" if i == 0 else None)
     base = r["references"]["cells"]["parameter_count"][spec.primary]
     ax.axhline(base, color="tab:red", ls="--", lw=1, label=f"parameter count {base:.3f}")
     ax.set_xticks(range(len(arms)), arms, rotation=20, fontsize=8)
