@@ -795,4 +795,11 @@ def test_scoring_cells_together_equals_scoring_them_one_at_a_time(tmp_path) -> N
     assert len(set(fast)) > 1  # the cells are told apart: the test can fail
     by_loss = score_cells(search.task, archs, 3, 8, chunk=7, measure="loss")
     assert by_loss == slow["loss"]
+    # evaluation builds no autograd graph, even when its caller has gradients on
+    seen = []
+    hook = search.task.supernet.register_forward_hook(lambda m, a, out: seen.append(out.requires_grad))
+    with torch.enable_grad():
+        search.task.valid_stats(archs[0], 3, 8)
+    hook.remove()
+    assert seen and not any(seen)
     assert by_loss == [-search.task.valid_stats(a, 3, 8)[0] for a in archs] and len(set(by_loss)) > 1

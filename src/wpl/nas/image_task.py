@@ -115,7 +115,6 @@ class ImageTask:
         ce = F.cross_entropy(self.supernet(x, arch), y)
         return ce, ce.detach()
 
-    @torch.no_grad()
     def eval_batches(self, x_all: Tensor, y_all: Tensor, start: int, n_batches: int | None,
                      bs: int) -> Iterator[tuple[Tensor, Tensor]]:
         """This rank's part of ``n_batches`` global batches of ``world × bs`` from ``start`` (all when None),
@@ -128,6 +127,7 @@ class ImageTask:
             i += bs
             k += 1
 
+    @torch.no_grad()
     def _stats(self, x_all: Tensor, y_all: Tensor, arch: Arch, start: int, n_batches: int | None,
                bs: int) -> tuple[float, float]:
         """(mean CE, accuracy) over ``n_batches`` batches of ``bs`` from ``start`` (all when None), eval mode;
