@@ -90,7 +90,7 @@ def pairs_needed(effect: float, sd: float, alpha: float, power: float = 0.8, mos
     """The fewest pairs with which a two-sided paired t-test at ``alpha`` detects a true mean difference ``effect``
     with probability ``power``, when the differences have standard deviation ``sd`` (None when it cannot be
     computed or needs more than ``most``)."""
-    if not sd > 0 or not effect != 0 or math.isnan(sd):
+    if not sd > 0 or effect == 0:  # NaN fails sd > 0
         return None
     if power_two_sided(effect, sd, most, alpha) < power:
         return None

@@ -20,6 +20,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+# what a supernet can rank cells by: each cell's validation accuracy, or its (negated) mean cross-entropy
+MEASURES = ("accuracy", "loss")
+
 
 def _tie_pairs(values: np.ndarray) -> int:
     _, counts = np.unique(values, return_counts=True)

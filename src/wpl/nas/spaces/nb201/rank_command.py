@@ -19,7 +19,7 @@ def cmd_rank(argv: Sequence[str]) -> int:
     """``wpl rank``: a NAS-Bench-201 run's ranking fidelity (or, with --reference, the published estimates')."""
     from wpl.data.nb201 import NUM_CELLS, ground_truth, unique_cells
     from wpl.fileio import finite, write_json
-    from wpl.nas.rank import metrics_table, rank_metrics
+    from wpl.nas.rank import MEASURES, metrics_table, rank_metrics
 
     from .ranking import sample_benchmark_cells
 
@@ -37,7 +37,7 @@ def cmd_rank(argv: Sequence[str]) -> int:
     p.add_argument("--nb201_bn_recal", type=int, default=-1,
                    help="score with BN statistics recalibrated over K training batches per cell (0: batch "
                    "statistics; default: the run's --nb201_bn_recal)")
-    p.add_argument("--score", default="accuracy", choices=["accuracy", "loss"],
+    p.add_argument("--score", default="accuracy", choices=list(MEASURES),
                    help="what ranks a cell: its validation accuracy, or its mean validation cross-entropy (lower "
                    "ranks higher; continuous, no ties; docs/ranking.md)")
     p.add_argument("--weights", default="last", choices=["last", "ema"],

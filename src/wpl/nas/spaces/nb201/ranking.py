@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from wpl.data.nb201 import NUM_CELLS, all_archs, ground_truth, unique_cells
 from wpl.errors import WplError
 from wpl.fileio import finite, write_json
-from wpl.nas.rank import rank_metrics, sample_cells
+from wpl.nas.rank import MEASURES, rank_metrics, sample_cells
 from wpl.plots import pyplot, save_figure
 from wpl.rundir import RunDir
 from wpl.runtime import model_mode
@@ -40,9 +40,6 @@ def sample_benchmark_cells(num: int | None, seed: int, unique: bool = False) -> 
         return sample_cells(num, seed, NUM_CELLS)
     pool = unique_cells()
     return pool[sample_cells(num, seed, len(pool))]
-
-
-MEASURES = ("accuracy", "loss")
 
 
 def score_cells(task, archs: list[Nb201Arch], batches: int, batch_size: int, on_cell=None, chunk: int = 50,
@@ -70,7 +67,6 @@ def cell_scores(task, archs: list[Nb201Arch], batches: int, batch_size: int, on_
     order = sorted(range(len(archs)), key=lambda i: archs[i].ops)
     correct = torch.zeros(len(archs), dtype=torch.int64, device=task.device)
     loss = torch.zeros(len(archs), dtype=torch.float64, device=task.device)
-    count = 0
     with model_mode(task.supernet, "eval"):
         for start in range(0, len(order), chunk):
             part = order[start:start + chunk]

@@ -15,7 +15,7 @@ except ModuleNotFoundError:  # 3.10: the same parser, as a package
     import tomli as tomllib
 
 from wpl.errors import WplError
-from wpl.nas.rank import METRIC_COLUMNS
+from wpl.nas.rank import MEASURES, METRIC_COLUMNS
 
 ENDPOINTS = METRIC_COLUMNS
 # flags the study sets itself for every run
@@ -194,8 +194,8 @@ def parse_spec(text: str, where: str) -> Spec:
         if weights not in ("last", "ema"):
             raise WplError(f"{w} weights = {weights!r}: must be last or ema")
         measure = _take(t, "measure", str, w, "accuracy")
-        if measure not in ("accuracy", "loss"):
-            raise WplError(f"{w} measure = {measure!r}: must be accuracy or loss (what ranks a cell)")
+        if measure not in MEASURES:
+            raise WplError(f"{w} measure = {measure!r}: must be {' or '.join(MEASURES)} (what ranks a cell)")
         if score:
             if "strategy" in t or "flags" in t:
                 raise WplError(f"{w}: an arm that scores another arm's supernet ({score}) has no strategy or flags")
