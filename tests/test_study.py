@@ -276,6 +276,16 @@ def test_a_toy_study_end_to_end(tmp_path, capsys) -> None:
     acc_rec = read_gz_json(tmp_path / "toy2" / "runs" / "seed3" / "plain.json.gz")
     assert loss_rec["scored_with"] == "plain" and acc_rec["other_measures"]["loss"] == loss_rec["scores"]
     assert all(v >= 0 for v in acc_rec["scores"]["cells"])
+    # each record names the machine whose arithmetic gave its scores; a sibling's kept scores keep its machine
+    from wpl.nas.spaces.nb201.study.runs import write_gz_json
+    from wpl.runtime import machine
+
+    assert acc_rec["machine"] == machine() and {"cpu", "capability", "torch", "threads"} <= machine().keys()
+    write_gz_json(tmp_path / "toy2" / "runs" / "seed3" / "plain.json.gz", {**acc_rec, "machine": {"cpu": "elsewhere"}})
+    (tmp_path / "toy2" / "runs" / "seed3" / "plain-loss.json.gz").unlink()
+    assert cmd_study([str(tmp_path / "toy2.toml"), *shared]) == 0
+    again = read_gz_json(tmp_path / "toy2" / "runs" / "seed3" / "plain-loss.json.gz")
+    assert again["machine"] == {"cpu": "elsewhere"} and again["scores"] == loss_rec["scores"]
     assert "other_measures" not in read_gz_json(tmp_path / "toy2" / "runs" / "seed3" / "lr.json.gz")
     (tmp_path / "toy3.toml").write_text(second.replace('name = "toy2"', 'name = "toy3"').replace(
         '"--shared_lr=0.2"', '"--shared_lr=0.3"'))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import random
 import time
 from contextlib import contextmanager
@@ -33,6 +34,20 @@ def resolve_device(device: str | None = None) -> torch.device:
     elif dev.type != "cpu":
         raise ConfigError("device", device, "only cpu and cuda are supported")
     return dev
+
+
+def machine() -> dict[str, object]:
+    """What computed a result, as far as its float bits go: the CPU, the vector instructions torch uses, torch's
+    version and threads (the same seed on another CPU trains another supernet: its kernels round differently)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"cpu": cpu, "capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            **({"gpu": torch.cuda.get_device_name()} if torch.cuda.is_available() else {})}
 
 
 def seed_everything(seed: int) -> None:

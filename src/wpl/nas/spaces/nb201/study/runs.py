@@ -19,6 +19,7 @@ import numpy as np
 from wpl.errors import WplError
 from wpl.fileio import atomic_write, finite
 from wpl.rundir import RunDir
+from wpl.runtime import machine
 
 from .spec import Arm, Cells, Spec
 
@@ -203,13 +204,15 @@ def _siblings(spec: Spec, arm: Arm) -> list[Arm]:
     return [a for a in spec.arms if a is not arm and a.source == arm.source and a.weights == arm.weights]
 
 
-def _kept_scores(spec: Spec, arm: Arm, seed: int, out: Path) -> tuple[str, dict] | None:
-    """A sibling's record that kept ``arm``'s measure when it scored the same supernet: (its arm, the scores)."""
+def _kept_scores(spec: Spec, arm: Arm, seed: int, out: Path) -> tuple[str, dict, dict | None] | None:
+    """A sibling's record that kept ``arm``'s measure when it scored the same supernet: (its arm, the scores, the
+    machine that computed them)."""
     for other in _siblings(spec, arm):
         p = record_path(out, seed, other.name)
-        kept = read_gz_json(p).get("other_measures", {}).get(arm.measure) if p.exists() else None
+        rec = read_gz_json(p) if p.exists() else {}
+        kept = rec.get("other_measures", {}).get(arm.measure)
         if kept is not None:
-            return other.name, kept
+            return other.name, kept, rec.get("machine")
     return None
 
 
@@ -224,8 +227,9 @@ def score(spec: Spec, arm: Arm, seed: int, work: Path, out: Path, data_dir: str,
     d = run_dir(work, seed, arm.source)
     t0 = time.time()
     extra: dict = {}
+    where = machine()
     if (kept := _kept_scores(spec, arm, seed, out)) is not None:
-        extra["scored_with"], scores = kept
+        extra["scored_with"], scores, where = kept
         for _ in range(cells_scored(spec)) if on_cell is not None else ():
             on_cell()
     else:
@@ -247,7 +251,8 @@ def score(spec: Spec, arm: Arm, seed: int, work: Path, out: Path, data_dir: str,
     rec = {"seed": seed, "arm": arm.name, "run": run_dir(Path(), seed, arm.source).as_posix(), "weights": arm.weights,
            **({"measure": arm.measure} if arm.measure != "accuracy" else {}),
            "train_seconds": round(sum(summary.get("seconds", {}).values()), 1),
-           "score_seconds": round(time.time() - t0, 1), "scores": scores, **extra}
+           "score_seconds": round(time.time() - t0, 1), **({"machine": where} if where else {}), "scores": scores,
+           **extra}
     write_gz_json(record_path(out, seed, arm.name), rec)
     return rec
 
