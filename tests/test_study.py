@@ -216,6 +216,12 @@ def test_a_toy_study_end_to_end(tmp_path, capsys) -> None:
     assert _study(tmp_path) == 0
     r = json.loads((out / "study.json").read_text())
     assert r["complete"] and r["seeds_done"] == [3, 4]
+    from wpl.nas.spaces.nb201.study.report import machine_label
+    from wpl.runtime import machine
+
+    assert r["machines"] == {machine_label(machine()): 6} and f"{machine_label(machine())}: 6 runs" in (
+        out / "report.md").read_text()
+    assert machine_label(None) == "not recorded" and machine_label({"cpu": "elsewhere"}) == "elsewhere"
     assert (out / "arms.png").stat().st_size > 0 and (out / "comparisons.png").stat().st_size > 0
     assert (out / ".gitignore").read_text() == "work/\n"
     # every τ recomputed from the committed records: each cell's score against the benchmark's truth
@@ -278,7 +284,6 @@ def test_a_toy_study_end_to_end(tmp_path, capsys) -> None:
     assert all(v >= 0 for v in acc_rec["scores"]["cells"])
     # each record names the machine whose arithmetic gave its scores; a sibling's kept scores keep its machine
     from wpl.nas.spaces.nb201.study.runs import write_gz_json
-    from wpl.runtime import machine
 
     assert acc_rec["machine"] == machine() and {"cpu", "capability", "torch", "threads"} <= machine().keys()
     write_gz_json(tmp_path / "toy2" / "runs" / "seed3" / "plain.json.gz", {**acc_rec, "machine": {"cpu": "elsewhere"}})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -56,12 +57,23 @@ def run_metrics(spec: Spec, out: Path) -> tuple[dict, dict]:
                 runs[(seed, arm.name)] = {name: (dict.fromkeys(METRIC_COLUMNS) if rec.get("failed") else
                                                  rank_metrics(rec["scores"][name], cells[name]["truth"]))
                                           for name in samples(spec)}
+                runs[(seed, arm.name)]["machine"] = machine_label(rec.get("machine"))
                 if rec.get("failed"):
                     runs[(seed, arm.name)]["failed"] = rec["failed"]
                 elif spec.primary == "kendall_tau":  # each cell's share of τ: the cells' sampling variance
                     runs[(seed, arm.name)]["h"] = kendall_components(rec["scores"]["cells"],
                                                                      cells["cells"]["truth"])
     return runs, cells
+
+
+def machine_label(m: dict | None) -> str:
+    """A record's machine in one phrase (records written before 2026-12-07 do not name theirs)."""
+    if not m:
+        return "not recorded"
+    extra = [m[k] for k in ("capability", "gpu") if m.get(k)]
+    extra += [f"torch {m['torch']}"] if "torch" in m else []
+    extra += [f"{m['threads']} threads"] if "threads" in m else []
+    return f"{m.get('cpu', '?')}" + (f" ({', '.join(extra)})" if extra else "")
 
 
 def analyse(spec: Spec, out: Path) -> dict:
@@ -113,6 +125,7 @@ def analyse(spec: Spec, out: Path) -> dict:
     result["runs"] = [{"seed": s, "arm": a, **{k: v for k, v in per.items() if k != "h"}}
                       for (s, a), per in runs.items()]
     result["failed"] = [{"seed": s, "arm": a, "why": per["failed"]} for (s, a), per in runs.items() if "failed" in per]
+    result["machines"] = dict(Counter(per["machine"] for per in runs.values()).most_common())
     return result
 
 
@@ -198,6 +211,9 @@ def markdown(spec: Spec, r: dict, command: str) -> str:
         lines.append(f"| parameter count | {_f(ref['kendall_tau'])} | {_f(ref['top1_true_acc'], 2)} |")
     lines += ["", "Every number here is recomputed from `runs/seed*/ARM.json.gz` (each cell's score) and "
               "`cells.json.gz` (the cells, their truth, the no-training scores) by `wpl study SPEC --report_only`."]
+    if r.get("machines"):
+        lines += ["", "Machines (a seed trains another supernet on another CPU; a seed's arms keep their pairing): "
+                  + "; ".join(f"{m}: {n} run{'s' * (n != 1)}" for m, n in r["machines"].items()) + "."]
     return "\n".join(lines) + "\n"
 
 
