@@ -13,11 +13,11 @@ work=$here/nb201_confirmatory/work
 confirm=("$here/nb201_confirmatory.toml")
 scoring=("$here/nb201_scoring.toml" --work_dir "$work")
 
-finished() {  # the study's report, recomputed from its records, is no longer interim
-  "$py" -m wpl study "$@" --report_only true | tail -1 | grep -qv "(interim)"
-}
-
-until finished "${confirm[@]}" && finished "${scoring[@]}"; do
-  "$py" -m wpl study "${confirm[@]}" --data_dir "$data" --max_runs 1
-  "$py" -m wpl study "${scoring[@]}" --data_dir "$data" --max_runs 1
+# each call ends with the report's "wrote ..." line, "(interim)" until the study's last run is in
+confirm_done=0 scoring_done=0
+until (( confirm_done && scoring_done )); do
+  last=$("$py" -m wpl study "${confirm[@]}" --data_dir "$data" --max_runs 1 | tee /dev/stderr | tail -n 1)
+  [[ $last == *"(interim)"* ]] || confirm_done=1
+  last=$("$py" -m wpl study "${scoring[@]}" --data_dir "$data" --max_runs 1 | tee /dev/stderr | tail -n 1)
+  [[ $last == *"(interim)"* ]] || scoring_done=1
 done
