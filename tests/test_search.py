@@ -41,7 +41,8 @@ def test_last_repeated_flag_wins_and_reward_c_is_float() -> None:
     (["--train_controller=maybe"], "--train_controller"),
     (["--shared_num_sample=2"], "--shared_num_sample"),
     (["--shared_momentum=1"], "--shared_momentum=1.0: must be in [0, 1)"),
-    (["--shared_optim=adam", "--shared_momentum=0.9"], "it needs shared_optim=sgd"),
+    (["--shared_optim=adam", "--shared_momentum=0.9"], "it needs --shared_optim=sgd"),
+    (["--fisher_source=train", "--fisher_estimator=empirical"], "use --fisher_source=valid for the others"),
     (["--network_type=nb201", "--nb201_bn_recal=-2"], "--nb201_bn_recal"),
 ])
 def test_bad_flags_are_one_line_errors(argv, message, capsys) -> None:

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+
+# a setting named with a value inside a message ("it needs shared_optim=sgd")
+_SETTING = re.compile(r"(?<![\w-])([a-z][a-z0-9_]*)=")
+
 
 class WplError(Exception):
     """A user-facing error: bad input, a bad flag or a missing file, with the fix in the message."""
@@ -14,7 +20,12 @@ class ConfigError(WplError, ValueError):
         super().__init__(f"{name}={value!r}: {requirement}")
         self.name, self.value, self.requirement = name, value, requirement
 
-    def as_flag(self, flag: str | None = None, default: bool = False) -> str:
-        """The message as the command line says it: ``--flag=value (the default): requirement``."""
+    def as_flag(self, flag: str | None = None, default: bool = False, flags: Mapping[str, str] | None = None) -> str:
+        """The message as the command line says it: ``--flag=value (the default): requirement``, where each other
+        setting the requirement names with a value (``shared_optim=sgd``) is its flag too if ``flags`` (setting →
+        flag) knows it."""
         note = " (the default)" if default else ""
-        return f"--{flag or self.name}={self.value}{note}: {self.requirement}"
+        requirement = self.requirement
+        if flags:
+            requirement = _SETTING.sub(lambda m: f"--{flags[m[1]]}=" if m[1] in flags else m[0], requirement)
+        return f"--{flag or self.name}={self.value}{note}: {requirement}"
