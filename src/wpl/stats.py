@@ -41,8 +41,10 @@ def t_sf(c: float, df: float, nc: float = 0.0) -> float:
     return float((torch.special.ndtr(nc - c * s) * w).sum().clamp(0.0, 1.0))
 
 
+@lru_cache(maxsize=1024)
 def t_ppf(q: float, df: float) -> float:
-    """The ``q`` quantile of Student's t (central), by bisection on :func:`t_sf`."""
+    """The ``q`` quantile of Student's t (central), by bisection on :func:`t_sf` (remembered: a study's report
+    asks for the same few quantiles hundreds of times)."""
     if not 0.0 < q < 1.0:
         raise ValueError(f"q={q}: must be in (0, 1)")
     if q < 0.5:
