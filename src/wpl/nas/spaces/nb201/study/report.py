@@ -260,7 +260,7 @@ def figures(spec: Spec, r: dict, out: Path) -> list[Path]:
         if c["lo"] is not None:
             ax.errorbar(c["mean"], i, xerr=[[c["mean"] - c["lo"]], [c["hi"] - c["mean"]]], fmt="o", capsize=3,
                         color=colours.get(c["verdict"], "tab:blue"), zorder=3)
-    for verdict, colour in (*colours.items(), ("not supported", "tab:blue")):
+    for verdict, colour in (*colours.items(), ("neither, after Holm", "tab:blue")):
         ax.plot([], [], "o", color=colour, label=f"mean, 95% interval: {verdict}")
     ax.set_yticks(range(len(fam)), [f"{c['name']}: {c['a']} − {c['b']}" for c in fam], fontsize=8)
     ax.invert_yaxis()
