@@ -108,7 +108,7 @@ def test_metrics_schema_of_the_rnn_space(text_root: Path, tmp_path: Path) -> Non
 
 @pytest.mark.slow
 @pytest.mark.parametrize("flags, message", [
-    (["--alpha_decay_mode=2"], "--alpha_decay=2.0 (the default): with alpha_decay_mode=2 it is a factor"),
+    (["--alpha_decay_mode=2"], "--alpha_decay=2.0 (the default): with --alpha_decay_mode=2 it is a factor"),
     (["--alpha_fisher=-1"], "--alpha_fisher=-1.0: must be >= 0"),
     (["--alpha_decay=-1"], "--alpha_decay=-1.0: must be >= 0"),
 ])

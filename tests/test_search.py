@@ -286,7 +286,7 @@ def test_fisher_every_and_forgetting_every_thin_the_extra_passes(text_root: Path
 def test_fisher_source_train_needs_the_batch_sq_estimator(capsys) -> None:
     with pytest.raises(SystemExit):
         parse_search_args(["--network_type=micro_cnn", "--fisher_source=train", "--fisher_estimator=empirical"])
-    assert "--fisher_estimator=empirical: fisher_source=train folds" in capsys.readouterr().err
+    assert "--fisher_estimator=empirical: --fisher_source=train folds" in capsys.readouterr().err
 
 
 def test_num_threads_sets_torch_threads(text_root: Path, tmp_path: Path) -> None:
