@@ -98,6 +98,7 @@ def test_configs_refuse_bad_values_naming_the_field() -> None:
         RnnConfig(shared_embed=8, shared_hid=16)
     err = ConfigError("alpha", -1.0, "must be >= 0")
     assert str(err) == "alpha=-1.0: must be >= 0" and err.as_flag("alpha_fisher") == "--alpha_fisher=-1.0: must be >= 0"
+    assert err.as_flag(flags={"alpha": "alpha_fisher"}) == "--alpha_fisher=-1.0: must be >= 0"
     err = ConfigError("alpha", 2.0, "with alpha_decay_mode=2 (not my_alpha=1) it is a factor")
     assert err.as_flag("alpha_fisher", flags={"alpha_decay_mode": "alpha_decay_mode"}) == (
         "--alpha_fisher=2.0: with --alpha_decay_mode=2 (not my_alpha=1) it is a factor")

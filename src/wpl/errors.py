@@ -21,11 +21,10 @@ class ConfigError(WplError, ValueError):
         self.name, self.value, self.requirement = name, value, requirement
 
     def as_flag(self, flag: str | None = None, default: bool = False, flags: Mapping[str, str] | None = None) -> str:
-        """The message as the command line says it: ``--flag=value (the default): requirement``, where each other
-        setting the requirement names with a value (``shared_optim=sgd``) is its flag too if ``flags`` (setting →
-        flag) knows it."""
+        """The message as the command line says it: ``--flag=value (the default): requirement``. ``flags`` (setting →
+        flag) names this setting's flag when ``flag`` does not, and each other setting the requirement names with a
+        value (``shared_optim=sgd``) that it knows becomes its flag too."""
+        flags = flags or {}
         note = " (the default)" if default else ""
-        requirement = self.requirement
-        if flags:
-            requirement = _SETTING.sub(lambda m: f"--{flags[m[1]]}=" if m[1] in flags else m[0], requirement)
-        return f"--{flag or self.name}={self.value}{note}: {requirement}"
+        requirement = _SETTING.sub(lambda m: f"--{flags[m[1]]}=" if m[1] in flags else m[0], self.requirement)
+        return f"--{flag or flags.get(self.name, self.name)}={self.value}{note}: {requirement}"

@@ -78,8 +78,7 @@ def _recipe(cls, args, space: str):
     try:
         return cls(**given)
     except ConfigError as exc:
-        flag = next((f for f, (n, _) in table.items() if n == exc.name), exc.name)
-        raise WplError(exc.as_flag(flag, flags={n: f for f, (n, _) in table.items()})) from exc
+        raise WplError(exc.as_flag(flags={n: f for f, (n, _) in table.items()})) from exc
 
 
 def build_job(args) -> FinalJob:

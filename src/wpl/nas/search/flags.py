@@ -48,14 +48,9 @@ ALIASES = {"random_seed": ["--seed"]}
 
 
 def setting_flags() -> dict[str, str]:
-    """Each setting's flag (the regularizer's ``alpha`` is --alpha_fisher, the image loader's ``channels``
-    --cnn_input_channels; the others are spelled alike)."""
+    """Each setting's flag, for a :class:`ConfigError`'s message (the regularizer's ``alpha`` is --alpha_fisher, the
+    image loader's ``channels`` --cnn_input_channels; the others are spelled alike)."""
     return {**{f.name: flag for flag, f in flag_fields().items()}, "channels": "cnn_input_channels"}
-
-
-def flag_of(name: str) -> str:
-    """The flag of a setting named in a :class:`ConfigError`."""
-    return setting_flags().get(name, name)
 
 
 _TYPES = {"int": int, "float": float, "bool": bool, "str": str, "str | None": str, "tuple[str, ...]": str_list}
@@ -144,8 +139,9 @@ def parse_search_args(argv: Sequence[str], prog: str = "wpl search") -> Configs:
     try:
         configs = Configs.from_flags(vars(args), explicit)
     except ConfigError as exc:
-        flag = flag_of(exc.name)
-        p.error(exc.as_flag(flag, default=flag not in explicit, flags=setting_flags()))
+        flags = setting_flags()
+        flag = flags.get(exc.name, exc.name)
+        p.error(exc.as_flag(flag, default=flag not in explicit, flags=flags))
     s = configs.search
     if s.use_wpl and s.start_using_fisher >= s.max_epoch:
         warnings.warn(f"--start_using_fisher={s.start_using_fisher} >= --max_epoch={s.max_epoch}: WPL will never "

@@ -23,7 +23,7 @@ from wpl.signals import stop_on_signals
 from .. import spaces
 from ..config import RunConfig
 from ..configs import Configs
-from .flags import flag_of, parse_search_args, setting_flags
+from .flags import parse_search_args, setting_flags
 
 log = logging.getLogger("wpl")
 
@@ -80,7 +80,7 @@ def run_search(argv: Sequence[str], prog: str = "wpl search") -> dict:
     try:
         return _run_search(argv, prog)
     except ConfigError as exc:
-        raise WplError(exc.as_flag(flag_of(exc.name), flags=setting_flags())) from exc
+        raise WplError(exc.as_flag(flags=setting_flags())) from exc
 
 
 def _run_search(argv: Sequence[str], prog: str) -> dict:
