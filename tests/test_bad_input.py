@@ -200,7 +200,7 @@ CASES: dict[str, tuple[Case, list[str]]] = {
     "contradictory flags": (lambda t: ["search", "--fisher_normalise=mean"], ["fisher_normalise",
                                                                               "legacy_compound_alpha"]),
     "legacy α without a clip": (lambda t: ["search", "--alpha_fisher=60", "--fisher_clip_by_norm=0"],
-                                ["--alpha_fisher=60", "grows without bound", "fisher_clip_by_norm"]),
+                                ["--alpha_fisher=60", "grows without bound", "--fisher_clip_by_norm=10"]),
     "random strategy with arch_stream on enas": (lambda t: ["search", "--arch_stream=own"], ["arch_stream"]),
     "a flag of another space": (lambda t: ["search", "--rank_every=1"], ["--rank_every", "--network_type=nb201"]),
     "train-final flag typo": (lambda t: ["train-final", "--arch=enas-rnn", "--final_hidd=5"], ["--final_hidd"]),
@@ -226,6 +226,8 @@ CASES: dict[str, tuple[Case, list[str]]] = {
     "study without its data": (lambda t: _study(t, STUDY), ["--data_dir", "4 run(s) remain"]),
     "study arm with an unknown measure": (lambda t: _study(t, STUDY.replace('[arms.b]', '[arms.b]\nmeasure = "f1"')),
                                           ["spec.toml [arms.b] measure = 'f1'", "accuracy or loss"]),
+    "study follow-up before any run": (lambda t: _study(t, STUDY, f"--follow_up={t / 'next.toml'}"),
+                                       ["no records of study s there", "spec.toml first"]),
 }
 
 

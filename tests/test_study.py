@@ -86,6 +86,10 @@ def test_verdicts_are_computed_from_the_numbers() -> None:
                               ("b", [0.0] * 8, [0.0] * 8), ("c", [0.1, -0.1] * 4, [0.0] * 8)], 0.05)
     assert nominal[0]["p"] == pytest.approx(0.020937570206924622, abs=1e-9)
     assert nominal[0]["p_holm"] == pytest.approx(3 * nominal[0]["p"]) and nominal[0]["verdict"] == "nominal"
+    # an unresolved verdict names the power the family was declared with
+    wide = compare_family([("w", [0.2, -0.1, 0.15, -0.2, 0.05, -0.05], [0.0] * 6)], 0.05, 0.9, 0.04)[0]
+    assert wide["verdict"] == "unresolved" and wide["verdict_text"].endswith(
+        f"detects ≥ {detectable(wide['sd'], 6, 0.05, 0.9):.3f} (90% power)")
 
 
 TOY = """
@@ -216,6 +220,18 @@ def test_a_toy_study_end_to_end(tmp_path, capsys) -> None:
     assert _study(tmp_path) == 0
     r = json.loads((out / "study.json").read_text())
     assert r["complete"] and r["seeds_done"] == [3, 4]
+    # a complete study's follow-up: the comparisons its report left unresolved and underpowered, on fresh seeds
+    from wpl.nas.spaces.nb201.study.follow_up import why_not
+    from wpl.nas.spaces.nb201.study.spec import read_spec
+
+    assert cmd_study([str(tmp_path / "toy.toml"), f"--follow_up={tmp_path / 'next.toml'}"]) == 0
+    fam = r["comparisons"]["kendall_tau"]
+    again = [c for c in fam if not why_not(c, 0.8)]
+    assert (tmp_path / "next.toml").exists() == bool(again)
+    if again:
+        follow = read_spec(tmp_path / "next.toml")
+        assert [c.name for c in follow.comparisons] == [c["name"] for c in again]
+        assert follow.seeds[0] == 5 and len(follow.seeds) == max(c["pairs_needed"] for c in again)
     from wpl.nas.spaces.nb201.study.report import machine_label
     from wpl.runtime import machine
 
@@ -321,3 +337,65 @@ def test_the_cells_sampling_variance_of_tau_matches_resampling() -> None:
         h = kendall_components(x[idx], y[idx])
         predicted.append(4 * h.var(ddof=1) / len(h))
     assert np.std(taus, ddof=1) == pytest.approx(np.sqrt(np.mean(predicted)), rel=0.15)
+
+
+def test_a_spec_written_as_toml_reads_back_the_same() -> None:
+    from wpl.nas.spaces.nb201.study.spec import parse_spec, spec_toml
+
+    spec = parse_spec(TOY.replace('description = "a toy study"', 'description = """quoted "x", a \\\\ back\nslash"""')
+                      .replace('[arms.lr]', '[arms."lr.v2"]').replace('a = "lr"', 'a = "lr.v2"'), "toy.toml")
+    assert spec.description == 'quoted "x", a \\ back\nslash' and spec.arm("lr.v2").trains
+    text = spec_toml(spec, "first line\nsecond")
+    assert text.startswith("# first line\n# second\n") and 'seeds = "3-4"' in text
+    assert parse_spec(text, "again.toml") == spec
+
+
+def _followed(diffs: dict[str, list[float]], seeds: str = "3-22"):
+    """The follow-up of the toy spec over ``seeds`` whose comparisons' differences are ``diffs``."""
+    from wpl.nas.spaces.nb201.study.follow_up import follow_up
+    from wpl.nas.spaces.nb201.study.spec import parse_spec
+
+    spec = parse_spec(TOY.replace('seeds = "3-4"', f'seeds = "{seeds}"'), "toy.toml")
+    fam = compare_family([(c.name, diffs[c.name], [0.0] * len(diffs[c.name])) for c in spec.comparisons],
+                         spec.alpha, spec.power, spec.delta)
+    return spec, fam, follow_up(spec, {"complete": True, "comparisons": {"kendall_tau": fam}})
+
+
+def test_a_follow_up_repeats_the_unresolved_underpowered_comparisons_on_as_many_fresh_seeds_as_they_need() -> None:
+    from wpl.nas.spaces.nb201.study.follow_up import follow_up
+    from wpl.nas.spaces.nb201.study.spec import parse_spec, spec_toml
+
+    noisy = [0.01 + 0.07 * (-1) ** i * (1 + i % 3) / 2 for i in range(20)]  # sd ≈ 0.07, mean ≈ 0.01
+    strong = [0.1 + 0.01 * (i % 4) for i in range(20)]
+    spec, fam, (new, lines) = _followed({"H1": noisy, "H2": strong})
+    h1, h2 = fam
+    assert h1["verdict"] == "unresolved" and h1["power_at_delta"] < 0.8 and h2["verdict"] == "higher"
+    need = pairs_needed(0.04, h1["sd"], 0.05 / 2, 0.8)
+    assert h1["pairs_needed"] == need and need > 20
+    assert new.seeds == tuple(range(23, 23 + need)) and new.name == "toy_replication" and new.trains
+    assert [c.name for c in new.comparisons] == ["H1"] and [a.name for a in new.arms] == ["plain", "lr"]
+    assert (new.flags, new.cells, new.continuity, new.secondary) == (spec.flags, spec.cells, spec.continuity,
+                                                                     spec.secondary)
+    assert f"{need} fresh seeds (23-{22 + need})" in new.description and "never pooled with toy" in new.description
+    assert lines[0].startswith(f"H1 (lr − plain): unresolved, power {h1['power_at_delta']:.2f}")
+    assert lines[1] == "H2 (ema − plain): resolved (higher); not repeated"
+    assert parse_spec(spec_toml(new), "new.toml") == new
+    # the arm a repeated comparison scores again keeps the arm whose supernet it scores
+    _, _, (new, _) = _followed({"H1": strong, "H2": noisy})
+    assert [a.name for a in new.arms] == ["plain", "ema"]
+    # nothing to repeat: every answer resolved, or powered
+    tight = [0.001 * (-1) ** i for i in range(20)]
+    _, fam, (new, lines) = _followed({"H1": strong, "H2": tight})
+    assert new is None and fam[1]["verdict"] == "equivalent" and len(lines) == 2
+    with pytest.raises(WplError, match="interim \\(7 of 60 runs\\)"):
+        follow_up(spec, {"complete": False, "runs_done": 7, "runs_expected": 60})
+
+
+def test_a_follow_up_never_overwrites_a_spec(tmp_path) -> None:
+    from wpl.nas.spaces.nb201.study.command import cmd_study
+
+    (tmp_path / "toy.toml").write_text(TOY)
+    (tmp_path / "next.toml").write_text("declared")
+    with pytest.raises(WplError, match="--follow_up=.*next.toml: exists"):
+        cmd_study([str(tmp_path / "toy.toml"), f"--follow_up={tmp_path / 'next.toml'}"])
+    assert (tmp_path / "next.toml").read_text() == "declared"

@@ -139,10 +139,10 @@ def paired(a: Sequence[float | None], b: Sequence[float | None], level: float = 
     return out
 
 
-def verdict(c: dict, alpha: float, delta: float) -> tuple[str, str]:
+def verdict(c: dict, alpha: float, delta: float, power: float = 0.8) -> tuple[str, str]:
     """``(key, sentence)`` for a comparison ``c`` (:func:`paired`'s result with ``p_holm`` and ``detectable``): a
     higher or lower mean supported after Holm's correction; nominal only; no effect as large as ``delta`` (the
-    interval inside ±delta); or not resolved, with the smallest effect the design detects."""
+    interval inside ±delta); or not resolved, with the smallest effect the design detects with ``power``."""
     if c["mean"] is None or c["lo"] is None:
         return "undefined", f"undefined: {c['n']} pair(s)"
     if c["sd"] == 0 and c["mean"] == 0:
@@ -154,7 +154,7 @@ def verdict(c: dict, alpha: float, delta: float) -> tuple[str, str]:
         return "nominal", (f"not supported after correction (p = {c['p']:.3g} alone, {c['p_holm']:.3g} after Holm)")
     if -delta < c["lo"] and c["hi"] < delta:
         return "equivalent", f"no effect as large as ±{delta:g}: the interval lies inside it"
-    return "unresolved", f"not resolved: the design detects ≥ {c['detectable']:.3f} (80% power)"
+    return "unresolved", f"not resolved: the design detects ≥ {c['detectable']:.3f} ({power:.0%} power)"
 
 
 def compare_family(rows: list[tuple[str, Sequence, Sequence]], alpha: float = 0.05, power: float = 0.8,
@@ -172,5 +172,5 @@ def compare_family(rows: list[tuple[str, Sequence, Sequence]], alpha: float = 0.
         if delta is not None:
             c["power_at_delta"] = power_two_sided(delta, sd, c["n"], alpha / m)
             c["pairs_needed"] = pairs_needed(delta, sd, alpha / m, power)
-        c["verdict"], c["verdict_text"] = verdict(c, alpha, delta if delta is not None else 0.0)
+        c["verdict"], c["verdict_text"] = verdict(c, alpha, delta if delta is not None else 0.0, power)
     return out

@@ -84,9 +84,10 @@ class Configs:
         if self.search.use_wpl and w.legacy_compound_alpha and w.fisher_clip_by_norm <= 0:
             growth = w.alpha * (1 - w.lambda_fisher) if w.momentum else w.alpha
             if growth >= 1 and w.alpha > 1:
-                raise ConfigError("alpha", w.alpha, "with legacy_compound_alpha=True and no fisher_clip_by_norm the "
-                                  "stored Fisher is multiplied by α at every update and grows without bound; set "
-                                  "fisher_clip_by_norm (the original README uses 10) or legacy_compound_alpha=False")
+                raise ConfigError("alpha", w.alpha, "with legacy_compound_alpha=True and fisher_clip_by_norm=0 (no "
+                                  "clip) the stored Fisher is multiplied by α at every update and grows without "
+                                  "bound; set fisher_clip_by_norm=10 (the original README's) or "
+                                  "legacy_compound_alpha=False")
         space.check(self)
 
     @property

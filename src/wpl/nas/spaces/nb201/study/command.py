@@ -43,6 +43,9 @@ def cmd_study(argv: Sequence[str]) -> int:
     p.add_argument("--work_dir", default="", help="the search runs (checkpoints; scratch; default OUT/work)")
     p.add_argument("--max_runs", type=int, default=0, help="stop after this many runs trained or scored (0: all)")
     p.add_argument("--report_only", type=str2bool, default=False, help="only recompute the report from the records")
+    p.add_argument("--follow_up", default="", help="write to this new TOML file the replication a complete study "
+                   "calls for (its unresolved, underpowered comparisons on fresh seeds, as many as the report's "
+                   "\"pairs for\" column says); runs nothing")
     args = p.parse_args(argv)
     if args.max_runs < 0:
         raise WplError(f"--max_runs={args.max_runs}: must be >= 0 (0: every remaining run)")
@@ -50,6 +53,8 @@ def cmd_study(argv: Sequence[str]) -> int:
     spec = read_spec(spec_path)
     out = Path(args.out) if args.out else spec_path.parent / spec.name
     work = Path(args.work_dir) if args.work_dir else out / "work"
+    if args.follow_up:
+        return _write_follow_up(spec, spec_path, out, Path(args.follow_up))
     check_arm_flags(spec, spec_path)
     command = (f"wpl study {shlex.quote(str(spec_path))} --data_dir DIR"
                + (f" --out {shlex.quote(args.out)}" if args.out else ""))
@@ -93,6 +98,33 @@ def cmd_study(argv: Sequence[str]) -> int:
     r, md = write_report(spec, out, command)
     sys.stdout.write(md)
     print(f"wrote {out / 'study.json'}, {out / 'report.md'}" + (" (interim)" if not r["complete"] else ""))
+    return 0
+
+
+def _write_follow_up(spec, spec_path: Path, out: Path, path: Path) -> int:
+    """``--follow_up``: the replication spec, from the complete study's records; nothing run, nothing overwritten."""
+    from wpl.fileio import write_text
+
+    from .follow_up import follow_up
+    from .report import analyse
+    from .spec import freeze, spec_toml
+
+    if path.exists():
+        raise WplError(f"--follow_up={path}: exists; a declared spec is never overwritten (name a new file)")
+    if not (out / "spec.json").exists():
+        raise WplError(f"{out}: no records of study {spec.name} there; run wpl study {spec_path} first (or name "
+                       "its folder with --out)")
+    freeze(spec, spec_path.read_text(), out)  # the records are this spec's: a changed one is refused
+    new, lines = follow_up(spec, analyse(spec, out))
+    print("\n".join(lines))
+    if new is None:
+        print(f"{spec.name}: no comparison calls for a follow-up; nothing written")
+        return 0
+    write_text(path, spec_toml(new, f"Written by `wpl study {out / 'spec.toml'} --follow_up {path}`: commit it "
+                                    "before its first run."))
+    print(f"wrote {path}: {new.name}, seeds {new.seeds[0]}-{new.seeds[-1]} ({len(new.seeds)}), arms "
+          f"{', '.join(a.name for a in new.arms)}, comparisons {', '.join(c.name for c in new.comparisons)}; "
+          f"commit it, then `wpl study {path} --data_dir DIR`")
     return 0
 
 

@@ -172,7 +172,7 @@ def markdown(spec: Spec, r: dict, command: str) -> str:
         cells_col = "lo_cells" in fam[0]
         lines += ["", f"## Comparisons: {NAMES[metric]} ({head}; Holm over this family)", "",
                   "| comparison | Δ mean [95%, seeds] | " + ("[95%, seeds + cells] | " if cells_col else "")
-                  + "sd | up/down | p | Holm p | detectable (80%) | "
+                  + f"sd | up/down | p | Holm p | detectable ({spec.power:.0%}) | "
                   + (f"power at ±{spec.delta} | pairs for {spec.power:.0%} at ±{spec.delta} | "
                      if metric == spec.primary else "") + "verdict |",
                   "|---" * (8 + cells_col + 2 * (metric == spec.primary)) + "|"]

@@ -271,3 +271,48 @@ def freeze(spec: Spec, text: str, folder: Path) -> None:
     if changed := kept_or_changed(folder / "spec.json", spec.to_json()):
         raise WplError(f"{folder}: the study was started with another spec (changed: {', '.join(changed)}; frozen "
                        f"copy {folder / 'spec.toml'}); restore it, or start a new study with another --out")
+
+
+def _toml_str(s: str) -> str:
+    return json.dumps(s, ensure_ascii=False)  # a JSON string is a TOML basic string
+
+
+def _toml_key(s: str) -> str:
+    return s if re.fullmatch(r"[A-Za-z0-9_-]+", s) else _toml_str(s)
+
+
+def _toml_list(values) -> str:
+    return "[" + ", ".join(_toml_str(v) for v in values) + "]"
+
+
+def _toml_seeds(seeds: tuple[int, ...]) -> str:
+    run = len(seeds) > 1 and seeds == tuple(range(seeds[0], seeds[-1] + 1))
+    return f'"{seeds[0]}-{seeds[-1]}"' if run else str(list(seeds))
+
+
+def _toml_cells(header: str, c: Cells) -> list[str]:
+    return ["", f"[{header}]", f"seed = {c.seed}", f"num = {c.num}", f"unique = {str(c.unique).lower()}",
+            f"images = {c.images}", f"batch_size = {c.batch_size}"]
+
+
+def spec_toml(spec: Spec, comment: str = "") -> str:
+    """``spec`` as a TOML file that :func:`parse_spec` reads back to the same spec, ``comment`` (lines) at its top."""
+    text = spec.description.replace("\\", "\\\\").replace('"', '\\"')
+    lines = [f"# {line}".rstrip() for line in comment.splitlines()]
+    lines += [f"name = {_toml_str(spec.name)}", f'description = """\n{text}"""', f"seeds = {_toml_seeds(spec.seeds)}",
+              f"alpha = {spec.alpha!r}", f"power = {spec.power!r}", f"delta = {spec.delta!r}"]
+    lines += [] if spec.trains else ["trains = false"]
+    lines += ["flags = ["] + [f"  {_toml_str(f)}," for f in spec.flags] + ["]"]
+    lines += _toml_cells("cells", spec.cells)
+    lines += _toml_cells("continuity", spec.continuity) if spec.continuity else []
+    for a in spec.arms:
+        lines += ["", f"[arms.{_toml_key(a.name)}]"]
+        lines += ([f"score = {_toml_str(a.score)}"] if a.score else
+                  [f"strategy = {_toml_str(a.strategy)}", f"flags = {_toml_list(a.flags)}"])
+        lines += [f"weights = {_toml_str(a.weights)}"] if a.weights != "last" else []
+        lines += [f"measure = {_toml_str(a.measure)}"] if a.measure != "accuracy" else []
+    for c in spec.comparisons:
+        lines += ["", "[[comparisons]]", f"name = {_toml_str(c.name)}", f"a = {_toml_str(c.a)}",
+                  f"b = {_toml_str(c.b)}"] + ([f"note = {_toml_str(c.note)}"] if c.note else [])
+    lines += ["", "[endpoints]", f"primary = {_toml_str(spec.primary)}", f"secondary = {_toml_list(spec.secondary)}"]
+    return "\n".join(lines) + "\n"
