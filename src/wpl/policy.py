@@ -165,7 +165,8 @@ class WplPolicy:
     def consolidate(self, model_fn: Callable[[Tensor], Tensor], batches: Iterable[tuple[Tensor, Tensor]],
                     names: Iterable[str] | None = None, *, due: bool | None = None,
                     loss_fn: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy, mode: str = "eval",
-                    generator: torch.Generator | None = None, reduce=None) -> None:
+                    generator: torch.Generator | None = None,
+                    reduce: Callable[[list[Tensor]], None] | None = None) -> None:
         """After a model's training: fold its Fisher on held-out ``batches`` (``source="valid"``, every ``every``-th
         call, or when ``due`` says so), then move its anchors (``model``: to its weights; ``ema``: part way)."""
         if due is None:

@@ -6,6 +6,7 @@ import os
 import platform
 import random
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Literal
 
@@ -69,7 +70,7 @@ def set_deterministic(on: bool) -> None:
 
 
 @contextmanager
-def model_mode(model: object, mode: Mode):
+def model_mode(model: object, mode: Mode) -> Iterator[None]:
     """Put ``model`` in eval/train mode for the block and restore its previous mode after (``keep``: no change)."""
     if not isinstance(model, nn.Module) or mode == "keep":
         yield
