@@ -160,6 +160,7 @@ def test_every_number_and_verdict_of_the_benchmarks_summary_comes_from_its_resul
     """BENCHMARKS.md's summary table quotes each number from its key in the committed result JSON, and each
     "met?" word is what the file computes: a changed number or a typed verdict is caught."""
     import importlib.util
+    import json
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
@@ -179,3 +180,13 @@ def test_every_number_and_verdict_of_the_benchmarks_summary_comes_from_its_resul
         assert old in text
         (tmp_path / "B.md").write_text(text.replace(old, new, 1))
         assert len(mod.check(tmp_path / "B.md")) == 1, new
+    # a row may quote a study's computed verdict from its study.json, a path under benchmarks/
+    study = json.loads((root / "benchmarks" / "studies" / "nb201_confirmatory" / "study.json").read_text())
+    h1 = study["comparisons"]["kendall_tau"][0]
+    (tmp_path / "keys.toml").write_text('[[row]]\nclaim = "study"\nnumbers = ["comparisons.kendall_tau.0.mean"]\n'
+                                        '[row.met]\n"H1" = "comparisons.kendall_tau.0.verdict"\n')
+    for word, problems in ((h1["verdict"], 0), ("wrong", 1)):
+        (tmp_path / "S.md").write_text("## Summary\n\n| claim | paper | ours | met? | file |\n|---|---|---|---|---|\n"
+                                       f"| study | - | Δ {h1['mean']:+.3f} | H1: {word} | "
+                                       "`studies/nb201_confirmatory/study.json` |\n")
+        assert len(mod.check(tmp_path / "S.md", tmp_path / "keys.toml")) == problems, word

@@ -3,7 +3,8 @@
 Usage: python tools/check_benchmarks.py [BENCHMARKS.md]   (exit 1, listing each mismatch)
 
 ``benchmarks/summary.toml`` keys every row (by the start of its claim): the numbers of the "ours" column, in the
-order written, each read from its key in the row's result file (``benchmarks/results/<file>``, the last column)
+order written, each read from its key in the row's result file (the last column: ``benchmarks/results/<file>``,
+or a path under ``benchmarks/`` such as ``studies/<study>/study.json``)
 and compared at the number's own precision, as written or as a percentage of a fraction ("98.2%" matches
 0.98213, "−0.18" matches -0.1816, "10⁴" is 10000); and each "label: word" segment of the "met?" column (segments
 split by ";", a segment without a label has the label "") against the value its key computes: a boolean is "yes" /
@@ -92,7 +93,7 @@ def computed(data: dict, rule: str):
 def check_row(cells: list[str], spec: dict) -> list[str]:
     """The mismatches of one summary row with its keys."""
     claim, ours, met, source = cells[0], cells[2], cells[3], cells[-1].strip("` ")
-    result = RESULTS / source
+    result = ROOT / "benchmarks" / source if "/" in source else RESULTS / source
     if not result.is_file():
         return [f"{claim}: result file {result} does not exist"]
     data = json.loads(result.read_text())
