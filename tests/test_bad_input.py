@@ -1,13 +1,14 @@
 """The bad-input matrix: every data format, flag type, architecture file and run folder a user can get
 wrong. Each case runs the real command and must exit non-zero with one error line that names the file
 or flag and says what to do, and leave no output that looks complete. The README's "Errors" table is
-this list (``python -m pytest tests/test_bad_input.py -q`` checks it)."""
+this list (``python -m pytest tests/test_bad_input.py -q`` checks it, row by row)."""
 
 from __future__ import annotations
 
 import gzip
 import json
 import pickle
+import re
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -251,6 +252,18 @@ def test_bad_input_is_one_line_naming_it(name: str, tmp_path: Path, capsys) -> N
         assert text in err[0], (text, err[0])
     after = {p for p in tmp_path.rglob("*") if p.name in COMPLETE}
     assert after == before, sorted(after - before)
+    # docs/errors.md shows this very line (python tools/error_table.py regenerates the table)
+    row = f"| {name} | `{shown(err[0], str(tmp_path))}` |"
+    assert row in DOCS_ROWS, f"docs/errors.md is out of date: run python tools/error_table.py ({row})"
+
+
+DOCS_ROWS = set((Path(__file__).resolve().parent.parent / "docs" / "errors.md").read_text().splitlines())
+
+
+def shown(line: str, tmp: str) -> str:
+    """An error line as docs/errors.md shows it: the temporary folder cut from its paths, ``|`` escaped."""
+    short = re.sub(re.escape(tmp) + r"/[\w/.-]*?([\w.-]+/[\w.-]+)\b", r"…/\1", line).replace(tmp, "…")
+    return short.replace("|", "\\|")
 
 
 def test_the_matrix_has_at_least_30_cases() -> None:

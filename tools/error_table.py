@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import re
 import sys
 import tempfile
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "src")]
 
-from test_bad_input import CASES  # noqa: E402
+from test_bad_input import CASES, shown  # noqa: E402
 from wpl.cli import main  # noqa: E402
 
 
@@ -29,13 +28,11 @@ def message(build) -> str:
                 main(argv)
             except SystemExit:
                 pass
-        line = next((ln for ln in err.getvalue().splitlines() if "error" in ln.lower()), "")
-        return re.sub(re.escape(tmp) + r"/[\w/.-]*?([\w.-]+/[\w.-]+)\b", r"…/\1", line).replace(tmp, "…")
+        return shown(next((ln for ln in err.getvalue().splitlines() if "error" in ln.lower()), ""), tmp)
 
 
 if __name__ == "__main__":
     print("| bad input | what it says |")
     print("|---|---|")
     for name, (build, _) in CASES.items():
-        text = message(build).replace("|", "\\|")
-        print(f"| {name} | `{text}` |")
+        print(f"| {name} | `{message(build)}` |")
