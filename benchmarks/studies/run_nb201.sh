@@ -13,11 +13,12 @@ work=$here/nb201_confirmatory/work
 confirm=("$here/nb201_confirmatory.toml")
 scoring=("$here/nb201_scoring.toml" --work_dir "$work")
 
-# each call ends with the report's "wrote ..." line, "(interim)" until the study's last run is in
+# each call ends with the report's "wrote ..." line, "(interim)" until the study's last run is in; tee -a: a log that
+# stderr goes to is appended to, not truncated by each call
 confirm_done=0 scoring_done=0
 until (( confirm_done && scoring_done )); do
-  last=$("$py" -m wpl study "${confirm[@]}" --data_dir "$data" --max_runs 1 | tee /dev/stderr | tail -n 1)
+  last=$("$py" -m wpl study "${confirm[@]}" --data_dir "$data" --max_runs 1 | tee -a /dev/stderr | tail -n 1)
   [[ $last == *"(interim)"* ]] || confirm_done=1
-  last=$("$py" -m wpl study "${scoring[@]}" --data_dir "$data" --max_runs 1 | tee /dev/stderr | tail -n 1)
+  last=$("$py" -m wpl study "${scoring[@]}" --data_dir "$data" --max_runs 1 | tee -a /dev/stderr | tail -n 1)
   [[ $last == *"(interim)"* ]] || scoring_done=1
 done
