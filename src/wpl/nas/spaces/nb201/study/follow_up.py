@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from wpl.errors import WplError
 
-from .spec import NAME, Spec
+from .spec import Spec
 
 RESOLVED = ("higher", "lower", "equivalent", "identical")
 
@@ -41,21 +41,17 @@ def follow_up(spec: Spec, result: dict) -> tuple[Spec | None, list[str]]:
         if why := why_not(c, spec.power):
             lines.append(f"{d.name} ({d.a} − {d.b}): {why}; not repeated")
         else:
-            again.append(c)
+            again.append((d, c))
             lines.append(f"{d.name} ({d.a} − {d.b}): {c['verdict']}, power {c['power_at_delta']:.2f} at "
                          f"±{spec.delta:g} with {c['n']} pairs (sd {c['sd']:.3f}): {c['pairs_needed']} pairs give "
                          f"{spec.power:.0%}")
     if not again:
         return None, lines
-    n = max(c["pairs_needed"] for c in again)
+    n = max(c["pairs_needed"] for _, c in again)
     first = max(spec.seeds) + 1
-    repeated = {c["name"] for c in again}
-    names = {side for d in spec.comparisons if d.name in repeated for side in (d.a, d.b)}
+    names = {side for d, _ in again for side in (d.a, d.b)}
     names |= {spec.arm(a).source for a in names}
-    name = f"{spec.name}_replication"
-    if not NAME.match(name):  # pragma: no cover - a valid name stays valid with the suffix
-        raise WplError(f"{name}: not a study name")
-    which = ", ".join(f"{c['name']} (sd {c['sd']:.3f}, {c['pairs_needed']} pairs)" for c in again)
+    which = ", ".join(f"{d.name} (sd {c['sd']:.3f}, {c['pairs_needed']} pairs)" for d, c in again)
     description = (
         f"A replication of {spec.name} (seeds {spec.seeds[0]}-{spec.seeds[-1]}, {len(fam)} comparisons under Holm), "
         f"declared from its complete report before any of its own runs. There, {which} had less than "
@@ -63,7 +59,8 @@ def follow_up(spec: Spec, result: dict) -> tuple[Spec | None, list[str]]:
         f"power at the first study's strictest Holm level (alpha/{len(fam)}), with the paired sd it observed, size "
         f"this one: {n} fresh seeds ({first}-{first + n - 1}); the same flags, cells and endpoints, the arms those "
         f"comparisons use, each trained here; tested on its own and never pooled with {spec.name}.\n")
-    out = replace(spec, name=name, description=description, trains=True, seeds=tuple(range(first, first + n)),
+    out = replace(spec, name=f"{spec.name}_replication", description=description, trains=True,
+                  seeds=tuple(range(first, first + n)),
                   arms=tuple(a for a in spec.arms if a.name in names),
-                  comparisons=tuple(d for d in spec.comparisons if d.name in repeated))
+                  comparisons=tuple(d for d, _ in again))
     return out, lines
