@@ -387,6 +387,10 @@ def test_a_follow_up_repeats_the_unresolved_underpowered_comparisons_on_as_many_
     tight = [0.001 * (-1) ** i for i in range(20)]
     _, fam, (new, lines) = _followed({"H1": strong, "H2": tight})
     assert new is None and fam[1]["verdict"] == "equivalent" and len(lines) == 2
+    # out of reach: at sd ≈ 7 no feasible replication has the power, so none is declared
+    _, fam, (new, lines) = _followed({"H1": strong, "H2": [100 * d for d in noisy]})
+    assert new is None and fam[1]["pairs_needed"] is None
+    assert lines[1].startswith("H2 (ema − plain): power 0.") and "more than 10,000 pairs" in lines[1]
     with pytest.raises(WplError, match="interim \\(7 of 60 runs\\)"):
         follow_up(spec, {"complete": False, "runs_done": 7, "runs_expected": 60})
 

@@ -88,7 +88,10 @@ def detectable(sd: float, n: int, alpha: float, power: float = 0.8) -> float:
     return (lo + hi) / 2 * sd / math.sqrt(n)
 
 
-def pairs_needed(effect: float, sd: float, alpha: float, power: float = 0.8, most: int = 10_000) -> int | None:
+PAIRS_MOST = 10_000  # the most pairs pairs_needed searches; beyond it a design is reported as out of reach
+
+
+def pairs_needed(effect: float, sd: float, alpha: float, power: float = 0.8, most: int = PAIRS_MOST) -> int | None:
     """The fewest pairs with which a two-sided paired t-test at ``alpha`` detects a true mean difference ``effect``
     with probability ``power``, when the differences have standard deviation ``sd`` (None when it cannot be
     computed or needs more than ``most``)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from wpl.errors import WplError
+from wpl.stats import PAIRS_MOST
 
 from .spec import Spec
 
@@ -23,7 +24,7 @@ def why_not(c: dict, power: float) -> str:
     if pw >= power:
         return f"powered ({pw:.2f} at its {c['n']} pairs) and {c['verdict']}: the answer stands"
     if c.get("pairs_needed") is None:
-        return f"power {pw:.2f}: more than 10,000 pairs would be needed at the observed sd ({c['sd']:.3g})"
+        return f"power {pw:.2f}: more than {PAIRS_MOST:,} pairs would be needed at the observed sd ({c['sd']:.3g})"
     return ""
 
 

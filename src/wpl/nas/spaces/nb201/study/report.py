@@ -13,7 +13,7 @@ import numpy as np
 
 from wpl.fileio import write_json, write_text
 from wpl.nas.rank import METRIC_COLUMNS, kendall_components, rank_metrics
-from wpl.stats import compare_family, paired, t_ppf
+from wpl.stats import PAIRS_MOST, compare_family, paired, t_ppf
 
 from .runs import read_gz_json, record_path, samples
 from .spec import Spec
@@ -187,7 +187,8 @@ def markdown(spec: Spec, r: dict, command: str) -> str:
         if metric == spec.primary:
             lines += ["", f"\"Pairs for {spec.power:.0%}\": the seeds a study would need for {spec.power:.0%} power at "
                       f"±{spec.delta} under this family's strictest level (α/{len(fam)}), if its differences had the "
-                      "sd observed here: the size of a follow-up, not a result."]
+                      "sd observed here: the size of a follow-up, not a result (— where that sd is 0 or unknown, or "
+                      f"more than {PAIRS_MOST:,} seeds would be needed)."]
         if cells_col:
             lines += ["", "The test and its verdict are over seeds, on these cells; \"seeds + cells\" adds the "
                       "variance τ owes to which cells were drawn (Kendall τ's U-statistic variance), for reading "
