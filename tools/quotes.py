@@ -20,9 +20,13 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from wpl.fileio import write_text  # noqa: E402
+from wpl.nas.spaces.nb201.study.report import INTERIM  # noqa: E402
+
 BLOCK = re.compile(r"^<!-- quote (?P<src>[^#\s]+)#(?P<heading>[^\n]*?) -->\n(?P<body>.*?)^<!-- /quote -->$",
                    re.M | re.S)
-INTERIM = "**Interim:"
 
 
 def docs(root: Path) -> list[Path]:
@@ -36,7 +40,7 @@ def section(root: Path, src: str, heading: str) -> str:
     path = root / src
     if not path.is_file():
         raise ValueError(f"{src}: no such file")
-    lines = path.read_text().splitlines()
+    lines = path.read_text(encoding="utf-8").splitlines()
     if any(line.startswith(INTERIM) for line in lines):
         raise ValueError(f"{src} is an interim report: its verdicts are not final, so it is not quoted yet")
     heads = [(i, len(m.group(1))) for i, line in enumerate(lines) if (m := re.match(r"(#+) ", line))]
@@ -50,7 +54,7 @@ def section(root: Path, src: str, heading: str) -> str:
 
 def refresh(root: Path, path: Path, write: bool) -> list[str]:
     """The stale or broken quotes of ``path``, one line each; with ``write``, the stale ones rewritten in place."""
-    text, problems = path.read_text(), []
+    text, problems = path.read_text(encoding="utf-8"), []
 
     def fresh(m: re.Match) -> str:
         name = f"{path.relative_to(root)}: quote of {m['src']}#{m['heading']}"
@@ -66,9 +70,7 @@ def refresh(root: Path, path: Path, write: bool) -> list[str]:
 
     new = BLOCK.sub(fresh, text)
     if write and new != text:
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(new)
-        tmp.replace(path)
+        write_text(path, new)
     return problems
 
 

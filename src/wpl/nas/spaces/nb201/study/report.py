@@ -20,6 +20,7 @@ from .spec import Spec
 
 NAMES = {"kendall_tau": "Kendall τ", "spearman": "Spearman ρ", "sparse_kendall_tau": "sparse τ",
          "tau_top10": "τ top-10%", "p_at_top5": "P@5%", "p_at_top10": "P@10%", "top1_true_acc": "top-1 true acc"}
+INTERIM = "**Interim:"  # how an interim report's status line begins (tools/quotes.py refuses to quote one)
 REFERENCES = ("parameter_count", "flops", "jacob_cov", "one_shot", "few_shot")
 
 
@@ -148,7 +149,7 @@ def markdown(spec: Spec, r: dict, command: str) -> str:
              f"Holm over the {len(spec.comparisons)} declared comparisons; power {spec.power:.0%}, effect of interest "
              f"{spec.delta}.", ""]
     if not r["complete"]:
-        lines += [f"**Interim: {r['runs_done']} of {r['runs_expected']} runs, {len(r['seeds_done'])} complete "
+        lines += [f"{INTERIM} {r['runs_done']} of {r['runs_expected']} runs, {len(r['seeds_done'])} complete "
                   "seed(s); the verdicts below are not final.**", ""]
     if not r.get("seeds_done"):
         return "\n".join(lines + ["No seed is complete yet."]) + "\n"
