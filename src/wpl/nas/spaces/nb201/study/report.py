@@ -15,6 +15,7 @@ from wpl.fileio import write_json, write_text
 from wpl.nas.rank import METRIC_COLUMNS, kendall_components, rank_metrics
 from wpl.stats import PAIRS_MOST, compare_family, paired, t_ppf
 
+from .robustness import robustness
 from .runs import read_gz_json, record_path, samples
 from .spec import Spec
 
@@ -112,6 +113,8 @@ def analyse(spec: Spec, out: Path) -> dict:
             if metric == "kendall_tau" == spec.primary:
                 fam[k] = with_cells_variance(row, components(c.a, c.b))
         families[metric] = fam
+        if metric == spec.primary:
+            result["robustness"] = robustness(rows, fam, spec.alpha, spec.power, spec.delta)
     result["comparisons"] = families
     base = refs["cells"]["parameter_count"][spec.primary]
     counted = (kendall_components(cells["cells"]["reference"]["parameter_count"], cells["cells"]["truth"])
@@ -194,6 +197,7 @@ def markdown(spec: Spec, r: dict, command: str) -> str:
             lines += ["", "The test and its verdict are over seeds, on these cells; \"seeds + cells\" adds the "
                       "variance τ owes to which cells were drawn (Kendall τ's U-statistic variance), for reading "
                       "the result as one about the benchmark's cells at large."]
+    lines += robustness_lines(spec, r.get("robustness") or [])
     base = r["references"]["cells"]["parameter_count"][spec.primary]
     lines += ["", f"## Against counting parameters ({NAMES[spec.primary]} {_f(base)} on the same cells)", "",
               "| arm | arm − parameter count [95%, seeds] | above it? | [95%, seeds + cells] | above it? |",
@@ -217,6 +221,24 @@ def markdown(spec: Spec, r: dict, command: str) -> str:
         lines += ["", "Machines (a seed trains another supernet on another CPU; a seed's arms keep their pairing): "
                   + "; ".join(f"{m}: {n} run{'s' * (n != 1)}" for m, n in r["machines"].items()) + "."]
     return "\n".join(lines) + "\n"
+
+
+def robustness_lines(spec: Spec, rob: list[dict]) -> list[str]:
+    """The primary verdicts' robustness section (reported beside the declared verdicts, never replacing them)."""
+    if not rob:
+        return []
+    m, level = len(rob), rob[0]["level"]
+    lines = ["", "## Robustness of the primary verdicts (reported, not tested)", "",
+             f"| comparison | [{level:.2%}, seeds] | inside ±{spec.delta}? | verdict kept, one seed left out | "
+             "verdicts then | Holm p then |", "|---|---|---|---|---|---|"]
+    for d, c in zip(spec.comparisons, rob, strict=True):
+        then = ", ".join(f"{v} {k}" for v, k in c["loo_verdicts"].items())
+        lines.append(f"| {c['name']}: {d.a} − {d.b} | [{_f(c['lo_family'], 3, True)}, {_f(c['hi_family'], 3, True)}] | "
+                     f"{'yes' if c['equivalent_family'] else 'no'} | {c['loo_kept']} of {c['loo_n']} | {then} | "
+                     f"{_f(c['loo_p_holm_min'])}–{_f(c['loo_p_holm_max'])} |")
+    return lines + ["", f"The interval at {level:.2%} (1 − α/{m}, Bonferroni over the family) reads \"equivalent\" "
+                    f"family-wise; the declared verdict reads the 95% interval. \"One seed left out\": the whole "
+                    f"family recomputed, Holm included, without each seed in turn."]
 
 
 def figures(spec: Spec, r: dict, out: Path) -> list[Path]:
