@@ -237,8 +237,8 @@ def robustness_lines(spec: Spec, rob: list[dict]) -> list[str]:
                      f"{'yes' if c['equivalent_family'] else 'no'} | {c['loo_kept']} of {c['loo_n']} | {then} | "
                      f"{_f(c['loo_p_holm_min'])}–{_f(c['loo_p_holm_max'])} |")
     return lines + ["", f"The interval at {level:.2%} (1 − α/{m}, Bonferroni over the family) reads \"equivalent\" "
-                    f"family-wise; the declared verdict reads the 95% interval. \"One seed left out\": the whole "
-                    f"family recomputed, Holm included, without each seed in turn."]
+                    "family-wise; the declared verdict reads the 95% interval. \"One seed left out\": the whole "
+                    "family recomputed, Holm included, without each seed in turn."]
 
 
 def figures(spec: Spec, r: dict, out: Path) -> list[Path]:
