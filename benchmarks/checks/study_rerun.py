@@ -14,6 +14,8 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from benchmarks.lib.common import command_line
+
 from wpl.fileio import write_json
 from wpl.nas.rank import kendall_tau
 from wpl.nas.spaces.nb201.study.runs import read_gz_json, record_path, score, train
@@ -54,8 +56,7 @@ def main() -> None:
         "machine_record": recorded.get("machine", "not recorded (before 2026-12-07)"),
         "train_seconds": {"rerun": rerun["train_seconds"], "record": recorded["train_seconds"]},
         "samples": samples,
-        "command": ("python -m benchmarks.checks.study_rerun " + " ".join(
-            f"--{k} {v}" for k, v in vars(args).items())).replace(str(Path.home()), "~"),
+        "command": command_line("benchmarks.checks.study_rerun", args),
     })
     print(f"{args.out}: " + "; ".join(f"{n}: {s['differ']} of {s['cells']} scores differ, tau {s['tau_rerun']} "
                                       f"(record {s['tau_record']})" for n, s in samples.items()))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.lib.common import command_line
 from wpl.fileio import write_json
 from wpl.nas.rank import kendall_tau, spearman
 from wpl.nas.spaces.nb201.study.runs import read_gz_json, record_path, run_dir
@@ -70,8 +71,7 @@ def main() -> None:
         "delta_tau_mean": round(statistics.fmean(dt), 4),
         "ops_cos_median_range": [min(cos), max(cos)],
         "spearman_ops_cos_vs_delta_tau": round(spearman(cos, dt), 3) if len(rows) > 2 else None,
-        "command": ("python -m benchmarks.investigations.nb201_ema_distance " + " ".join(
-            f"--{k} {v}" for k, v in vars(args).items())).replace(str(Path.home()), "~"),
+        "command": command_line("benchmarks.investigations.nb201_ema_distance", args),
     })
     print(f"{args.out}: {len(rows)} seeds; ops' median cosine {min(cos)}–{max(cos)}; "
           f"Δτ mean {statistics.fmean(dt):+.4f}")

@@ -100,6 +100,13 @@ def out_path(args: argparse.Namespace, name: str, ext: str) -> Path:
     return out / f"reproduce_{name}{'_quick' if args.quick else ''}.{ext}"
 
 
+def command_line(module: str, args: argparse.Namespace) -> str:
+    """``python -m MODULE --flag value ...`` as ``args`` ran it, the home folder written ``~``: the command a result
+    file records."""
+    flags = " ".join(f"--{k} {v}" for k, v in vars(args).items())
+    return f"python -m {module} {flags}".replace(str(Path.home()), "~")
+
+
 def finish(args: argparse.Namespace, name: str, payload: dict, seconds: float) -> Path:
     """Write ``reproduce_<name>.json`` (mode, and ``seconds``: the compute time the caller counted)."""
     payload = {"name": name, "mode": "quick" if args.quick else "full", **payload, "seconds": round(seconds, 1)}

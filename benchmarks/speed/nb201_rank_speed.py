@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.lib.common import command_line
 from wpl.fileio import write_json
 from wpl.nas.spaces.nb201.ranking import score_cells, score_each, use_weights
 from wpl.nas.spaces.nb201.study.runs import cell_sample, load_run, read_gz_json, record_path, run_dir, samples
@@ -60,8 +61,7 @@ def main() -> None:
                     "shared_prefix_2": round(t_fast2, 1)},
         "speedup": round(2 * t_slow / (t_fast1 + t_fast2), 2),
         "identical": fast1 == slow == fast2, "equal_to_study_record": fast1 == record,
-        "command": ("python -m benchmarks.speed.nb201_rank_speed " + " ".join(
-            f"--{k} {v}" for k, v in vars(args).items())).replace(str(Path.home()), "~"),
+        "command": command_line("benchmarks.speed.nb201_rank_speed", args),
     })
 
 
